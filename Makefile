@@ -1,0 +1,45 @@
+# The two commands of the README: `make up` and `make test`. Both create .venv when missing.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: up test lint build train-full evaluate triton clean-venv
+
+$(INSTALLED): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	@test -x $(PY) || { echo "== creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "== installing torch 2.13.0 (CPU build) first, then the project"
+	$(PY) -m pip install --progress-bar on "torch==2.13.0"
+	$(PY) -m pip install --progress-bar on -e ".[dev]"
+	@touch $(INSTALLED)
+
+## up: install, build the model repository if missing, start Triton (and print how to reach it)
+up: $(INSTALLED)
+	$(PY) -m orchestrator up
+
+## test: install and run the whole test suite
+test: $(INSTALLED)
+	$(PY) -m pytest -v --durations=15
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+## build: the quick build that `make up` runs when the repository is missing (2 epochs)
+build: $(INSTALLED)
+	$(PY) -m export build --epochs 2
+
+## train-full: the longer, better training (6 epochs, about 30 minutes on 2 cores)
+train-full: $(INSTALLED)
+	$(PY) -m export build --epochs 6
+
+## evaluate: Banking77's test split through the running Triton, fp32 and INT8 encoders
+evaluate: $(INSTALLED)
+	$(PY) -m export evaluate --output var/evaluate.json
+
+triton: $(INSTALLED)
+	$(PY) -m orchestrator triton
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Training, ONNX export, quantization and model-repository writing for ticket triage."""

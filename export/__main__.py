@@ -1,0 +1,107 @@
+"""Command line of the export pipeline: `python -m export {build,evaluate,tensorrt}`."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from export.settings import ExportSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser(
+        "build", help="train, export, quantize and write the model repository"
+    )
+    build.add_argument(
+        "--epochs", type=int, default=2, help="fine-tuning epochs (6 for the full run)"
+    )
+    build.add_argument(
+        "--train-per-label", type=int, help="train on this many texts per intent only"
+    )
+    build.add_argument(
+        "--test-limit", type=int, help="check accuracy on the first N test texts only"
+    )
+    build.add_argument("--max-length", type=int, default=64, help="tokens per text during training")
+    build.add_argument(
+        "--repository", type=Path, help="model repository to write (default: the project's)"
+    )
+    build.add_argument(
+        "--if-missing", action="store_true", help="do nothing when the repository is built"
+    )
+    build.add_argument("--no-tensorrt", action="store_true", help="skip the TensorRT engine step")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="Banking77 test split through the running Triton"
+    )
+    evaluate.add_argument(
+        "--url", default=None, help="Triton gRPC address (default from TRITON_* settings)"
+    )
+    evaluate.add_argument("--versions", default="1,2", help="ticket_encoder versions to compare")
+    evaluate.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    evaluate.add_argument("--limit", type=int, help="first N test texts only")
+    evaluate.add_argument("--output", type=Path, help="also write the JSON here")
+
+    trt = commands.add_parser(
+        "tensorrt", help="build the TensorRT encoder engine from the built repository"
+    )
+    trt.add_argument("--repository", type=Path, help="model repository (default: the project's)")
+
+    args = parser.parse_args(argv)
+    settings = ExportSettings()
+    if args.command == "build":
+        return _build(args, settings)
+    if args.command == "evaluate":
+        return _evaluate(args, settings)
+    return _tensorrt(args, settings)
+
+
+def _build(args, settings: ExportSettings) -> int:
+    from export.build import BuildOptions, build
+    from export.repository import missing_files
+
+    repository = args.repository or settings.model_repository
+    if args.if_missing and not missing_files(repository):
+        print(f"model repository {repository} is built; nothing to do")
+        return 0
+    options = BuildOptions(
+        epochs=args.epochs,
+        train_per_label=args.train_per_label,
+        test_limit=args.test_limit,
+        max_length=args.max_length,
+        tensorrt=not args.no_tensorrt,
+    )
+    summary = build(settings, options, repository)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _evaluate(args, settings: ExportSettings) -> int:
+    from export.evaluate import evaluate_through_triton
+
+    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    result = evaluate_through_triton(
+        settings, url=args.url, versions=versions, concurrency=args.concurrency, limit=args.limit
+    )
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+    return 0
+
+
+def _tensorrt(args, settings: ExportSettings) -> int:
+    from export.repository import ENCODER_VERSIONS
+    from export.tensorrt import build_engine
+
+    repository = args.repository or settings.model_repository
+    onnx_path = repository / "ticket_encoder" / ENCODER_VERSIONS["fp32"] / "model.onnx"
+    result = build_engine(onnx_path, repository)
+    print(result.detail)
+    return 0 if result.built or "skipped" in result.detail else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""`python -m export evaluate`: the Banking77 test split through the running Triton ensemble.
+
+Every text is its own request, `--concurrency` in flight, as tickets would arrive. Each
+encoder version (1 = fp32, 2 = INT8) is loaded in turn through Triton's repository API with a
+version-policy override, then the repository's own policy is restored.
+"""
+
+import asyncio
+import json
+import time
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as aio_grpc
+from tqdm import tqdm
+
+from export.data import Split, load_banking77
+from export.metrics import accuracy, latency_summary, macro_f1
+from export.repository import ENCODER_VERSIONS
+from export.settings import ExportSettings
+from loadtest.machine import command_line, machine_facts
+from orchestrator.settings import TritonSettings
+
+ENSEMBLE = "ticket_triage"
+ENCODER = "ticket_encoder"
+PRECISION_OF_VERSION = {v: k for k, v in ENCODER_VERSIONS.items()}
+
+
+def evaluate_through_triton(
+    settings: ExportSettings,
+    *,
+    url: str | None,
+    versions: list[str],
+    concurrency: int,
+    limit: int | None,
+) -> dict:
+    url = url or TritonSettings().grpc_url
+    data = load_banking77(settings.banking77_dir)
+    split = data.test if not limit else Split(data.test.texts[:limit], data.test.labels[:limit])
+    expected = [data.intents[label] for label in split.labels]
+    client = grpcclient.InferenceServerClient(url)
+    results = {}
+    try:
+        for version in versions:
+            use_encoder_version(client, version)
+            predicted, latencies, seconds = asyncio.run(
+                _classify_all(url, split.texts, concurrency, version)
+            )
+            results[version] = {
+                "encoder_version": version,
+                "precision": PRECISION_OF_VERSION.get(version, "unknown"),
+                "accuracy": round(accuracy(predicted, expected), 4),
+                "macro_f1": round(macro_f1(predicted, expected), 4),
+                "requests_per_s": round(len(split) / seconds, 1),
+                "latency": latency_summary(latencies),
+            }
+    finally:
+        restore_encoder(client)
+    report = {
+        "command": command_line(),
+        "machine": machine_facts(),
+        "triton_grpc": url,
+        "texts": len(split),
+        "concurrency": concurrency,
+        "results": list(results.values()),
+    }
+    if {"1", "2"} <= results.keys():
+        report["int8_accuracy_drop_points"] = round(
+            100 * (results["1"]["accuracy"] - results["2"]["accuracy"]), 2
+        )
+        report["int8_speedup"] = round(
+            results["2"]["requests_per_s"] / results["1"]["requests_per_s"], 2
+        )
+    return report
+
+
+def use_encoder_version(client: grpcclient.InferenceServerClient, version: str) -> None:
+    """Reload the encoder serving only `version`; the ensemble's version -1 follows it."""
+    config = client.get_model_config(ENCODER, as_json=True)["config"]
+    config["version_policy"] = {"specific": {"versions": [int(version)]}}
+    client.load_model(ENCODER, config=json.dumps(config))
+    if not client.is_model_ready(ENCODER, version):
+        raise RuntimeError(f"{ENCODER} version {version} did not become ready")
+
+
+def restore_encoder(client: grpcclient.InferenceServerClient) -> None:
+    client.load_model(ENCODER)
+
+
+async def _classify_all(url: str, texts: list[str], concurrency: int, label: str):
+    client = aio_grpc.InferenceServerClient(url)
+    predicted: list[str] = [""] * len(texts)
+    latencies: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(len(texts)):
+        queue.put_nowait(i)
+    progress = tqdm(total=len(texts), desc=f"encoder v{label}", unit="text")
+
+    async def worker() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            started = time.perf_counter()
+            predicted[i] = await _classify(client, texts[i])
+            latencies.append(time.perf_counter() - started)
+            progress.update()
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        await client.close()
+        progress.close()
+    return predicted, latencies, time.perf_counter() - started
+
+
+async def _classify(client, text: str) -> str:
+    tensor = aio_grpc.InferInput("text", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[text.encode()]], dtype=object))
+    result = await client.infer(
+        ENSEMBLE, [tensor], outputs=[aio_grpc.InferRequestedOutput("intent")]
+    )
+    return result.as_numpy("intent")[0, 0].decode()

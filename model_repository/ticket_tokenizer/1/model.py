@@ -1,0 +1,89 @@
+"""ticket_tokenizer: ticket text → token ids and attention mask, padded to a length bucket.
+
+Each request holds one or more texts ([N, 1] BYTES). Its texts are padded together to the
+smallest bucket (16, 32, 64, 128 tokens) that fits the longest of them, so that requests of
+similar length share a shape and the encoder's dynamic batcher can stack them without
+padding every short ticket to 128 tokens.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+from tokenizers import Tokenizer
+
+
+class BadText(ValueError):
+    """A text the tokenizer refuses; its message goes back to the client."""
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.max_tokens = int(params.get("max_sequence_length", "128"))
+        self.max_text_bytes = int(params.get("max_text_bytes", "16384"))
+        self.buckets = sorted(int(b) for b in params.get("pad_buckets", "16,32,64,128").split(","))
+        if self.buckets[-1] < self.max_tokens:
+            self.buckets.append(self.max_tokens)
+        folder = Path(args["model_repository"]) / args["model_version"]
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=self.max_tokens)
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                texts = self._texts(request)
+                ids, mask = self._encode(texts)
+            except BadText as error:
+                responses.append(pb_utils.InferenceResponse(error=_invalid_argument(str(error))))
+                continue
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("input_ids", ids),
+                        pb_utils.Tensor("attention_mask", mask),
+                    ]
+                )
+            )
+        return responses
+
+    def _texts(self, request) -> list[str]:
+        raw = pb_utils.get_input_tensor_by_name(request, "text").as_numpy().reshape(-1)
+        texts = []
+        for position, value in enumerate(raw):
+            data = value if isinstance(value, bytes) else str(value).encode()
+            if len(data) > self.max_text_bytes:
+                raise BadText(
+                    f"text[{position}] is {len(data)} bytes; the limit is {self.max_text_bytes}"
+                )
+            try:
+                text = data.decode("utf-8").strip()
+            except UnicodeDecodeError as error:
+                raise BadText(f"text[{position}] is not valid UTF-8: {error.reason}") from None
+            if not text:
+                raise BadText(f"text[{position}] is empty")
+            texts.append(text)
+        return texts
+
+    def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(texts)
+        longest = max(len(e.ids) for e in encodings)
+        width = next(b for b in self.buckets if b >= longest)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        return ids, mask
+
+
+def _invalid_argument(message: str):
+    """A client's mistake: INVALID_ARG (HTTP 400) where this Triton supports codes."""
+    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+    return (
+        pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
+    )

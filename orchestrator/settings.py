@@ -1,0 +1,38 @@
+"""Settings read from the environment, one class per component, each with its own prefix."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+TRIAGE_MODELS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier", "ticket_triage")
+
+
+class TritonSettings(BaseSettings):
+    """Where Triton listens and what the local launcher starts (`TRITON_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="TRITON_")
+
+    host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    grpc_port: int = Field(default=8001, ge=1, le=65535)
+    metrics_port: int = Field(default=8002, ge=1, le=65535)
+    model_repository: Path = PROJECT_ROOT / "model_repository"
+    work_dir: Path = PROJECT_ROOT / "var" / "triton"
+    log_file: Path = PROJECT_ROOT / "var" / "log" / "triton.log"
+    models: tuple[str, ...] = TRIAGE_MODELS
+    startup_timeout_s: float = 120.0
+
+    @property
+    def http_url(self) -> str:
+        return f"{self.host}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}/metrics"

@@ -1,0 +1,1 @@
+"""Everything that talks to Triton: the local launcher (and later the clients)."""

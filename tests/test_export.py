@@ -1,0 +1,71 @@
+"""The export pipeline: parity with PyTorch, INT8, the TensorRT step, the repository it writes."""
+
+import json
+
+import pytest
+import torch
+
+from export.data import load_banking77
+from export.model import load_checkpoint, load_tokenizer
+from export.onnx_export import ParityError, build_classifier, check_parity
+from export.repository import GENERATED_FILES, missing_files
+from export.tensorrt import unavailable_reason
+
+
+def test_build_writes_every_generated_file_next_to_the_committed_configs(built_repository):
+    repository, summary = built_repository
+    assert missing_files(repository) == []
+    for model in ("ticket_tokenizer", "ticket_encoder", "ticket_classifier", "ticket_triage"):
+        assert (repository / model / "config.pbtxt").is_file()
+    assert set(GENERATED_FILES) <= set(summary["files"])
+
+
+def test_onnx_matches_pytorch_within_tolerance(built_repository):
+    parity = built_repository[1]["parity"]
+    assert parity["max_embedding_diff"] <= 1e-4
+    assert parity["max_score_diff"] <= 1e-4
+    assert parity["cases"] >= 40
+
+
+def test_int8_encoder_is_smaller_and_its_accuracy_drop_is_reported(built_repository):
+    repository, summary = built_repository
+    fp32 = (repository / "ticket_encoder/1/model.onnx").stat().st_size
+    int8 = (repository / "ticket_encoder/2/model.onnx").stat().st_size
+    assert int8 < fp32 / 3
+    accuracy = summary["onnx_test_accuracy_in_process"]
+    assert summary["int8_accuracy_drop_points"] == round(
+        100 * (accuracy["fp32"] - accuracy["int8"]), 2
+    )
+
+
+def test_tensorrt_step_says_why_it_was_skipped(built_repository):
+    reason = unavailable_reason()
+    if reason is None:
+        pytest.skip("TensorRT and a GPU are present here; the engine was built instead")
+    assert built_repository[1]["tensorrt"] == f"TensorRT build skipped: {reason}"
+
+
+def test_build_report_is_saved(export_settings, built_repository):
+    saved = json.loads((export_settings.work_dir / "build_report.json").read_text())
+    assert saved["parity"] == built_repository[1]["parity"]
+
+
+def test_parity_check_fails_loudly_when_the_export_is_wrong(
+    export_settings, built_repository, tmp_path
+):
+    model, intents, max_length = load_checkpoint(export_settings.work_dir / "intent_model.pt")
+    texts = load_banking77(export_settings.banking77_dir).test.texts[:40]
+    tampered = tmp_path / "classifier.onnx"
+    with torch.no_grad():
+        model.head.bias += 0.5 * torch.randn_like(model.head.bias)
+        build_classifier(model, intents, tampered)
+        model.head.bias.zero_()  # PyTorch now differs from the file just written
+    with pytest.raises(ParityError, match="scores differ"):
+        check_parity(
+            model,
+            load_tokenizer(max_length),
+            intents,
+            export_settings.work_dir / "encoder.fp32.onnx",
+            tampered,
+            texts,
+        )

@@ -1,0 +1,44 @@
+import sys
+
+import pytest
+
+from orchestrator.settings import TritonSettings
+from orchestrator.triton.launcher import TritonServer, TritonStartError, assemble_backends
+from tests.utils.ports import free_ports
+
+
+def test_backend_directory_has_python_backend_stub_and_onnxruntime(tmp_path):
+    target = assemble_backends(tmp_path / "backends")
+    assert (target / "python" / "libtriton_python.so").is_file()
+    assert (target / "python" / "triton_python_backend_stub").is_file()
+    assert (target / "onnxruntime" / "model.py").is_file()
+
+
+def test_command_binds_loopback_and_uses_explicit_model_control(tmp_path):
+    settings = TritonSettings(http_port=18080, grpc_port=18081, metrics_port=18082)
+    command = TritonServer(settings, models=("ticket_triage",)).command(tmp_path)
+    assert "--model-control-mode=explicit" in command
+    assert "--http-address=127.0.0.1" in command and "--grpc-address=127.0.0.1" in command
+    assert "--http-port=18080" in command and "--load-model=ticket_triage" in command
+    assert any(arg.startswith("--backend-config=python,shm-region-prefix-name=") for arg in command)
+
+
+def test_a_model_that_cannot_load_fails_the_start_with_the_log(tmp_path):
+    http, grpc, metrics = free_ports(3)
+    settings = TritonSettings(
+        http_port=http,
+        grpc_port=grpc,
+        metrics_port=metrics,
+        model_repository=tmp_path / "empty-repository",
+        work_dir=tmp_path / "work",
+        log_file=tmp_path / "triton.log",
+        startup_timeout_s=60,
+    )
+    settings.model_repository.mkdir()
+    with (
+        pytest.raises(TritonStartError) as error,
+        TritonServer(settings, models=("no_such_model",)),
+    ):
+        pass
+    assert "no_such_model" in str(error.value)
+    print(sys.version)
