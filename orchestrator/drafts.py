@@ -1,0 +1,67 @@
+"""Grounded draft replies: a prompt built from tone, the intent's answer note and the ticket.
+
+The note (data/answer_notes.yaml) carries the bank's policy. A small model paraphrases, and
+a paraphrase may drop a fee or a deadline, so a draft is checked for the note's key facts;
+when any is missing the note itself is appended as the "what to do" part. A fallback draft,
+built from the note alone and marked as such, answers when the LLM is unavailable or slow.
+"""
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from orchestrator.settings import PROJECT_ROOT
+
+DEFAULT_NOTES = PROJECT_ROOT / "data" / "answer_notes.yaml"
+TONE = (
+    "You are a customer-support agent at Northwind Bank. Write a short, warm, professional "
+    "reply to the customer in plain English, at most four sentences. Use only the policy "
+    "given; do not invent fees, times or features. Do not add a signature."
+)
+
+
+@dataclass(frozen=True)
+class AnswerNote:
+    intent: str
+    note: str
+    key_facts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Draft:
+    text: str
+    source: str  # "llm" or "fallback"
+
+
+@cache
+def load_notes(path: Path = DEFAULT_NOTES) -> dict[str, AnswerNote]:
+    raw = yaml.safe_load(path.read_text())["notes"]
+    return {k: AnswerNote(k, v["note"], tuple(v["key_facts"])) for k, v in raw.items()}
+
+
+def draft_messages(note: AnswerNote, subject: str, body: str) -> list[dict]:
+    """Chat messages asking the LLM for a reply grounded in `note`."""
+    ticket = f"Subject: {subject}\n\n{body}".strip() if subject else body.strip()
+    return [
+        {"role": "system", "content": f"{TONE}\n\nPolicy for this request: {note.note}"},
+        {"role": "user", "content": ticket},
+    ]
+
+
+def missing_facts(text: str, note: AnswerNote) -> list[str]:
+    lowered = text.lower()
+    return [fact for fact in note.key_facts if fact.lower() not in lowered]
+
+
+def grounded(llm_text: str, note: AnswerNote) -> Draft:
+    """The LLM's reply, with the note appended when it left out any key fact."""
+    text = llm_text.strip()
+    if missing_facts(text, note):
+        text = f"{text}\n\nWhat to do: {note.note}" if text else fallback(note).text
+    return Draft(text, "llm")
+
+
+def fallback(note: AnswerNote) -> Draft:
+    return Draft(f"Thank you for contacting Northwind Bank.\n\n{note.note}", "fallback")

@@ -1,0 +1,56 @@
+"""The committed configs: valid Triton protobuf text, and an ensemble whose tensors line up.
+
+The same repository must load in NGC's tritonserver container (native ONNX Runtime backend),
+which cannot run here; parsing with Triton's own ModelConfig schema and checking every mapped
+tensor's type and shape is what can be checked offline.
+"""
+
+from pathlib import Path
+
+import pytest
+import tritonclient.grpc.model_config_pb2 as mc
+from google.protobuf import text_format
+
+from export.repository import COMMITTED_REPOSITORY
+
+MODELS = sorted(p.parent.name for p in COMMITTED_REPOSITORY.glob("*/config.pbtxt"))
+
+
+def _config(name: str) -> mc.ModelConfig:
+    text = (COMMITTED_REPOSITORY / name / "config.pbtxt").read_text()
+    return text_format.Parse(text, mc.ModelConfig())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_config_parses_with_tritons_schema_and_names_its_folder(name):
+    config = _config(name)
+    assert config.name == name
+    assert config.backend in ("python", "onnxruntime") or config.platform == "ensemble"
+
+
+def test_every_batched_step_batches_dynamically():
+    for name in ("ticket_tokenizer", "ticket_encoder", "ticket_classifier"):
+        config = _config(name)
+        assert config.max_batch_size >= 64, name
+        assert config.HasField("dynamic_batching"), name
+
+
+def test_ensemble_steps_map_tensors_of_matching_type_and_shape():
+    ensemble = _config("ticket_triage")
+    produced = {i.name: (i.data_type, list(i.dims)) for i in ensemble.input}
+    for step in ensemble.ensemble_scheduling.step:
+        model = _config(step.model_name)
+        assert model.max_batch_size >= ensemble.max_batch_size, step.model_name
+        inputs = {i.name: (i.data_type, list(i.dims)) for i in model.input}
+        for model_input, tensor in step.input_map.items():
+            assert produced[tensor] == inputs[model_input], (step.model_name, model_input)
+        outputs = {o.name: (o.data_type, list(o.dims)) for o in model.output}
+        for model_output, tensor in step.output_map.items():
+            produced[tensor] = outputs[model_output]
+    for output in ensemble.output:
+        assert produced[output.name] == (output.data_type, list(output.dims)), output.name
+
+
+def test_generated_files_are_ignored_by_git():
+    ignore = (Path(COMMITTED_REPOSITORY).parent / ".gitignore").read_text()
+    assert "model_repository/*/[0-9]*/*" in ignore
