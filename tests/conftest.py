@@ -47,3 +47,11 @@ def triton_settings(tmp_path_factory, built_repository) -> TritonSettings:
 def triton(triton_settings):
     with TritonServer(triton_settings) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def hf_model_folder(tmp_path_factory) -> Path:
+    """A Hugging Face folder made offline from the packaged GGUF (transformers reads GGUF)."""
+    from llm_engine.hf_folder import folder_from_gguf
+
+    return folder_from_gguf(tmp_path_factory.mktemp("hf-smollm2"))

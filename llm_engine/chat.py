@@ -1,0 +1,39 @@
+"""Chat templates: the model's own Jinja template applied to OpenAI-style messages."""
+
+import json
+from functools import lru_cache
+
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+ROLES = ("system", "user", "assistant")
+
+
+def parse_messages(raw: str | bytes) -> list[dict]:
+    """Messages as JSON ([{"role", "content"}, ...]); a clear ValueError for anything else."""
+    try:
+        messages = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"messages are not valid JSON: {error}") from None
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty JSON list")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise ValueError(f"messages[{i}].role must be one of {', '.join(ROLES)}")
+        if not isinstance(message.get("content"), str):
+            raise ValueError(f"messages[{i}].content must be a string")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+@lru_cache(maxsize=8)
+def _compiled(template: str):
+    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    environment.globals["raise_exception"] = _raise
+    return environment.from_string(template)
+
+
+def _raise(message: str):
+    raise ValueError(message)
+
+
+def render_chat_template(template: str, messages: list[dict]) -> str:
+    return _compiled(template).render(messages=messages, add_generation_prompt=True)

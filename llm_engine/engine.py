@@ -1,0 +1,39 @@
+"""The small interface both engines implement."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StepItem:
+    """Tokens of one sequence to run in this step, starting at position `start`."""
+
+    slot: int
+    tokens: list[int]
+    start: int
+    want_logits: bool
+
+
+class Engine(Protocol):
+    name: str
+    context_length: int  # longest prompt plus reply one sequence may reach
+    kv_capacity: int  # cache cells shared by all running sequences
+    max_slots: int
+    eos_token_ids: frozenset[int]
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of a fully rendered prompt (special tokens parsed, BOS as the model wants)."""
+
+    def token_bytes(self, token: int) -> bytes:
+        """The raw bytes a token stands for; pieces of a UTF-8 character may span tokens."""
+
+    def render_chat(self, messages: list[dict]) -> str:
+        """The model's own chat template applied to OpenAI-style messages, ready to generate."""
+
+    def forward(self, items: list[StepItem]) -> dict[int, np.ndarray]:
+        """Run every item in one pass; return the last-position logits of each item wanting them."""
+
+    def release(self, slot: int) -> None:
+        """Forget everything cached for `slot` so that a new sequence can use it."""

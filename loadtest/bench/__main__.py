@@ -1,0 +1,78 @@
+"""`python -m loadtest.bench triage|llm ...`: side-by-side benchmarks printing JSON."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from orchestrator.settings import TritonSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    triage = commands.add_parser("triage", help="the triage path, side by side")
+    triage.add_argument("--url", help="Triton gRPC address (default from TRITON_* settings)")
+    triage.add_argument("--repository", type=Path, help="model repository Triton serves")
+    triage.add_argument("--concurrency", default="1,8,32", help="comma-separated")
+    triage.add_argument("--requests", type=int, default=1000, help="requests per measurement")
+    triage.add_argument("--queue-delays", default="500", help="microseconds, comma-separated")
+    triage.add_argument("--texts", type=int, default=1024, help="Banking77 test texts used")
+    triage.add_argument("--output", type=Path, help="also write the JSON here")
+    llm = commands.add_parser("llm", help="the LLM path against its ceiling and peers")
+    llm.add_argument("--url", help="Triton gRPC address (default from TRITON_* settings)")
+    llm.add_argument("--streams", default="1,4,16", help="concurrent streams, comma-separated")
+    llm.add_argument("--max-tokens", type=int, default=64)
+    llm.add_argument("--threads", type=int, default=0, help="0: every usable core")
+    llm.add_argument(
+        "--no-peers", action="store_true", help="skip llama_cpp.server and transformers"
+    )
+    llm.add_argument("--server-port", type=int, default=18555, help="port for llama_cpp.server")
+    llm.add_argument("--hf-folder", type=Path, help="HF folder for the transformers peer")
+    llm.add_argument("--output", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    settings = TritonSettings()
+    report = _llm(args, settings) if args.command == "llm" else _triage(args, settings)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    return 0
+
+
+def _llm(args, settings: TritonSettings) -> dict:
+    from llm_engine.hf_folder import folder_from_gguf
+    from loadtest.bench import llm as bench
+
+    hf_folder = args.hf_folder
+    if hf_folder is None and not args.no_peers:
+        hf_folder = settings.work_dir.parent / "bench" / "hf-smollm2"
+        if not (hf_folder / "config.json").is_file():
+            folder_from_gguf(hf_folder)
+    return bench.run(
+        url=args.url or settings.grpc_url,
+        concurrencies=[int(n) for n in args.streams.split(",")],
+        max_tokens=args.max_tokens,
+        threads=args.threads or bench.default_threads(),
+        peers=not args.no_peers,
+        server_port=args.server_port,
+        hf_folder=hf_folder,
+    )
+
+
+def _triage(args, settings: TritonSettings) -> dict:
+    from loadtest.bench import triage as bench
+
+    return bench.run(
+        url=args.url or settings.grpc_url,
+        repository=args.repository or settings.model_repository,
+        concurrencies=[int(c) for c in args.concurrency.split(",")],
+        requests=args.requests,
+        queue_delays=[int(d) for d in args.queue_delays.split(",") if d],
+        texts_limit=args.texts,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""llm: a decoupled Python-backend model that streams text as the scheduler produces it.
+
+Each request is parsed here, handed to the `llm_engine` scheduler (which batches the decode
+steps of all running requests), and answered through its response sender: one response per
+new piece of text when streaming, or one with the whole text, and always a final flag, on
+success, error, cancellation and unload alike.
+"""
+
+import contextlib
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from llm_engine.chat import parse_messages
+from llm_engine.factory import create_engine
+from llm_engine.sampling import SamplingParams
+from llm_engine.scheduler import Finish, FinishReason, Observer, Request, Scheduler
+
+FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0]
+TOKEN_GAP_BUCKETS = [0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5]
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        if not pb_utils.using_decoupled_model_transaction_policy(config):
+            raise pb_utils.TritonModelException(f"{config['name']} must be decoupled to stream")
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.default_max_tokens = int(params.get("default_max_tokens", "128"))
+        engine = create_engine(params)
+        name, version = config["name"], args["model_version"]
+        labels = {"model": name, "version": version, "engine": engine.name}
+        self.scheduler = Scheduler(
+            engine,
+            max_active=int(params.get("max_active_sequences", "16")),
+            step_token_budget=int(params.get("step_tokens", "256")),
+            prefill_chunk=int(params.get("prefill_chunk", "128")),
+            observer=TritonMetrics(labels),
+            going_away=lambda: not pb_utils.is_model_ready(name, version),
+        ).start()
+        self.engine = engine
+
+    def execute(self, requests):
+        for request in requests:
+            sender = request.get_response_sender()
+            try:
+                prompt, params, options = self._parse(request)
+            except ValueError as error:
+                _send_error(sender, str(error))
+                continue
+            reply = Reply(sender, **options)
+            self.scheduler.submit(
+                Request(
+                    prompt, params, reply.on_text, reply.on_finish, is_cancelled=sender.is_cancelled
+                )
+            )
+        return None
+
+    def finalize(self):
+        self.scheduler.stop("the llm model is unloading")
+        close = getattr(self.engine, "close", None)
+        if close:
+            close()
+
+    def _parse(self, request) -> tuple[str, SamplingParams, dict]:
+        messages = _scalar(request, "messages")
+        text = _scalar(request, "text_input")
+        if messages is not None:
+            prompt = self.engine.render_chat(parse_messages(messages))
+        elif text is not None:
+            prompt = _decode(text, "text_input")
+        else:
+            raise ValueError("send text_input or messages")
+        stop = pb_utils.get_input_tensor_by_name(request, "stop_words")
+        stop_words = (
+            ()
+            if stop is None
+            else tuple(_decode(w, "stop_words") for w in stop.as_numpy().reshape(-1))
+        )
+        seed = _scalar(request, "seed")
+        params = SamplingParams(
+            max_tokens=int(_scalar(request, "max_tokens", self.default_max_tokens)),
+            temperature=float(_scalar(request, "temperature", 0.0)),
+            top_p=float(_scalar(request, "top_p", 1.0)),
+            frequency_penalty=float(_scalar(request, "frequency_penalty", 0.0)),
+            presence_penalty=float(_scalar(request, "presence_penalty", 0.0)),
+            seed=None if seed is None else int(seed),
+            stop=tuple(w for w in stop_words if w),
+            ignore_eos=bool(_scalar(request, "ignore_eos", False)),
+        )
+        options = {
+            "stream": bool(_scalar(request, "stream", False)),
+            "counts_every_response": bool(_scalar(request, "return_num_input_tokens", False))
+            or bool(_scalar(request, "return_num_output_tokens", False)),
+        }
+        return prompt, params, options
+
+
+class Reply:
+    """Sends one request's responses; every path ends with exactly one final flag."""
+
+    def __init__(self, sender, *, stream: bool, counts_every_response: bool):
+        self.sender = sender
+        self.stream = stream
+        self.counts_every_response = counts_every_response
+        self.parts: list[str] = []
+        self.sent_tokens = 0
+
+    def on_text(self, delta: str) -> None:
+        if not self.stream:
+            self.parts.append(delta)
+            return
+        self.sent_tokens += 1
+        tensors = [_bytes_tensor("text_output", delta)]
+        if self.counts_every_response:
+            tensors.append(_int_tensor("num_output_tokens", self.sent_tokens))
+        self._send(pb_utils.InferenceResponse(output_tensors=tensors))
+
+    def on_finish(self, finish: Finish) -> None:
+        if finish.reason is FinishReason.ERROR:
+            _send_error(self.sender, finish.error or "generation failed")
+            return
+        if finish.reason is FinishReason.CANCELLED:
+            self._send(None, flags=FINAL)
+            return
+        text = "" if self.stream else "".join(self.parts)
+        tensors = [
+            _bytes_tensor("text_output", text),
+            _bytes_tensor("finish_reason", finish.reason.value),
+            _int_tensor("num_input_tokens", finish.prompt_tokens),
+            _int_tensor("num_output_tokens", finish.generated_tokens),
+        ]
+        self._send(pb_utils.InferenceResponse(output_tensors=tensors), flags=FINAL)
+
+    def _send(self, response, flags: int = 0) -> None:
+        # A client that went away makes send raise: there is nothing left to tell it.
+        with contextlib.suppress(Exception):
+            self.sender.send(response, flags=flags)
+
+
+class TritonMetrics(Observer):
+    """vLLM's metric set with the product's prefix, through the Python backend's metrics API."""
+
+    def __init__(self, labels: dict[str, str]):
+        def family(name, description, kind):
+            return pb_utils.MetricFamily(
+                name=f"support_llm_{name}", description=description, kind=kind
+            )
+
+        histogram, counter, gauge = (
+            pb_utils.MetricFamily.HISTOGRAM,
+            pb_utils.MetricFamily.COUNTER,
+            pb_utils.MetricFamily.GAUGE,
+        )
+        self._families = {
+            "ttft": family("time_to_first_token_seconds", "Time to first token", histogram),
+            "itl": family("inter_token_latency_seconds", "Time between two tokens", histogram),
+            "e2e": family("e2e_request_latency_seconds", "Arrival to final response", histogram),
+            "queue": family("request_queue_time_seconds", "Time waiting for a slot", histogram),
+            "prompt": family("prompt_tokens_total", "Prompt tokens of finished requests", counter),
+            "generation": family("generation_tokens_total", "Generated tokens", counter),
+            "running": family("num_requests_running", "Sequences in the running batch", gauge),
+            "waiting": family("num_requests_waiting", "Requests waiting for a slot", gauge),
+            "finished": family("request_finished_total", "Finished requests by reason", counter),
+        }
+        f = self._families
+        self.ttft = f["ttft"].Metric(labels=labels, buckets=LATENCY_BUCKETS)
+        self.itl = f["itl"].Metric(labels=labels, buckets=TOKEN_GAP_BUCKETS)
+        self.e2e = f["e2e"].Metric(labels=labels, buckets=LATENCY_BUCKETS)
+        self.queue = f["queue"].Metric(labels=labels, buckets=LATENCY_BUCKETS)
+        self.prompt_tokens = f["prompt"].Metric(labels=labels)
+        self.generation_tokens = f["generation"].Metric(labels=labels)
+        self.running = f["running"].Metric(labels=labels)
+        self.waiting = f["waiting"].Metric(labels=labels)
+        self.finished_by_reason = {
+            reason: f["finished"].Metric(labels={**labels, "finished_reason": reason.value})
+            for reason in FinishReason
+        }
+
+    def queued(self, seconds):
+        self.queue.observe(seconds)
+
+    def first_token(self, seconds):
+        self.ttft.observe(seconds)
+
+    def token_gap(self, seconds):
+        self.itl.observe(seconds)
+
+    def finished(self, finish, seconds):
+        self.e2e.observe(seconds)
+        self.prompt_tokens.increment(finish.prompt_tokens)
+        self.generation_tokens.increment(finish.generated_tokens)
+        self.finished_by_reason[finish.reason].increment(1)
+
+    def state(self, running, waiting):
+        self.running.set(running)
+        self.waiting.set(waiting)
+
+
+def _scalar(request, name: str, default=None):
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return default
+    values = tensor.as_numpy().reshape(-1)
+    if values.size != 1:
+        raise ValueError(f"{name} must hold one value, got {values.size}")
+    return values[0]
+
+
+def _decode(value, name: str) -> str:
+    try:
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    except UnicodeDecodeError:
+        raise ValueError(f"{name} is not valid UTF-8") from None
+
+
+def _bytes_tensor(name: str, text: str):
+    return pb_utils.Tensor(name, np.array([[text.encode()]], dtype=object))
+
+
+def _int_tensor(name: str, value: int):
+    return pb_utils.Tensor(name, np.array([[value]], dtype=np.int32))
+
+
+def _send_error(sender, message: str) -> None:
+    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+    error = (
+        pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
+    )
+    with contextlib.suppress(Exception):
+        sender.send(pb_utils.InferenceResponse(error=error), flags=FINAL)

@@ -1,0 +1,39 @@
+"""Run the scheduler in process and collect what a client would see."""
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from llm_engine.sampling import SamplingParams
+from llm_engine.scheduler import Finish, Request, Scheduler
+
+
+@dataclass
+class Collected:
+    deltas: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    finish: Finish | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.deltas)
+
+    def request(self, prompt: str, **params) -> Request:
+        def on_text(delta: str) -> None:
+            self.deltas.append(delta)
+            self.times.append(time.perf_counter())
+
+        def on_finish(finish: Finish) -> None:
+            self.finish = finish
+            self.done.set()
+
+        return Request(prompt, SamplingParams(**params), on_text, on_finish, self.cancelled.is_set)
+
+
+def generate(scheduler: Scheduler, prompt: str, timeout_s: float = 120, **params) -> Collected:
+    collected = Collected()
+    scheduler.submit(collected.request(prompt, **params))
+    assert collected.done.wait(timeout_s), "generation did not finish"
+    return collected

@@ -1,0 +1,241 @@
+"""The `llm` model in a real Triton: streaming over gRPC, concurrency, cancellation, unload."""
+
+import queue
+import shutil
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
+from export.repository import COMMITTED_REPOSITORY
+from orchestrator.settings import TritonSettings
+from orchestrator.triton.launcher import TritonServer
+from tests.utils.ports import free_ports
+from tests.utils.triton_config import config_json
+
+MAX_ACTIVE = 4
+QUESTION = '[{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]'
+
+
+@pytest.fixture(scope="module")
+def llm_server(tmp_path_factory):
+    repository = tmp_path_factory.mktemp("llm-repository")
+    shutil.copytree(COMMITTED_REPOSITORY / "llm", repository / "llm")
+    http, grpc, metrics = free_ports(3)
+    work = tmp_path_factory.mktemp("llm-triton")
+    settings = TritonSettings(
+        http_port=http,
+        grpc_port=grpc,
+        metrics_port=metrics,
+        model_repository=repository,
+        work_dir=work,
+        log_file=work / "triton.log",
+    )
+    with TritonServer(settings, models=()) as server:
+        client = grpcclient.InferenceServerClient(settings.grpc_url)
+        config = config_json(
+            repository / "llm",
+            max_active_sequences=str(MAX_ACTIVE),
+            context_size="2048",
+            threads="2",
+        )
+        client.load_model("llm", config=config)
+        server.client = client
+        server.config = config
+        yield server
+
+
+def _inputs(messages: str = QUESTION, max_tokens: int = 24, stream: bool = True, **extra):
+    def tensor(name, value, dtype, triton_type):
+        t = grpcclient.InferInput(name, [1, 1], triton_type)
+        t.set_data_from_numpy(np.array([[value]], dtype=dtype))
+        return t
+
+    inputs = [
+        tensor("messages", messages.encode(), object, "BYTES"),
+        tensor("max_tokens", max_tokens, np.int32, "INT32"),
+        tensor("stream", stream, bool, "BOOL"),
+    ]
+    if "seed" in extra:
+        inputs.append(tensor("seed", extra["seed"], np.uint64, "UINT64"))
+    if extra.get("ignore_eos"):
+        inputs.append(tensor("ignore_eos", True, bool, "BOOL"))
+    if "temperature" in extra:
+        inputs.append(tensor("temperature", extra["temperature"], np.float32, "FP32"))
+    return inputs
+
+
+class StreamClient:
+    """One gRPC stream carrying one request; collects its responses as they arrive.
+
+    (An error on a stream does not say which request it belongs to, hence one request each.)
+    """
+
+    def __init__(self, url: str):
+        self.client = grpcclient.InferenceServerClient(url)
+        self.events: list[tuple[float, str, object]] = []
+        self.error: str | None = None
+        self.finished = threading.Event()
+        self.client.start_stream(callback=self._on_response)
+
+    def _on_response(self, result, error):
+        if error is not None:
+            self.error = str(error)
+            self.finished.set()
+            return
+        response = result.get_response()
+        if "text_output" in [o.name for o in response.outputs]:
+            text = result.as_numpy("text_output").reshape(-1)[0].decode()
+            self.events.append((time.perf_counter(), text, result))
+        if response.parameters.get("triton_final_response").bool_param:
+            self.finished.set()
+
+    def send(self, **kwargs) -> "StreamClient":
+        self.client.async_stream_infer("llm", _inputs(**kwargs), enable_empty_final_response=True)
+        return self
+
+    @property
+    def text(self) -> str:
+        return "".join(text for _, text, _ in self.events)
+
+    def close(self, cancel: bool = False):
+        self.client.stop_stream(cancel_requests=cancel)
+        self.client.close()
+
+
+def _send(url: str, **kwargs) -> StreamClient:
+    return StreamClient(url).send(**kwargs)
+
+
+def _metric(server, name: str, **labels) -> float:
+    text = httpx.get(server.settings.metrics_url).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_stream_delivers_coherent_text_before_the_end(llm_server):
+    stream = _send(llm_server.settings.grpc_url, max_tokens=32)
+    try:
+        assert stream.finished.wait(60)
+    finally:
+        stream.close()
+    pieces = [text for _, text, _ in stream.events if text]
+    assert len(pieces) > 3  # arrived in pieces, the first well before the last
+    assert stream.events[0][0] < stream.events[-1][0]
+    assert "Paris" in stream.text
+    final = stream.events[-1][2]
+    assert final.as_numpy("finish_reason").reshape(-1)[0].decode() in ("stop", "length")
+    assert 0 < final.as_numpy("num_output_tokens").reshape(-1)[0] <= 32
+
+
+def test_non_streaming_request_gets_the_whole_text_once(llm_server):
+    client = grpcclient.InferenceServerClient(llm_server.settings.grpc_url)
+    results: queue.Queue = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    client.async_stream_infer("llm", _inputs(stream=False), request_id="whole")
+    result, error = results.get(timeout=60)
+    client.stop_stream()
+    assert error is None
+    assert "Paris" in result.as_numpy("text_output").reshape(-1)[0].decode()
+
+
+def test_sixteen_concurrent_streams_all_finish(llm_server):
+    url = llm_server.settings.grpc_url
+    streams = [_send(url, max_tokens=16, seed=i, temperature=0.7) for i in range(16)]
+    try:
+        for i, stream in enumerate(streams):
+            assert stream.finished.wait(120), i
+    finally:
+        for stream in streams:
+            stream.close()
+    assert [s.error for s in streams] == [None] * 16
+    assert all(s.text.strip() for s in streams)
+
+
+def test_bad_requests_get_clear_errors(llm_server):
+    url = llm_server.settings.grpc_url
+    long_message = '[{"role": "user", "content": "' + "word " * 3000 + '"}]'
+    cases = {
+        "messages are not valid JSON": {"messages": "not json"},
+        "the context holds 2048": {"messages": long_message},
+        "max_tokens must be at least 1": {"max_tokens": 0},
+    }
+    for reason, kwargs in cases.items():
+        stream = _send(url, **kwargs)
+        try:
+            assert stream.finished.wait(60), reason
+        finally:
+            stream.close()
+        assert reason in (stream.error or ""), stream.error
+
+
+def test_cancelled_streams_free_their_slots_for_a_queued_request(llm_server):
+    url = llm_server.settings.grpc_url
+    cancelled_before = _metric(
+        llm_server, "support_llm_request_finished_total", finished_reason="cancelled"
+    )
+    long_streams = [_send(url, max_tokens=300, ignore_eos=True) for _ in range(MAX_ACTIVE)]
+    deadline = time.monotonic() + 60
+    while _metric(llm_server, "support_llm_num_requests_running") < MAX_ACTIVE:
+        assert time.monotonic() < deadline, "the long streams never all ran"
+        time.sleep(0.1)
+    queued = _send(url, max_tokens=8)
+    try:
+        time.sleep(0.5)
+        assert _metric(llm_server, "support_llm_num_requests_waiting") == 1
+        assert not queued.finished.is_set()
+        for stream in long_streams:
+            stream.close(cancel=True)
+        assert queued.finished.wait(60)
+    finally:
+        queued.close()
+    assert queued.text.strip()
+    deadline = time.monotonic() + 10
+    while _metric(llm_server, "support_llm_num_requests_running") > 0:
+        assert time.monotonic() < deadline, "slots were not freed"
+        time.sleep(0.1)
+    cancelled = _metric(
+        llm_server, "support_llm_request_finished_total", finished_reason="cancelled"
+    )
+    assert cancelled - cancelled_before == MAX_ACTIVE
+
+
+def test_metrics_follow_vllms_names(llm_server):
+    text = httpx.get(llm_server.settings.metrics_url).text
+    for name in (
+        "support_llm_time_to_first_token_seconds_bucket",
+        "support_llm_inter_token_latency_seconds_bucket",
+        "support_llm_e2e_request_latency_seconds_bucket",
+        "support_llm_request_queue_time_seconds_bucket",
+        "support_llm_prompt_tokens_total",
+        "support_llm_generation_tokens_total",
+        "support_llm_num_requests_running",
+        "support_llm_num_requests_waiting",
+    ):
+        assert name in text, name
+
+
+def test_unloading_during_streams_ends_them_with_an_error_not_a_hang(llm_server):
+    url = llm_server.settings.grpc_url
+    streams = [_send(url, max_tokens=300, ignore_eos=True) for _ in range(3)]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(s.events for s in streams):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        llm_server.client.unload_model("llm")
+        for i, stream in enumerate(streams):
+            assert stream.finished.wait(30), f"stream {i} hung"
+    finally:
+        for stream in streams:
+            stream.close()
+    assert all("unloading" in (s.error or "") for s in streams), [s.error for s in streams]
+    assert llm_server.client.is_server_live()
+    llm_server.client.load_model("llm", config=llm_server.config)
+    assert llm_server.client.is_model_ready("llm")
