@@ -35,4 +35,10 @@ def machine_facts() -> dict:
 
 
 def command_line() -> str:
-    return " ".join([os.path.basename(sys.executable), *sys.argv])
+    """The command as typed: `python -m package ...` when run as a module."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:
+        module = spec.name.removesuffix(".__main__")
+        return " ".join(["python", "-m", module, *sys.argv[1:]])
+    return " ".join(["python", *sys.argv])

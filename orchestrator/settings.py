@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 TRIAGE_MODELS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier", "ticket_triage")
+SERVED_MODELS = (*TRIAGE_MODELS, "llm")
 
 
 class TritonSettings(BaseSettings):
@@ -22,7 +23,7 @@ class TritonSettings(BaseSettings):
     model_repository: Path = PROJECT_ROOT / "model_repository"
     work_dir: Path = PROJECT_ROOT / "var" / "triton"
     log_file: Path = PROJECT_ROOT / "var" / "log" / "triton.log"
-    models: tuple[str, ...] = TRIAGE_MODELS
+    models: tuple[str, ...] = SERVED_MODELS
     startup_timeout_s: float = 120.0
 
     @property

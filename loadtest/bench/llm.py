@@ -93,8 +93,9 @@ def ceiling(n: int, max_tokens: int, threads: int) -> dict:
     )
     scheduler = Scheduler(engine, max_active=n, step_token_budget=512, prefill_chunk=512).start()
     try:
-        streams, finished, all_done = [], [], threading.Event()
         texts = [engine.render_chat(m) for m in prompts(n)]
+        _warm_up(scheduler, texts[0])
+        streams, finished, all_done = [], [], threading.Event()
         started = time.perf_counter()
         for text in texts:
             stream = Stream(sent=started)
@@ -118,6 +119,16 @@ def ceiling(n: int, max_tokens: int, threads: int) -> dict:
     finally:
         scheduler.stop()
         engine.close()
+
+
+def _warm_up(scheduler, text: str) -> None:
+    from llm_engine.sampling import SamplingParams
+    from llm_engine.scheduler import Request
+
+    done = threading.Event()
+    warm = Request(text, SamplingParams(max_tokens=4), lambda _: None, lambda _: done.set())
+    scheduler.submit(warm)
+    done.wait(60)
 
 
 # ---- Triton's llm over gRPC streams ---------------------------------------------------------
@@ -156,6 +167,7 @@ async def triton(url: str, n: int, max_tokens: int) -> dict:
                 return
 
     try:
+        await one(-1, prompts(1)[0], Stream(sent=time.perf_counter()))  # warm-up
         started = time.perf_counter()
         streams = [Stream(sent=started) for _ in range(n)]
         await asyncio.gather(
@@ -253,11 +265,13 @@ def transformers_sequential(folder: Path, n: int, max_tokens: int, threads: int)
     started = time.perf_counter()
     streams = [Stream(sent=started) for _ in range(n)]
     for messages, stream in zip(prompts(n), streams, strict=True):
-        ids = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt"
+        inputs = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
         with torch.inference_mode():
-            model.generate(ids, max_new_tokens=max_tokens, do_sample=False, streamer=Timing(stream))
+            model.generate(
+                **inputs, max_new_tokens=max_tokens, do_sample=False, streamer=Timing(stream)
+            )
     return summarise(streams, time.perf_counter() - started)
 
 
