@@ -35,5 +35,8 @@ class Engine(Protocol):
     def forward(self, items: list[StepItem]) -> dict[int, np.ndarray]:
         """Run every item in one pass; return the last-position logits of each item wanting them."""
 
+    def share_prefix(self, source: int, target: int, length: int) -> None:
+        """Give the empty `target` slot the cache of `source`'s first `length` positions."""
+
     def release(self, slot: int) -> None:
         """Forget everything cached for `slot` so that a new sequence can use it."""

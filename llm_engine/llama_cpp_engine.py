@@ -116,6 +116,11 @@ class LlamaCppEngine:
             for slot, i in wanted.items()
         }
 
+    def share_prefix(self, source: int, target: int, length: int) -> None:
+        # In the unified cache this tags the source's cells with the target's sequence id
+        # too: nothing is copied, and the cells live on until both sequences drop them.
+        lc.llama_memory_seq_cp(self._memory, source, target, 0, length)
+
     def release(self, slot: int) -> None:
         lc.llama_memory_seq_rm(self._memory, slot, -1, -1)
 

@@ -17,6 +17,15 @@ from llm_engine.engine import Engine, StepItem
 from llm_engine.sampling import Sampler, SamplingParams
 from llm_engine.text import TextStream
 
+# Shorter common prefixes are not worth a cache operation (or a step's wait).
+MIN_SHARED_PREFIX = 8
+
+
+def _shared(a: "_Sequence", b: "_Sequence") -> int:
+    """Length of the common token prefix of two prompts."""
+    limit = min(len(a.prompt), len(b.prompt))
+    return next((i for i in range(limit) if a.prompt[i] != b.prompt[i]), limit)
+
 
 class FinishReason(enum.StrEnum):
     STOP = "stop"
@@ -53,6 +62,7 @@ class Observer:
     def token_gap(self, seconds: float) -> None: ...
     def finished(self, finish: Finish, seconds: float) -> None: ...
     def state(self, running: int, waiting: int) -> None: ...
+    def prefix_reused(self, tokens: int) -> None: ...
 
 
 @dataclass
@@ -152,13 +162,19 @@ class Scheduler:
                     self._wake.wait(timeout=1.0)
                 if self._stopping:
                     break
-            self._drop_cancelled()
-            self._end_all_if_going_away()
-            self._admit()
-            if self._active:
-                self._step()
+            try:
+                self._iterate()
+            except Exception as error:  # never let the thread die: streams would hang
+                self._end_all(f"internal error in the scheduler: {error!r}")
             self.observer.state(len(self._active), len(self._waiting))
         self._end_all(self._closed_reason)
+
+    def _iterate(self) -> None:
+        self._drop_cancelled()
+        self._end_all_if_going_away()
+        self._admit()
+        if self._active:
+            self._step()
 
     def _end_all_if_going_away(self) -> None:
         if self._going_away is None or time.monotonic() < self._next_going_away_check:
@@ -211,13 +227,24 @@ class Scheduler:
             self._waiting.extendleft(reversed(keep))
 
     def _plan_step(self) -> list[tuple[_Sequence, StepItem]]:
-        """Every decoding sequence gets its token; prefill chunks share the rest of the budget."""
+        """Every decoding sequence gets its token; prefill chunks share the rest of the budget.
+
+        A prompt that starts like one already in the cache (the same system prompt, say)
+        takes those cells over instead of computing them again; one that starts like a prompt
+        being prefilled in this very step waits a step to do the same.
+        """
         plan, budget = [], self.step_token_budget
         for s in self._active:
             if not s.prefilling and s.next_token is not None:
                 plan.append((s, StepItem(s.slot, [s.next_token], s.position, True)))
                 budget -= 1
+        starting: list[_Sequence] = []
         for s in self._active:
+            if s.prefilling and s.position == 0 and budget > 0:
+                self._reuse_cached_prefix(s)
+                if s.position == 0 and any(_shared(s, o) >= MIN_SHARED_PREFIX for o in starting):
+                    continue
+                starting.append(s)
             if s.prefilling and budget > 0:
                 n = min(self.prefill_chunk, budget, len(s.prompt) - s.position)
                 last = s.position + n == len(s.prompt)
@@ -226,6 +253,19 @@ class Scheduler:
                 )
                 budget -= n
         return plan
+
+    def _reuse_cached_prefix(self, sequence: _Sequence) -> None:
+        best, donor = 0, None
+        for other in self._active:
+            if other is not sequence:
+                cached = min(other.position, len(other.prompt))
+                shared = min(_shared(sequence, other), cached, len(sequence.prompt) - 1)
+                if shared > best:
+                    best, donor = shared, other
+        if donor is not None and best >= MIN_SHARED_PREFIX:
+            self.engine.share_prefix(donor.slot, sequence.slot, best)
+            sequence.position = best
+            self.observer.prefix_reused(best)
 
     def _step(self) -> None:
         plan = self._plan_step()

@@ -5,6 +5,7 @@ for every architecture, and enough for the GPU path and functional parity on CPU
 the llama.cpp engine is the fast one; see the README's figures.)
 """
 
+import copy
 from functools import cache
 from pathlib import Path
 
@@ -56,12 +57,10 @@ class TransformersEngine:
             t for t in [*eos, self.tokenizer.eos_token_id] if t is not None
         )
         self._caches: dict[int, DynamicCache] = {}
-        self._byte_level = all(
-            c in _unicode_to_byte()
-            for c in self.tokenizer.convert_ids_to_tokens(
-                self.tokenizer.encode(" héllo", add_special_tokens=False)
-            )
+        sample = self.tokenizer.convert_ids_to_tokens(
+            self.tokenizer.encode(" héllo", add_special_tokens=False)
         )
+        self._byte_level = all(c in _unicode_to_byte() for token in sample for c in token)
         self._pieces: dict[int, bytes] = {}
 
     def tokenize(self, text: str) -> list[int]:
@@ -100,6 +99,13 @@ class TransformersEngine:
             if item.want_logits:
                 out[item.slot] = logits[0, -1].float().cpu().numpy()
         return out
+
+    def share_prefix(self, source: int, target: int, length: int) -> None:
+        cache = copy.deepcopy(self._caches[source])
+        surplus = cache.get_seq_length() - length
+        if surplus > 0:
+            cache.crop(-surplus)  # transformers 5: a negative count of tokens to drop
+        self._caches[target] = cache
 
     def release(self, slot: int) -> None:
         self._caches.pop(slot, None)

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from llm_engine.chat import parse_messages
-from llm_engine.scheduler import FinishReason, Scheduler
+from llm_engine.scheduler import FinishReason, Observer, Scheduler
 from tests.llm_helpers import Collected, generate
 
 QUESTION = '[{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]'
@@ -122,3 +122,28 @@ def test_stop_ends_running_and_waiting_requests_with_an_error(engine):
         assert collected.finish.error == "unloading for the test"
     late = generate(scheduler, chat_prompt(engine), max_tokens=4)
     assert late.finish.reason is FinishReason.ERROR
+
+
+def test_a_prompt_sharing_a_cached_prefix_reuses_its_cells(engine):
+    class Recorder(Observer):
+        def __init__(self):
+            self.reused: list[int] = []
+
+        def prefix_reused(self, tokens: int) -> None:
+            self.reused.append(tokens)
+
+    recorder = Recorder()
+    scheduler = Scheduler(engine, max_active=4, step_token_budget=128, observer=recorder).start()
+    try:
+        system = {"role": "system", "content": "You are a support agent at a bank. Be brief."}
+        first, second = Collected(), Collected()
+        ask = [system, {"role": "user", "content": "What is the capital of France?"}]
+        other = [system, {"role": "user", "content": "How do I reset my PIN?"}]
+        scheduler.submit(first.request(engine.render_chat(ask), max_tokens=24))
+        scheduler.submit(second.request(engine.render_chat(other), max_tokens=24))
+        assert first.done.wait(120) and second.done.wait(120)
+    finally:
+        scheduler.stop()
+    assert recorder.reused and recorder.reused[0] >= 10  # the system prompt, computed once
+    assert "Paris" in first.text
+    assert "PIN" in second.text or "pin" in second.text.lower()

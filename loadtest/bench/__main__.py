@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     llm.add_argument("--server-port", type=int, default=18555, help="port for llama_cpp.server")
     llm.add_argument("--hf-folder", type=Path, help="HF folder for the transformers peer")
+    llm.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     llm.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     settings = TritonSettings()
@@ -58,6 +59,7 @@ def _llm(args, settings: TritonSettings) -> dict:
         peers=not args.no_peers,
         server_port=args.server_port,
         hf_folder=hf_folder,
+        repeat=args.repeat,
     )
 
 

@@ -275,6 +275,18 @@ def transformers_sequential(folder: Path, n: int, max_tokens: int, threads: int)
     return summarise(streams, time.perf_counter() - started)
 
 
+def median_of(runs: list[dict]) -> dict:
+    """Each figure's median over repeated runs (these machines are noisy); runs kept too."""
+    keys = [k for k, v in runs[0].items() if isinstance(v, int | float)]
+    merged = {}
+    for k in keys:
+        values = [r[k] for r in runs if r[k] is not None]
+        merged[k] = round(float(np.median(values)), 1) if values else None
+    merged["runs"] = len(runs)
+    merged["tokens_per_s_each_run"] = [r["tokens_per_s"] for r in runs]
+    return merged
+
+
 def run(
     *,
     url: str,
@@ -284,39 +296,49 @@ def run(
     peers: bool,
     server_port: int,
     hf_folder: Path | None,
+    repeat: int = 1,
 ) -> dict:
     report = {
         "command": command_line(),
         "machine": machine_facts(),
         "max_tokens": max_tokens,
         "threads": threads,
-        "results": {},
+        "repeat": repeat,
+        "results": {str(n): {} for n in concurrencies},
     }
-    for n in concurrencies:
-        row = report["results"][str(n)] = {}
-        row["ceiling"] = ceiling(n, max_tokens, threads)
-        row["triton"] = asyncio.run(triton(url, n, max_tokens))
-        print(
-            f"n={n}: ceiling {row['ceiling']['tokens_per_s']} tok/s, "
-            f"triton {row['triton']['tokens_per_s']} tok/s",
-            flush=True,
-        )
+    measure = {
+        "ceiling": lambda n: ceiling(n, max_tokens, threads),
+        "triton": lambda n: asyncio.run(triton(url, n, max_tokens)),
+    }
+    server = None
     if peers:
         server = start_llama_cpp_server(server_port, threads)
-        try:
+        base = f"http://127.0.0.1:{server_port}"
+        measure["llama_cpp_server"] = lambda n: asyncio.run(openai_sse(base, n, max_tokens))
+        if hf_folder is not None:
+            measure["transformers"] = lambda n: transformers_sequential(
+                hf_folder, n, max_tokens, threads
+            )
+    try:
+        # Rounds interleave the variants, so that a slow spell of the machine hits them all.
+        rounds: dict[tuple[int, str], list[dict]] = {}
+        for round_number in range(1, repeat + 1):
             for n in concurrencies:
-                base = f"http://127.0.0.1:{server_port}"
-                report["results"][str(n)]["llama_cpp_server"] = asyncio.run(
-                    openai_sse(base, n, max_tokens)
+                for name, fn in measure.items():
+                    rounds.setdefault((n, name), []).append(fn(n))
+                print(
+                    f"round {round_number}, n={n}: "
+                    + ", ".join(
+                        f"{name} {rounds[(n, name)][-1]['tokens_per_s']} tok/s" for name in measure
+                    ),
+                    flush=True,
                 )
-        finally:
+    finally:
+        if server is not None:
             server.terminate()
             server.wait(30)
-        if hf_folder is not None:
-            for n in concurrencies:
-                report["results"][str(n)]["transformers"] = transformers_sequential(
-                    hf_folder, n, max_tokens, threads
-                )
+    for (n, name), runs in rounds.items():
+        report["results"][str(n)][name] = median_of(runs)
     report["ratios"] = ratios(report["results"])
     return report
 

@@ -164,6 +164,9 @@ class TritonMetrics(Observer):
             "running": family("num_requests_running", "Sequences in the running batch", gauge),
             "waiting": family("num_requests_waiting", "Requests waiting for a slot", gauge),
             "finished": family("request_finished_total", "Finished requests by reason", counter),
+            "prefix": family(
+                "prefix_cache_hit_tokens_total", "Prompt tokens taken from the cache", counter
+            ),
         }
         f = self._families
         self.ttft = f["ttft"].Metric(labels=labels, buckets=LATENCY_BUCKETS)
@@ -174,6 +177,7 @@ class TritonMetrics(Observer):
         self.generation_tokens = f["generation"].Metric(labels=labels)
         self.running = f["running"].Metric(labels=labels)
         self.waiting = f["waiting"].Metric(labels=labels)
+        self.prefix_hits = f["prefix"].Metric(labels=labels)
         self.finished_by_reason = {
             reason: f["finished"].Metric(labels={**labels, "finished_reason": reason.value})
             for reason in FinishReason
@@ -193,6 +197,9 @@ class TritonMetrics(Observer):
         self.prompt_tokens.increment(finish.prompt_tokens)
         self.generation_tokens.increment(finish.generated_tokens)
         self.finished_by_reason[finish.reason].increment(1)
+
+    def prefix_reused(self, tokens):
+        self.prefix_hits.increment(tokens)
 
     def state(self, running, waiting):
         self.running.set(running)
