@@ -1,7 +1,6 @@
 """`python -m orchestrator up | triton`: run the stack on loopback."""
 
 import argparse
-import contextlib
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         missing = missing_files(settings.model_repository)
         if missing:
             print(f"== model repository lacks {len(missing)} generated files; building it first")
-            print("   (about 10 minutes on 2 cores; `make train-full` is the longer, better run)")
+            print("   (about 8 minutes on 2 cores; `make train-full` is the longer, better run)")
             build = [sys.executable, "-m", "export", "build", "--epochs", str(args.epochs)]
             subprocess.run([*build, "--repository", str(settings.model_repository)], check=True)
     return serve(settings)
@@ -33,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(settings: TritonSettings) -> int:
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Set both explicitly: a shell that starts us in the background ignores SIGINT otherwise.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     print(f"== starting Triton (log: {settings.log_file})", flush=True)
     try:
         with TritonServer(settings):
@@ -45,8 +46,8 @@ def serve(settings: TritonSettings) -> int:
                 "Press Ctrl-C to stop.",
                 flush=True,
             )
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
+            while not stop.wait(0.5):
+                pass
             print("\n== stopping Triton", flush=True)
     except TritonStartError as error:
         print(f"Triton failed to start: {error}", file=sys.stderr)

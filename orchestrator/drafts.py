@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from orchestrator.settings import PROJECT_ROOT
+from orchestrator.triton.llm_client import LLMClient, LLMUnavailable
 
 DEFAULT_NOTES = PROJECT_ROOT / "data" / "answer_notes.yaml"
 TONE = (
@@ -65,3 +66,27 @@ def grounded(llm_text: str, note: AnswerNote) -> Draft:
 
 def fallback(note: AnswerNote) -> Draft:
     return Draft(f"Thank you for contacting Northwind Bank.\n\n{note.note}", "fallback")
+
+
+async def write_draft(
+    llm: LLMClient,
+    intent: str,
+    subject: str,
+    body: str,
+    *,
+    max_tokens: int = 96,
+    timeout_s: float = 20.0,
+    seed: int | None = None,
+) -> Draft:
+    """A grounded LLM draft, or the marked fallback when the LLM is unavailable or too slow."""
+    note = load_notes()[intent]
+    try:
+        generation = await llm.generate(
+            draft_messages(note, subject, body),
+            max_tokens=max_tokens,
+            timeout_s=timeout_s,
+            seed=seed,
+        )
+    except LLMUnavailable:
+        return fallback(note)
+    return grounded(generation.text, note)

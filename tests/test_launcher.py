@@ -41,4 +41,38 @@ def test_a_model_that_cannot_load_fails_the_start_with_the_log(tmp_path):
     ):
         pass
     assert "no_such_model" in str(error.value)
-    print(sys.version)
+
+
+def test_serve_command_stops_triton_cleanly_on_ctrl_c(built_repository, tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    http, grpc, metrics = free_ports(3)
+    env = dict(
+        os.environ,
+        TRITON_HTTP_PORT=str(http),
+        TRITON_GRPC_PORT=str(grpc),
+        TRITON_METRICS_PORT=str(metrics),
+        TRITON_MODEL_REPOSITORY=str(built_repository[0]),
+        TRITON_WORK_DIR=str(tmp_path / "work"),
+        TRITON_LOG_FILE=str(tmp_path / "triton.log"),
+        TRITON_MODELS='["ticket_triage"]',
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "triton"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in process.stdout:
+            if line.startswith("Triton is serving"):
+                break
+        process.send_signal(signal.SIGINT)
+        rest = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert "stopping Triton" in rest

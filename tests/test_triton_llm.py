@@ -239,3 +239,36 @@ def test_unloading_during_streams_ends_them_with_an_error_not_a_hang(llm_server)
     assert llm_server.client.is_server_live()
     llm_server.client.load_model("llm", config=llm_server.config)
     assert llm_server.client.is_model_ready("llm")
+
+
+DRAFT_INTENTS = ("card_arrival", "lost_or_stolen_card", "exchange_charge", "pin_blocked")
+
+
+def test_drafts_carry_the_notes_key_facts_and_fall_back_when_the_llm_is_gone(llm_server):
+    import asyncio
+
+    from orchestrator.drafts import load_notes, missing_facts, write_draft
+    from orchestrator.triton.llm_client import LLMClient
+
+    llm = LLMClient(llm_server.settings.grpc_url)
+    tickets = {
+        "card_arrival": ("Card not here", "I ordered my card two weeks ago and it has not come."),
+        "lost_or_stolen_card": ("Lost card", "I think my card was stolen on the train."),
+        "exchange_charge": ("Fees", "What do you charge when I exchange pounds to euros?"),
+        "pin_blocked": ("PIN", "I typed the wrong PIN three times and now it is blocked."),
+    }
+    for intent in DRAFT_INTENTS:
+        subject, body = tickets[intent]
+        draft = asyncio.run(write_draft(llm, intent, subject, body, seed=1, max_tokens=64))
+        assert draft.source == "llm", intent
+        assert missing_facts(draft.text, load_notes()[intent]) == [], (intent, draft.text)
+    llm_server.client.unload_model("llm")
+    try:
+        deadline = time.monotonic() + 30
+        while llm_server.client.is_model_ready("llm") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        draft = asyncio.run(write_draft(llm, "card_arrival", "Card", "Where is my card?"))
+        assert draft.source == "fallback"
+        assert load_notes()["card_arrival"].note in draft.text
+    finally:
+        llm_server.client.load_model("llm", config=llm_server.config)
