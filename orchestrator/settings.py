@@ -37,3 +37,19 @@ class TritonSettings(BaseSettings):
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
+
+
+class OrchestratorSettings(BaseSettings):
+    """The public HTTP service (`ORCHESTRATOR_*`, plus `DATABASE_URL`)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    database_url: str = Field(
+        default=f"sqlite:///{PROJECT_ROOT / 'var' / 'orchestrator.db'}",
+        validation_alias="DATABASE_URL",
+    )
+    admin_key: str | None = None  # created at start when set; never logged
+    triage_timeout_s: float = 10.0
+    max_triage_texts: int = 64

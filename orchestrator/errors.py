@@ -1,0 +1,82 @@
+"""One error shape everywhere: {"error": {"message", "type", "param", "code"}}."""
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status, self.message, self.type = status, message, type
+        self.param, self.code, self.headers = param, code, headers
+
+
+def unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        "missing or invalid API key",
+        type="authentication_error",
+        code="invalid_api_key",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def forbidden(scope: str) -> ApiError:
+    return ApiError(
+        403,
+        f"this key lacks the {scope!r} scope",
+        type="permission_error",
+        code="insufficient_scope",
+    )
+
+
+def unavailable(message: str, retry_after_s: int = 5) -> ApiError:
+    return ApiError(
+        503,
+        message,
+        type="service_unavailable",
+        code="dependency_unavailable",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, error: ApiError):
+        return JSONResponse(
+            body(error.message, error.type, error.param, error.code),
+            status_code=error.status,
+            headers=error.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, error: RequestValidationError):
+        first = error.errors()[0]
+        param = ".".join(str(part) for part in first["loc"] if part != "body")
+        message = f"{param or 'body'}: {first['msg']}"
+        return JSONResponse(
+            body(message, "invalid_request_error", param or None, first["type"]), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, error: StarletteHTTPException):
+        return JSONResponse(
+            body(str(error.detail), "invalid_request_error"),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )

@@ -1,0 +1,176 @@
+"""The orchestrator under uvicorn against a real Triton, on SQLite and on PostgreSQL."""
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from sqlalchemy import create_engine
+
+from orchestrator.db.models import Base
+from tests.utils.ports import free_ports
+
+ADMIN_KEY = "sk-test-admin-key-0123456789"
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with create_engine(POSTGRES_URL).connect():
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(request, tmp_path_factory, triton_settings, triton):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'orchestrator.db'}"
+    else:
+        if not _postgres_reachable():
+            pytest.skip("PostgreSQL is not running on 127.0.0.1:5432 (database test)")
+        url = POSTGRES_URL
+        Base.metadata.drop_all(create_engine(url))
+    (port,) = free_ports(1)
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        ORCHESTRATOR_ADMIN_KEY=ADMIN_KEY,
+        TRITON_GRPC_PORT=str(triton_settings.grpc_port),
+        TRITON_HTTP_PORT=str(triton_settings.http_port),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "orchestrator.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(command, env=env)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if client.get("/healthz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "orchestrator did not start"
+        time.sleep(0.2)
+    yield client
+    client.close()
+    process.terminate()
+    process.wait(30)
+    if request.param == "postgresql":
+        Base.metadata.drop_all(create_engine(url))
+
+
+def admin(client: httpx.Client, method: str, path: str, **kwargs) -> httpx.Response:
+    return client.request(method, path, headers={"X-API-Key": ADMIN_KEY}, **kwargs)
+
+
+def _new_key(api, scopes: list[str], tenant: str) -> str:
+    created = admin(api, "POST", "/v1/admin/tenants", json={"name": tenant})
+    assert created.status_code == 201, created.text
+    key = admin(
+        api, "POST", "/v1/admin/keys", json={"tenant_id": created.json()["id"], "scopes": scopes}
+    )
+    assert key.status_code == 201, key.text
+    return key.json()["key"]
+
+
+def _error(response: httpx.Response) -> dict:
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
+def test_health_and_readiness(api):
+    assert api.get("/healthz").json() == {"status": "ok"}
+    ready = api.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": True, "ticket_triage": True}
+
+
+def test_missing_wrong_and_revoked_keys_get_the_same_401(api):
+    key = _new_key(api, ["tickets:write"], "revocation tenant")
+    body = {"texts": ["I lost my card"]}
+    answers = [
+        api.post("/v1/triage", json=body),
+        api.post("/v1/triage", json=body, headers={"X-API-Key": "sk-wrong"}),
+    ]
+    key_id = admin(api, "POST", "/v1/admin/keys", json={"tenant_id": 1, "scopes": ["chat"]}).json()[
+        "id"
+    ]
+    assert admin(api, "DELETE", f"/v1/admin/keys/{key_id}").status_code == 204
+    assert admin(api, "DELETE", f"/v1/admin/keys/{key_id}").status_code == 404
+    assert (
+        api.post("/v1/triage", json=body, headers={"Authorization": f"Bearer {key}"}).status_code
+        == 200
+    )
+    for response in answers:
+        assert response.status_code == 401
+        assert _error(response)["code"] == "invalid_api_key"
+
+
+def test_admin_routes_need_the_admin_scope(api):
+    key = _new_key(api, ["tickets:write", "tickets:read"], "plain tenant")
+    response = api.post("/v1/admin/tenants", json={"name": "x"}, headers={"X-API-Key": key})
+    assert response.status_code == 403
+    assert _error(response)["code"] == "insufficient_scope"
+
+
+def test_admin_input_errors_name_the_field(api):
+    assert admin(api, "POST", "/v1/admin/tenants", json={"name": "dup"}).status_code == 201
+    duplicate = admin(api, "POST", "/v1/admin/tenants", json={"name": "dup"})
+    assert duplicate.status_code == 409 and _error(duplicate)["param"] == "name"
+    unknown_scope = admin(api, "POST", "/v1/admin/keys", json={"tenant_id": 1, "scopes": ["root"]})
+    assert unknown_scope.status_code == 422 and "unknown scopes" in _error(unknown_scope)["message"]
+    no_tenant = admin(api, "POST", "/v1/admin/keys", json={"tenant_id": 9999, "scopes": ["chat"]})
+    assert no_tenant.status_code == 404 and _error(no_tenant)["param"] == "tenant_id"
+
+
+def test_triage_returns_intent_routing_and_top_five(api):
+    key = _new_key(api, ["tickets:write"], "triage tenant")
+    texts = ["Someone stole my card, please block it!", "How do I change my PIN?"]
+    response = api.post("/v1/triage", json={"texts": texts}, headers={"X-API-Key": key})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == 2
+    for result in results:
+        assert set(result) == {"intent", "confidence", "department", "type", "priority", "top"}
+        assert len(result["top"]) == 5 and result["top"][0]["intent"] == result["intent"]
+        assert result["priority"] in ("low", "normal", "high", "urgent")
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({}, "texts"),
+        ({"texts": []}, "texts"),
+        ({"texts": "one string"}, "texts"),
+        ({"texts": ["ok"], "extra": 1}, "extra"),
+        ({"texts": ["x"] * 65}, "texts"),
+        ({"texts": ["fine", "   "]}, "texts.1"),
+        ({"texts": ["x" * 20000]}, "texts"),
+    ],
+)
+def test_bad_triage_input_gets_a_4xx_naming_the_field(api, body, param):
+    key = _new_key(api, ["tickets:write"], f"bad input {param} {len(str(body))}")
+    response = api.post("/v1/triage", json=body, headers={"X-API-Key": key})
+    assert response.status_code == 422, response.text
+    assert _error(response)["param"] == param
+
+
+def test_openapi_describes_the_routes(api):
+    paths = api.get("/openapi.json").json()["paths"]
+    for path in ("/healthz", "/readyz", "/v1/triage", "/v1/admin/tenants", "/v1/admin/keys"):
+        assert path in paths
