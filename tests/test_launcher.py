@@ -43,13 +43,11 @@ def test_a_model_that_cannot_load_fails_the_start_with_the_log(tmp_path):
     assert "no_such_model" in str(error.value)
 
 
-def test_serve_command_stops_triton_cleanly_on_ctrl_c(built_repository, tmp_path):
+def _stack_environment(built_repository, tmp_path) -> dict[str, str]:
     import os
-    import signal
-    import subprocess
 
-    http, grpc, metrics = free_ports(3)
-    env = dict(
+    http, grpc, metrics, api = free_ports(4)
+    return dict(
         os.environ,
         TRITON_HTTP_PORT=str(http),
         TRITON_GRPC_PORT=str(grpc),
@@ -58,14 +56,27 @@ def test_serve_command_stops_triton_cleanly_on_ctrl_c(built_repository, tmp_path
         TRITON_WORK_DIR=str(tmp_path / "work"),
         TRITON_LOG_FILE=str(tmp_path / "triton.log"),
         TRITON_MODELS='["ticket_triage"]',
+        ORCHESTRATOR_PORT=str(api),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'orchestrator.db'}",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "triton"],
+
+
+def _start(command: str, env: dict[str, str]):
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", command],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def test_serve_command_stops_triton_cleanly_on_ctrl_c(built_repository, tmp_path):
+    import signal
+
+    process = _start("triton", _stack_environment(built_repository, tmp_path))
     try:
         for line in process.stdout:
             if line.startswith("Triton is serving"):
@@ -76,3 +87,54 @@ def test_serve_command_stops_triton_cleanly_on_ctrl_c(built_repository, tmp_path
         process.kill()
     assert process.returncode == 0
     assert "stopping Triton" in rest
+
+
+def test_up_serves_triton_and_the_orchestrator_and_prints_a_working_admin_key(
+    built_repository, tmp_path
+):
+    import signal
+
+    import httpx
+
+    env = _stack_environment(built_repository, tmp_path)
+    process = _start("up", env)
+    url = key = None
+    try:
+        lines = iter(process.stdout)
+        for line in lines:
+            if line.startswith("Orchestrator ready at "):
+                url = line.split()[3]
+            if line.startswith("Admin API key (shown once"):
+                key = next(lines).strip()
+                break
+        assert url and key, "up did not print the URL and the admin key"
+        tenant = httpx.post(
+            f"{url}/v1/admin/tenants", json={"name": "acme"}, headers={"X-API-Key": key}
+        )
+        assert tenant.status_code == 201
+        assert httpx.get(f"{url}/readyz").status_code == 200
+        process.send_signal(signal.SIGINT)
+        rest = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert "stopping the orchestrator" in rest and "stopping Triton" in rest
+    # The same database, from the CLI: a key for a new tenant, then revoked.
+    import subprocess
+
+    created = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "keys", "create", "--tenant", "cli-co"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "for tenant 'cli-co'" in created and "sk-" in created
+    key_id = created.split()[1]
+    revoked = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "keys", "revoke", key_id],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert revoked.returncode == 0, revoked.stderr
