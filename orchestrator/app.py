@@ -1,12 +1,15 @@
 """The app factory: long-lived clients are built once in the lifespan and kept on app.state."""
 
+import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from orchestrator.api.routes import admin, health, triage
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.errors import install_handlers
+from orchestrator.metrics import Metrics
 from orchestrator.services.keys import ensure_admin_key
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.triage_client import TriageClient
@@ -33,7 +36,28 @@ def create_app(
             engine.dispose()
 
     app = FastAPI(title="Support inference orchestrator", version="0.1.0", lifespan=lifespan)
+    app.state.metrics = Metrics()
     install_handlers(app)
     for router in (health.router, admin.router, triage.router):
         app.include_router(router)
+    _instrument(app)
     return app
+
+
+def _instrument(app: FastAPI) -> None:
+    metrics: Metrics = app.state.metrics
+
+    @app.middleware("http")
+    async def time_requests(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")  # bounded: never the raw path
+        metrics.request_seconds.labels(template, request.method, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

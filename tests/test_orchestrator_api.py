@@ -174,3 +174,17 @@ def test_openapi_describes_the_routes(api):
     paths = api.get("/openapi.json").json()["paths"]
     for path in ("/healthz", "/readyz", "/v1/triage", "/v1/admin/tenants", "/v1/admin/keys"):
         assert path in paths
+
+
+def test_metrics_show_latency_by_route_template_and_triage_outcomes(api):
+    key = _new_key(api, ["tickets:write"], "metrics tenant")
+    api.post("/v1/triage", json={"texts": ["My card was stolen"]}, headers={"X-API-Key": key})
+    api.delete("/v1/admin/keys/123456", headers={"X-API-Key": ADMIN_KEY})
+    text = api.get("/metrics").text
+    assert (
+        'support_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/v1/triage",status="200"}'
+        in text
+    )
+    assert 'route="/v1/admin/keys/{key_id}",status="404"' in text  # the template, not the id
+    assert "/123456" not in text
+    assert "support_triage_outcomes_total{department=" in text

@@ -23,9 +23,11 @@ async def triage(data: TriageRequest, request: Request) -> TriageResponse:
     except TritonUnavailable:
         raise unavailable("the triage model is unavailable; retry shortly") from None
     taxonomy = default_taxonomy()
+    outcomes = request.app.state.metrics.triage_outcomes
     results = []
     for text, p in zip(data.texts, predictions, strict=True):
         route = taxonomy.route(p.intent, text)
+        outcomes.labels(route.department, route.priority).inc()
         results.append(
             Triage(
                 intent=p.intent,
