@@ -10,6 +10,7 @@ from orchestrator.api.routes import admin, health, triage
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.errors import install_handlers
 from orchestrator.metrics import Metrics
+from orchestrator.ratelimit import RateLimiter
 from orchestrator.services.keys import ensure_admin_key
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.triage_client import TriageClient
@@ -37,6 +38,7 @@ def create_app(
 
     app = FastAPI(title="Support inference orchestrator", version="0.1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_handlers(app)
     for router in (health.router, admin.router, triage.router):
         app.include_router(router)

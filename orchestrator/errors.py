@@ -41,6 +41,16 @@ def forbidden(scope: str) -> ApiError:
     )
 
 
+def rate_limited(retry_after: str) -> ApiError:
+    return ApiError(
+        429,
+        "rate limit exceeded for this API key",
+        type="rate_limit_error",
+        code="rate_limited",
+        headers={"Retry-After": retry_after},
+    )
+
+
 def unavailable(message: str, retry_after_s: int = 5) -> ApiError:
     return ApiError(
         503,

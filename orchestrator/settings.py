@@ -52,4 +52,6 @@ class OrchestratorSettings(BaseSettings):
     )
     admin_key: str | None = None  # created at start when set; never logged
     triage_timeout_s: float = 10.0
+    rate_limit_per_minute: float = Field(default=600, gt=0)  # per API key, per replica
+    rate_limit_burst: int = Field(default=60, ge=1)
     max_triage_texts: int = 64

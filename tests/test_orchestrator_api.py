@@ -14,6 +14,7 @@ from tests.utils.ports import free_ports
 
 ADMIN_KEY = "sk-test-admin-key-0123456789"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+RATE_BURST = 40
 
 
 def _postgres_reachable() -> bool:
@@ -40,6 +41,8 @@ def api(request, tmp_path_factory, triton_settings, triton):
         ORCHESTRATOR_ADMIN_KEY=ADMIN_KEY,
         TRITON_GRPC_PORT=str(triton_settings.grpc_port),
         TRITON_HTTP_PORT=str(triton_settings.http_port),
+        ORCHESTRATOR_RATE_LIMIT_PER_MINUTE="600",
+        ORCHESTRATOR_RATE_LIMIT_BURST=str(RATE_BURST),
     )
     command = [
         sys.executable,
@@ -188,3 +191,19 @@ def test_metrics_show_latency_by_route_template_and_triage_outcomes(api):
     assert 'route="/v1/admin/keys/{key_id}",status="404"' in text  # the template, not the id
     assert "/123456" not in text
     assert "support_triage_outcomes_total{department=" in text
+
+
+def test_a_key_over_its_rate_limit_gets_429_with_retry_after(api):
+    key = _new_key(api, ["tickets:write"], "busy tenant")
+    body = {"texts": ["hello"]}
+    answers = [
+        api.post("/v1/triage", json=body, headers={"X-API-Key": key})
+        for _ in range(RATE_BURST + 20)
+    ]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited, "no request was limited"
+    assert all(r.status_code in (200, 429) for r in answers)
+    assert int(limited[0].headers["Retry-After"]) >= 1
+    assert _error(limited[0])["code"] == "rate_limited"
+    other = _new_key(api, ["tickets:write"], "quiet tenant")
+    assert api.post("/v1/triage", json=body, headers={"X-API-Key": other}).status_code == 200

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.models import ApiKey
-from orchestrator.errors import forbidden, unauthorized
+from orchestrator.errors import forbidden, rate_limited, unauthorized
+from orchestrator.ratelimit import retry_after_header
 from orchestrator.security import digest
 
 
@@ -42,9 +43,14 @@ CurrentKey = Annotated[ApiKey, Depends(current_key)]
 
 
 def require(scope: str):
-    def check(key: CurrentKey) -> ApiKey:
+    """The key must hold `scope` and be within its rate limit."""
+
+    def check(key: CurrentKey, request: Request) -> ApiKey:
         if scope not in key.scope_set:
             raise forbidden(scope)
+        wait_s = request.app.state.limiter.acquire(key.id)
+        if wait_s > 0:
+            raise rate_limited(retry_after_header(wait_s))
         return key
 
     return Depends(check)
