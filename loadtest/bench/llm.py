@@ -135,24 +135,17 @@ def _warm_up(scheduler, text: str) -> None:
 async def triton(url: str, n: int, max_tokens: int) -> dict:
     import tritonclient.grpc.aio as aio
 
-    client = aio.InferenceServerClient(url)
+    from orchestrator.triton.llm_client import request_inputs
 
-    def inputs(messages):
-        values = {
-            "messages": (np.array([[json.dumps(messages).encode()]], dtype=object), "BYTES"),
-            "max_tokens": (np.array([[max_tokens]], dtype=np.int32), "INT32"),
-            "stream": (np.array([[True]], dtype=bool), "BOOL"),
-        }
-        tensors = []
-        for name, (array, dtype) in values.items():
-            tensor = aio.InferInput(name, list(array.shape), dtype)
-            tensor.set_data_from_numpy(array)
-            tensors.append(tensor)
-        return tensors
+    client = aio.InferenceServerClient(url)
 
     async def one(i, messages, stream: Stream):
         async def requests():
-            yield {"model_name": "llm", "inputs": inputs(messages), "request_id": str(i)}
+            yield {
+                "model_name": "llm",
+                "inputs": request_inputs(messages, max_tokens=max_tokens),
+                "request_id": str(i),
+            }
 
         async for result, error in client.stream_infer(requests()):
             if error is not None:
