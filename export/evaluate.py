@@ -7,21 +7,19 @@ version-policy override, then the repository's own policy is restored.
 
 import asyncio
 import json
-import time
 
-import numpy as np
 import tritonclient.grpc as grpcclient
-import tritonclient.grpc.aio as aio_grpc
 from tqdm import tqdm
 
 from export.data import Split, load_banking77
 from export.metrics import accuracy, latency_summary, macro_f1
 from export.repository import ENCODER_VERSIONS
 from export.settings import ExportSettings
+from loadtest.bench.client import run_closed_loop
 from loadtest.machine import command_line, machine_facts
 from orchestrator.settings import TritonSettings
+from orchestrator.triton.triage_client import TriageClient
 
-ENSEMBLE = "ticket_triage"
 ENCODER = "ticket_encoder"
 PRECISION_OF_VERSION = {v: k for k, v in ENCODER_VERSIONS.items()}
 
@@ -88,35 +86,20 @@ def restore_encoder(client: grpcclient.InferenceServerClient) -> None:
 
 
 async def _classify_all(url: str, texts: list[str], concurrency: int, label: str):
-    client = aio_grpc.InferenceServerClient(url)
+    """Each text as its own request, `concurrency` in flight; (predictions, latencies, seconds)."""
+    client = TriageClient(url)
     predicted: list[str] = [""] * len(texts)
-    latencies: list[float] = []
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(len(texts)):
-        queue.put_nowait(i)
     progress = tqdm(total=len(texts), desc=f"encoder v{label}", unit="text")
 
-    async def worker() -> None:
-        while not queue.empty():
-            i = queue.get_nowait()
-            started = time.perf_counter()
-            predicted[i] = await _classify(client, texts[i])
-            latencies.append(time.perf_counter() - started)
-            progress.update()
+    async def classify(i: int) -> None:
+        predicted[i] = (await client.classify([texts[i]]))[0].intent
+        progress.update()
 
-    started = time.perf_counter()
     try:
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        run = await run_closed_loop(classify, len(texts), concurrency)
     finally:
         await client.close()
         progress.close()
-    return predicted, latencies, time.perf_counter() - started
-
-
-async def _classify(client, text: str) -> str:
-    tensor = aio_grpc.InferInput("text", [1, 1], "BYTES")
-    tensor.set_data_from_numpy(np.array([[text.encode()]], dtype=object))
-    result = await client.infer(
-        ENSEMBLE, [tensor], outputs=[aio_grpc.InferRequestedOutput("intent")]
-    )
-    return result.as_numpy("intent")[0, 0].decode()
+    if run.errors:
+        raise RuntimeError(f"{run.errors} of {len(texts)} requests to Triton failed")
+    return predicted, run.latencies, run.seconds

@@ -8,17 +8,15 @@ tensor's type and shape is what can be checked offline.
 from pathlib import Path
 
 import pytest
-import tritonclient.grpc.model_config_pb2 as mc
-from google.protobuf import text_format
 
 from export.repository import COMMITTED_REPOSITORY
+from orchestrator.triton.model_config import read_config
 
 MODELS = sorted(p.parent.name for p in COMMITTED_REPOSITORY.glob("*/config.pbtxt"))
 
 
-def _config(name: str) -> mc.ModelConfig:
-    text = (COMMITTED_REPOSITORY / name / "config.pbtxt").read_text()
-    return text_format.Parse(text, mc.ModelConfig())
+def _config(name: str):
+    return read_config(COMMITTED_REPOSITORY / name)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -7,15 +7,12 @@
 """
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aio_grpc
-from google.protobuf import json_format, text_format
-from tritonclient.grpc import model_config_pb2 as mc
 
 from export.data import load_banking77
 from export.model import batch_encode, load_tokenizer
@@ -23,6 +20,7 @@ from export.onnx_export import ort_session
 from export.settings import ExportSettings
 from loadtest.bench.client import run_closed_loop
 from loadtest.machine import command_line, machine_facts
+from orchestrator.triton.model_config import load_json, read_config
 
 BATCHED_STEPS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier")
 
@@ -51,12 +49,12 @@ def ceiling(repository: Path, texts: list[str], batch_sizes=(1, 8, 32)) -> dict:
 
 def _config(repository: Path, model: str, queue_delay_us: int | None) -> str:
     """The model's committed config; no dynamic batching when `queue_delay_us` is None."""
-    config = text_format.Parse((repository / model / "config.pbtxt").read_text(), mc.ModelConfig())
+    config = read_config(repository / model)
     if queue_delay_us is None:
         config.ClearField("dynamic_batching")
     else:
         config.dynamic_batching.max_queue_delay_microseconds = queue_delay_us
-    return json.dumps(json_format.MessageToDict(config, preserving_proto_field_name=True))
+    return load_json(config)
 
 
 def reload_steps(client, repository: Path, queue_delay_us: int | None) -> None:
