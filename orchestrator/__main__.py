@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of a first build")
     commands.add_parser("serve", help="the orchestrator alone (Triton runs elsewhere)")
     commands.add_parser("triton", help="serve the model repository with the wheel's Triton")
+    worker = commands.add_parser("worker", help="the ticket worker alone (no HTTP API)")
+    worker.add_argument(
+        "--metrics-port", type=int, default=9100, help="Prometheus /metrics port (0: none)"
+    )
+    commands.add_parser("migrate", help="bring the database to the newest schema")
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="action", required=True)
     create = key_commands.add_parser("create", help="create a key (and its tenant if new)")
@@ -34,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     triton = TritonSettings()
     if args.command == "keys":
         return _keys(args)
+    if args.command == "worker":
+        from orchestrator.standalone_worker import run_worker
+
+        return run_worker(OrchestratorSettings(), triton, args.metrics_port)
+    if args.command == "migrate":
+        from orchestrator.db.session import make_engine
+
+        make_engine(OrchestratorSettings().database_url).dispose()
+        print("database at the newest schema")
+        return 0
     if args.command == "serve":
         return _serve_orchestrator(OrchestratorSettings())
     if args.command == "triton":

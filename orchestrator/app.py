@@ -1,19 +1,39 @@
 """The app factory: long-lived clients are built once in the lifespan and kept on app.state."""
 
+import asyncio
+import logging
 import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from orchestrator.api.routes import admin, health, triage
+from orchestrator.api.routes import admin, chat, control, health, intake, tickets, triage
+from orchestrator.bodylimit import BodySizeLimit
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.errors import install_handlers
 from orchestrator.metrics import Metrics
 from orchestrator.ratelimit import RateLimiter
+from orchestrator.services import jobs
 from orchestrator.services.keys import ensure_admin_key
 from orchestrator.settings import OrchestratorSettings, TritonSettings
+from orchestrator.triton.control import ModelControl
+from orchestrator.triton.llm_client import LLMClient
 from orchestrator.triton.triage_client import TriageClient
+from orchestrator.watchdog import ResourceWatchdog
+from orchestrator.worker import Worker
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+The public door of the support back end: tickets (JSON, e-mail, signed webhooks) are stored
+durably, triaged by Triton's `ticket_triage` ensemble and drafted by the `llm` model;
+OpenAI-compatible chat; and a control plane for Triton's models.
+
+Authenticate with `X-API-Key: <key>` or `Authorization: Bearer <key>`. Errors have one shape:
+`{"error": {"message", "type", "param", "code"}}`.
+"""
 
 
 def create_app(
@@ -24,26 +44,51 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        engine = make_engine(settings.database_url)
+        engine = await run_in_threadpool(make_engine, settings.database_url)
         app.state.sessions = session_factory(engine)
         if settings.admin_key:
             with app.state.sessions() as session:
                 ensure_admin_key(session=session, key=settings.admin_key)
         app.state.triage = TriageClient(triton.grpc_url, timeout_s=settings.triage_timeout_s)
+        app.state.llm = LLMClient(triton.grpc_url, settings.llm_model)
+        app.state.control = ModelControl(triton.grpc_url, triton.model_repository)
+        app.state.watchdog.start()
+        worker_task = None
+        if settings.worker_in_process:
+            app.state.worker = make_worker(app, settings)
+            worker_task = asyncio.create_task(app.state.worker.run())
         try:
             yield
         finally:
+            if worker_task is not None:
+                await app.state.worker.stop()
+                await worker_task
+            app.state.watchdog.stop()
             await app.state.triage.close()
+            await app.state.control.close()
             engine.dispose()
 
-    app = FastAPI(title="Support inference orchestrator", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Support inference orchestrator",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.watchdog = ResourceWatchdog(app.state.metrics.registry)
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_handlers(app)
-    for router in (health.router, admin.router, triage.router):
-        app.include_router(router)
+    for module in (health, admin, triage, tickets, intake, chat, control):
+        app.include_router(module.router)
+    app.include_router(tickets.feedback_router)
     _instrument(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def make_worker(app: FastAPI, settings: OrchestratorSettings) -> Worker:
+    return Worker(app.state.sessions, app.state.triage, app.state.llm, app.state.metrics, settings)
 
 
 def _instrument(app: FastAPI) -> None:
@@ -61,5 +106,18 @@ def _instrument(app: FastAPI) -> None:
         return response
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus() -> Response:
+    async def prometheus() -> Response:
+        await run_in_threadpool(_read_queue, app)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _read_queue(app: FastAPI) -> None:
+    """The job queue's depth and age, read from the database when Prometheus scrapes."""
+    try:
+        with app.state.sessions() as session:
+            depth, age = jobs.queue_stats(session)
+    except Exception:
+        log.warning("could not read the job queue for /metrics", exc_info=True)
+        return
+    app.state.metrics.queue_depth.set(depth)
+    app.state.metrics.queue_oldest_age.set(age)

@@ -6,6 +6,7 @@ when any is missing the note itself is appended as the "what to do" part. A fall
 built from the note alone and marked as such, answers when the LLM is unavailable or slow.
 """
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from orchestrator.settings import PROJECT_ROOT
-from orchestrator.triton.llm_client import LLMClient, LLMUnavailable
+from orchestrator.triton.llm_client import Generation, LLMClient, LLMTimeout, LLMUnavailable
 
 DEFAULT_NOTES = PROJECT_ROOT / "data" / "answer_notes.yaml"
 TONE = (
@@ -34,6 +35,7 @@ class AnswerNote:
 class Draft:
     text: str
     source: str  # "llm" or "fallback"
+    generation: Generation | None = None  # token counts, when the LLM wrote it
 
 
 @cache
@@ -68,7 +70,7 @@ def fallback(note: AnswerNote) -> Draft:
     return Draft(f"Thank you for contacting Northwind Bank.\n\n{note.note}", "fallback")
 
 
-async def write_draft(
+async def stream_draft(
     llm: LLMClient,
     intent: str,
     subject: str,
@@ -77,16 +79,37 @@ async def write_draft(
     max_tokens: int = 96,
     timeout_s: float = 20.0,
     seed: int | None = None,
-) -> Draft:
-    """A grounded LLM draft, or the marked fallback when the LLM is unavailable or too slow."""
+    fallback_when_down: bool = True,
+) -> AsyncIterator[str | Draft]:
+    """The LLM's text as it comes, then the grounded Draft.
+
+    A slow LLM gets the marked fallback draft. An unreachable one does too, unless
+    `fallback_when_down` is False: then LLMUnavailable is raised so the caller can retry.
+    """
     note = load_notes()[intent]
     try:
-        generation = await llm.generate(
+        async for item in llm.stream(
             draft_messages(note, subject, body),
             max_tokens=max_tokens,
             timeout_s=timeout_s,
             seed=seed,
-        )
+        ):
+            if isinstance(item, Generation):
+                draft = grounded(item.text, note)
+                yield Draft(draft.text, draft.source, item)
+                return
+            yield item
+    except LLMTimeout:
+        yield fallback(note)
     except LLMUnavailable:
-        return fallback(note)
-    return grounded(generation.text, note)
+        if not fallback_when_down:
+            raise
+        yield fallback(note)
+
+
+async def write_draft(llm: LLMClient, intent: str, subject: str, body: str, **options) -> Draft:
+    """A grounded LLM draft, or the marked fallback when the LLM is unavailable or too slow."""
+    async for item in stream_draft(llm, intent, subject, body, **options):
+        if isinstance(item, Draft):
+            return item
+    raise AssertionError("stream_draft always ends with a Draft")

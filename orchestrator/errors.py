@@ -1,8 +1,11 @@
 """One error shape everywhere: {"error": {"message", "type", "param", "code"}}."""
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -75,7 +78,8 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, error: RequestValidationError):
+    @app.exception_handler(ValidationError)
+    async def _validation(_request: Request, error: RequestValidationError | ValidationError):
         first = error.errors()[0]
         param = ".".join(str(part) for part in first["loc"] if part != "body")
         message = f"{param or 'body'}: {first['msg']}"
@@ -89,4 +93,14 @@ def install_handlers(app: FastAPI) -> None:
             body(str(error.detail), "invalid_request_error"),
             status_code=error.status_code,
             headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception):
+        logging.getLogger("orchestrator").exception(
+            "unhandled error on %s %s", request.method, request.url.path
+        )
+        return JSONResponse(
+            body("internal error; it has been logged", "server_error", code="internal_error"),
+            status_code=500,
         )

@@ -55,3 +55,23 @@ class OrchestratorSettings(BaseSettings):
     rate_limit_per_minute: float = Field(default=600, gt=0)  # per API key, per replica
     rate_limit_burst: int = Field(default=60, ge=1)
     max_triage_texts: int = 64
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)  # larger bodies get 413
+    ticket_wait_timeout_s: float = Field(default=30.0, gt=0, le=300)  # POST /v1/tickets?wait=true
+
+    # The job worker: in this process by default, or `python -m orchestrator worker`.
+    worker_in_process: bool = True
+    worker_batch: int = Field(default=16, ge=1, le=256)  # jobs claimed, and triaged, at once
+    worker_drafts: int = Field(default=4, ge=1, le=64)  # drafts generated concurrently
+    worker_poll_s: float = Field(default=0.5, gt=0)
+    job_max_attempts: int = Field(default=8, ge=1)
+    job_backoff_base_s: float = Field(default=1.0, gt=0)  # doubles per attempt ...
+    job_backoff_max_s: float = Field(default=30.0, gt=0)  # ... up to this
+    job_lease_s: float = Field(default=120.0, gt=0)  # a crashed worker's jobs return after it
+
+    # Generation
+    llm_model: str = "llm"
+    draft_max_tokens: int = Field(default=96, ge=1, le=1024)
+    draft_timeout_s: float = Field(default=30.0, gt=0)  # then the marked fallback draft
+    chat_default_max_tokens: int = Field(default=256, ge=1)
+    chat_timeout_s: float = Field(default=120.0, gt=0)
+    webhook_tolerance_s: int = Field(default=300, ge=1)  # signed timestamps older are refused

@@ -12,6 +12,7 @@ from export.build import BuildOptions, build
 from export.settings import ExportSettings
 from orchestrator.settings import TritonSettings
 from orchestrator.triton.launcher import TritonServer
+from tests.utils.orchestrator import Orchestrator, postgres_reachable, reset_postgres
 from tests.utils.ports import free_ports
 
 TEST_BUILD = BuildOptions(epochs=1, train_per_label=16, test_limit=200)
@@ -55,3 +56,27 @@ def hf_model_folder(tmp_path_factory) -> Path:
     from llm_engine.hf_folder import folder_from_gguf
 
     return folder_from_gguf(tmp_path_factory.mktemp("hf-smollm2"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request, tmp_path_factory) -> str:
+    """Each test module runs once on an SQLite file and once on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'orchestrator.db'}"
+    if not postgres_reachable():
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432 (database test)")
+    reset_postgres()
+    return "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="module")
+def api(database_url, triton_settings, triton):
+    """A real orchestrator (uvicorn, in-process worker) against the session's Triton."""
+    orchestrator = Orchestrator(
+        database_url,
+        triton_settings,
+        ORCHESTRATOR_RATE_LIMIT_PER_MINUTE="600",
+        ORCHESTRATOR_RATE_LIMIT_BURST="40",
+    ).start()
+    yield orchestrator.client
+    orchestrator.close()

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,17 +23,19 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def _presented_key(request: Request) -> str:
-    key = request.headers.get("x-api-key")
-    if key is None:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        key = value.strip() if scheme.lower() == "bearer" else ""
-    return key
+# Declared as security schemes so that /openapi.json shows how every route authenticates.
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey")
+_bearer = HTTPBearer(auto_error=False, scheme_name="Bearer")
 
 
-def current_key(request: Request, session: SessionDep) -> ApiKey:
+def current_key(
+    session: SessionDep,
+    header_key: Annotated[str | None, Depends(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
     """The key's record; a missing, unknown or revoked key gets the same 401."""
-    wanted = digest(_presented_key(request))
+    presented = header_key if header_key is not None else (bearer.credentials if bearer else "")
+    wanted = digest(presented)
     key = session.scalar(select(ApiKey).where(ApiKey.digest == wanted))
     if key is None or key.revoked_at is not None or not secrets.compare_digest(key.digest, wanted):
         raise unauthorized()

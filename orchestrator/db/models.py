@@ -1,17 +1,38 @@
-"""Tables: tenants and their API keys (tickets, jobs and history follow)."""
+"""Tables: tenants and keys, tickets and their jobs, agents' feedback, chat history, audit.
+
+The schema is owned by Alembic (orchestrator/db/migrations); a change here needs a new
+revision there, and tests/test_migrations.py fails when the two disagree.
+"""
 
 from datetime import UTC, datetime
+from typing import ClassVar
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every database (SQLite drops the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, _dialect):
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value, _dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map: ClassVar = {datetime: UTCDateTime(), dict: JSON, list: JSON}
 
 
 class Tenant(Base):
@@ -19,6 +40,8 @@ class Tenant(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # The CRM signs webhook bodies with it; HMAC needs the secret itself, so it is not hashed.
+    webhook_secret: Mapped[str | None] = mapped_column(String(100), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     keys: Mapped[list["ApiKey"]] = relationship(back_populates="tenant")
 
@@ -39,3 +62,114 @@ class ApiKey(Base):
     @property
     def scope_set(self) -> frozenset[str]:
         return frozenset(self.scopes.split())
+
+
+class Ticket(Base):
+    """A customer's message, its triage and its draft reply, all in one row."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "external_id", name="uq_tickets_tenant_external_id"),
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_tickets_tenant_idempotency"),
+        Index("ix_tickets_tenant_status", "tenant_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    customer_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    external_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    extra: Mapped[dict] = mapped_column("metadata", default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    intent: Mapped[str | None] = mapped_column(String(100), default=None)
+    confidence: Mapped[float | None] = mapped_column(default=None)
+    department: Mapped[str | None] = mapped_column(String(50), default=None, index=True)
+    type: Mapped[str | None] = mapped_column(String(50), default=None)
+    priority: Mapped[str | None] = mapped_column(String(20), default=None, index=True)
+    top: Mapped[list | None] = mapped_column(default=None)
+    draft_text: Mapped[str | None] = mapped_column(Text, default=None)
+    draft_source: Mapped[str | None] = mapped_column(String(20), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Job(Base):
+    """Work owed on a ticket. Stored in the ticket's transaction, so none is ever lost."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # running, done, failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
+    leased_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Feedback(Base):
+    """An agent's correction of a triage field: a labelled example for the next training."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    field: Mapped[str] = mapped_column(String(20))
+    old_value: Mapped[str | None] = mapped_column(String(100))
+    new_value: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChatExchange(Base):
+    """One chat completion: what was asked and what was answered, per tenant."""
+
+    __tablename__ = "chat_exchanges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    model: Mapped[str] = mapped_column(String(100))
+    messages: Mapped[list] = mapped_column()
+    reply: Mapped[str] = mapped_column(Text)
+    finish_reason: Mapped[str] = mapped_column(String(20))
+    prompt_tokens: Mapped[int] = mapped_column(default=0)
+    completion_tokens: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who did what to which model, when, and how it went."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(200))
+    request: Mapped[dict] = mapped_column(default=dict)
+    result: Mapped[str] = mapped_column(String(20))  # ok | error
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """Signatures already accepted, so that a captured request cannot be replayed."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("tenant_id", "signature", name="uq_webhook_signature"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    signature: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

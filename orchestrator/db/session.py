@@ -5,18 +5,20 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.db.models import Base
+from orchestrator.db.migrate import upgrade
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, migrate: bool = True) -> Engine:
+    """An engine on `url`, its schema brought to the newest migration unless told not to."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-        engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if migrate:
+        upgrade(engine)
     return engine
 
 
@@ -24,6 +26,7 @@ def _sqlite_pragmas(connection, _record) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")  # the worker and the API write concurrently
     cursor.close()
 
 

@@ -19,6 +19,12 @@ class TenantPublic(BaseModel):
     created_at: datetime
 
 
+class TenantCreated(TenantPublic):
+    webhook_secret: str = Field(
+        description="Signs /v1/intake/webhook bodies (HMAC-SHA256); shown here only"
+    )
+
+
 class KeyCreate(Strict):
     tenant_id: int
     scopes: list[str] = Field(min_length=1)

@@ -1,9 +1,14 @@
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
+
+# Triage reads the first 128 tokens; longer texts are refused rather than silently cut.
+TriageText = Annotated[str, Field(max_length=10_000)]
 
 
 class TriageRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    texts: list[str] = Field(min_length=1, max_length=64)
+    texts: list[TriageText] = Field(min_length=1, max_length=64)
 
 
 class IntentScore(BaseModel):

@@ -5,12 +5,13 @@ from sqlalchemy.orm import Session
 
 from orchestrator.db.models import ApiKey, Tenant, utcnow
 from orchestrator.security import SCOPES, digest, new_key
+from orchestrator.services.webhooks import new_secret
 
 ADMIN_TENANT = "admin"
 
 
 def create_tenant(*, session: Session, name: str) -> Tenant:
-    tenant = Tenant(name=name)
+    tenant = Tenant(name=name, webhook_secret=new_secret())
     session.add(tenant)
     session.commit()
     return tenant
@@ -27,6 +28,14 @@ def create_key(
     session.add(record)
     session.commit()
     return record, key
+
+
+def rotate_webhook_secret(*, session: Session, tenant_id: int) -> Tenant | None:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is not None:
+        tenant.webhook_secret = new_secret()
+        session.commit()
+    return tenant
 
 
 def revoke_key(*, session: Session, key_id: int) -> bool:

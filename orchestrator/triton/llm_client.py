@@ -10,7 +10,11 @@ import tritonclient.grpc.aio as aio
 
 
 class LLMUnavailable(RuntimeError):
-    """The model could not answer: not loaded, unreachable, failed or too slow."""
+    """The model could not answer: not loaded, unreachable or failed."""
+
+
+class LLMTimeout(LLMUnavailable):
+    """The model answered too slowly; it is up, so retrying at once would not help."""
 
 
 @dataclass(frozen=True)
@@ -22,22 +26,44 @@ class Generation:
 
 
 def _tensor(name: str, value, dtype, kind: str) -> aio.InferInput:
-    tensor = aio.InferInput(name, [1, 1], kind)
-    tensor.set_data_from_numpy(np.array([[value]], dtype=dtype))
+    array = np.array([value], dtype=dtype).reshape(1, -1)
+    tensor = aio.InferInput(name, list(array.shape), kind)
+    tensor.set_data_from_numpy(array)
     return tensor
 
 
 def request_inputs(
-    messages: list[dict], *, max_tokens: int, temperature: float = 0.0, seed: int | None = None
+    messages: list[dict],
+    *,
+    max_tokens: int,
+    temperature: float = 0.0,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop: list[str] | None = None,
+    frequency_penalty: float | None = None,
+    presence_penalty: float | None = None,
 ) -> list[aio.InferInput]:
+    """The `llm` model's inputs for one chat request (optional ones only when given)."""
     inputs = [
         _tensor("messages", json.dumps(messages).encode(), object, "BYTES"),
         _tensor("max_tokens", max_tokens, np.int32, "INT32"),
         _tensor("temperature", temperature, np.float32, "FP32"),
         _tensor("stream", True, bool, "BOOL"),
     ]
-    if seed is not None:
-        inputs.append(_tensor("seed", seed, np.uint64, "UINT64"))
+    optional = {
+        "top_p": (top_p, np.float32, "FP32"),
+        "seed": (seed, np.uint64, "UINT64"),
+        "frequency_penalty": (frequency_penalty, np.float32, "FP32"),
+        "presence_penalty": (presence_penalty, np.float32, "FP32"),
+    }
+    for name, (value, dtype, kind) in optional.items():
+        if value is not None:
+            inputs.append(_tensor(name, value, dtype, kind))
+    if stop:
+        words = np.array([[w.encode() for w in stop]], dtype=object)
+        tensor = aio.InferInput("stop_words", list(words.shape), "BYTES")
+        tensor.set_data_from_numpy(words)
+        inputs.append(tensor)
     return inputs
 
 
@@ -46,16 +72,32 @@ class LLMClient:
         self.url = url
         self.model = model
 
-    async def stream(self, messages: list[dict], **params) -> AsyncIterator[str | Generation]:
-        """Yield each new piece of text, then a Generation with the totals."""
+    async def stream(
+        self, messages: list[dict], *, timeout_s: float = 120.0, **params
+    ) -> AsyncIterator[str | Generation]:
+        """Yield each new piece of text, then a Generation with the totals.
+
+        Closing the iterator early (a client that went away) closes the gRPC stream, and
+        Triton cancels the request.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         client = aio.InferenceServerClient(self.url)
 
         async def requests():
             yield {"model_name": self.model, "inputs": request_inputs(messages, **params)}
 
+        responses = client.stream_infer(requests()).__aiter__()
         parts: list[str] = []
         try:
-            async for result, error in client.stream_infer(requests()):
+            while True:
+                remaining = deadline - loop.time()
+                try:
+                    result, error = await asyncio.wait_for(responses.__anext__(), remaining)
+                except TimeoutError:
+                    raise LLMTimeout(f"no answer within {timeout_s} s") from None
+                except StopAsyncIteration:
+                    break
                 if error is not None:
                     raise LLMUnavailable(str(error))
                 text = result.as_numpy("text_output")
@@ -79,14 +121,17 @@ class LLMClient:
             await client.close()
         raise LLMUnavailable("the stream ended without a final response")
 
-    async def generate(self, messages: list[dict], *, timeout_s: float, **params) -> Generation:
-        async def collect() -> Generation:
-            async for item in self.stream(messages, **params):
-                if isinstance(item, Generation):
-                    return item
-            raise LLMUnavailable("no final response")
+    async def generate(self, messages: list[dict], **params) -> Generation:
+        async for item in self.stream(messages, **params):
+            if isinstance(item, Generation):
+                return item
+        raise LLMUnavailable("no final response")
 
+    async def ready(self) -> bool:
+        client = aio.InferenceServerClient(self.url)
         try:
-            return await asyncio.wait_for(collect(), timeout_s)
-        except TimeoutError as error:
-            raise LLMUnavailable(f"no answer within {timeout_s} s") from error
+            return await client.is_model_ready(self.model)
+        except Exception:
+            return False
+        finally:
+            await client.close()

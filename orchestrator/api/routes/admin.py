@@ -5,18 +5,27 @@ from sqlalchemy.exc import IntegrityError
 
 from orchestrator.api.deps import SessionDep, require
 from orchestrator.errors import ApiError
-from orchestrator.schemas.admin import KeyCreate, KeyCreated, TenantCreate, TenantPublic
+from orchestrator.schemas.admin import KeyCreate, KeyCreated, TenantCreate, TenantCreated
 from orchestrator.services import keys
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[require("admin")])
 
 
-@router.post("/tenants", status_code=status.HTTP_201_CREATED, response_model=TenantPublic)
+@router.post("/tenants", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
 def create_tenant(data: TenantCreate, session: SessionDep):
     try:
         return keys.create_tenant(session=session, name=data.name)
     except IntegrityError:
         raise ApiError(409, f"a tenant named {data.name!r} exists", param="name") from None
+
+
+@router.post("/tenants/{tenant_id}/webhook-secret", response_model=TenantCreated)
+def rotate_webhook_secret(tenant_id: int, session: SessionDep):
+    """A new webhook secret for the tenant; the old one stops working at once."""
+    tenant = keys.rotate_webhook_secret(session=session, tenant_id=tenant_id)
+    if tenant is None:
+        raise ApiError(404, f"no tenant {tenant_id}", param="tenant_id")
+    return tenant
 
 
 @router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)

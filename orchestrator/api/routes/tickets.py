@@ -1,0 +1,215 @@
+"""Tickets: submit (async or wait), read, list, correct, and regenerate the draft."""
+
+import asyncio
+import json
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from orchestrator.api.deps import SessionDep, require
+from orchestrator.db.models import ApiKey, Ticket
+from orchestrator.drafts import Draft, stream_draft
+from orchestrator.errors import ApiError
+from orchestrator.generation import GenerationTimer
+from orchestrator.schemas.tickets import (
+    FeedbackPage,
+    TicketAccepted,
+    TicketCreate,
+    TicketPage,
+    TicketPublic,
+    TicketStatus,
+    TicketUpdate,
+)
+from orchestrator.services import tickets
+from orchestrator.services.tickets import Stored, public
+
+router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
+feedback_router = APIRouter(prefix="/v1", tags=["tickets"])
+FINISHED = ("done", "failed")
+
+WriteKey = Annotated[ApiKey, require("tickets:write")]
+ReadKey = Annotated[ApiKey, require("tickets:read")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="A repeat with the same key returns the first ticket instead of a new one.",
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=TicketAccepted,
+    responses={
+        200: {"model": TicketPublic, "description": "An earlier ticket with this key or id"},
+        201: {"model": TicketPublic, "description": "With `wait=true`: the finished ticket"},
+    },
+)
+async def create_ticket(
+    data: TicketCreate,
+    request: Request,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+    wait: Annotated[bool, Query(description="Answer when the ticket is drafted")] = False,
+    timeout: Annotated[float | None, Query(gt=0, le=300, description="Seconds to wait")] = None,
+):
+    """Store a ticket durably (202), or with `wait=true` answer with the finished ticket."""
+    stored = await run_in_threadpool(_store, request, key.tenant_id, data, idempotency_key)
+    return await respond_stored(request, stored, wait, timeout)
+
+
+def _store(request: Request, tenant_id: int, data: TicketCreate, idempotency_key) -> Stored:
+    with request.app.state.sessions() as session:
+        return tickets.create_ticket(session, tenant_id, data, idempotency_key)
+
+
+async def respond_stored(request: Request, stored: Stored, wait: bool, timeout: float | None):
+    """202 {id, status} for a new ticket; 201 once finished with `wait`; 200 for a repeat."""
+    ticket = stored.ticket
+    if not stored.created:
+        return JSONResponse(public(ticket).model_dump(mode="json"), status_code=200)
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None:
+        worker.wake()
+    if wait:
+        settings = request.app.state.settings
+        finished = await _wait_finished(
+            request, ticket.id, timeout or settings.ticket_wait_timeout_s
+        )
+        if finished is not None:
+            return JSONResponse(finished.model_dump(mode="json"), status_code=201)
+    accepted = TicketAccepted(id=ticket.id, status=TicketStatus.queued)
+    return JSONResponse(
+        accepted.model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/tickets/{ticket.id}"},
+    )
+
+
+async def _wait_finished(request: Request, ticket_id: int, timeout_s: float) -> TicketPublic | None:
+    def read() -> Ticket:
+        with request.app.state.sessions() as session:
+            return session.get(Ticket, ticket_id)
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ticket = await run_in_threadpool(read)
+        if ticket.status in FINISHED:
+            return public(ticket)
+        await asyncio.sleep(0.1)
+    return None
+
+
+@router.get("/{ticket_id}", response_model=TicketPublic)
+def get_ticket(ticket_id: int, session: SessionDep, key: ReadKey):
+    return public(tickets.get_ticket(session, key.tenant_id, ticket_id))
+
+
+@router.get("", response_model=TicketPage)
+def list_tickets(
+    session: SessionDep,
+    key: ReadKey,
+    status: TicketStatus | None = None,
+    department: str | None = None,
+    priority: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+):
+    """The tenant's tickets, newest first, filtered; follow `next_cursor` for more."""
+    rows, next_cursor = tickets.list_tickets(
+        session,
+        key.tenant_id,
+        status=status.value if status else None,
+        department=department,
+        priority=priority,
+        limit=limit,
+        cursor=cursor,
+    )
+    return TicketPage(data=[public(t) for t in rows], next_cursor=next_cursor)
+
+
+@router.patch("/{ticket_id}", response_model=TicketPublic)
+def update_ticket(ticket_id: int, changes: TicketUpdate, session: SessionDep, key: WriteKey):
+    """An agent's corrections of intent, department, priority or status."""
+    ticket = tickets.get_ticket(session, key.tenant_id, ticket_id)
+    return public(tickets.apply_update(session, ticket, changes, key.id))
+
+
+@router.post(
+    "/{ticket_id}/draft",
+    response_model=TicketPublic,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def regenerate_draft(
+    ticket_id: int,
+    request: Request,
+    key: WriteKey,
+    stream: Annotated[
+        bool, Query(description="Server-sent events as the draft is written")
+    ] = False,
+):
+    """Write the draft again (after a correction of the intent, say)."""
+
+    def load() -> Ticket:
+        with request.app.state.sessions() as session:
+            return tickets.get_ticket(session, key.tenant_id, ticket_id)
+
+    ticket = await run_in_threadpool(load)
+    if ticket.intent is None:
+        raise ApiError(409, f"ticket {ticket_id} is not triaged yet", code="not_triaged")
+    events = _draft_events(request, ticket)
+    if stream:
+        return StreamingResponse(events, media_type="text/event-stream")
+    async for _ in events:
+        pass
+    return public(await run_in_threadpool(load))
+
+
+async def _draft_events(request: Request, ticket: Ticket):
+    """SSE: `delta` events with text as it comes, then one `draft` event, then [DONE]."""
+    settings, timer = request.app.state.settings, GenerationTimer()
+    async for item in stream_draft(
+        request.app.state.llm,
+        ticket.intent,
+        ticket.subject,
+        ticket.body,
+        max_tokens=settings.draft_max_tokens,
+        timeout_s=settings.draft_timeout_s,
+    ):
+        if isinstance(item, Draft):
+            if item.generation is not None:
+                timer.record(request.app.state.metrics, "draft", item.generation)
+            await run_in_threadpool(_save_draft, request, ticket.id, item)
+            yield _sse("draft", {"text": item.text, "source": item.source})
+        else:
+            timer.token()
+            yield _sse("delta", {"text": item})
+    yield "data: [DONE]\n\n"
+
+
+def _save_draft(request: Request, ticket_id: int, draft: Draft) -> None:
+    with request.app.state.sessions() as session:
+        ticket = session.get(Ticket, ticket_id)
+        ticket.draft_text, ticket.draft_source = draft.text, draft.source
+        session.commit()
+
+
+@feedback_router.get("/feedback", response_model=FeedbackPage)
+def list_feedback(
+    session: SessionDep,
+    key: ReadKey,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+):
+    """Agents' corrections with the ticket texts: labelled examples for the next training."""
+    return tickets.list_feedback(session, key.tenant_id, limit=limit, cursor=cursor)
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"

@@ -1,0 +1,21 @@
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.schemas.tickets import EMAIL_PATTERN
+
+
+class WebhookTicket(BaseModel):
+    """A CRM's ticket event. Sign the raw body: `X-Signature: sha256=<hex HMAC-SHA256>`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(min_length=1, max_length=200, description="The CRM's id of this event")
+    timestamp: int = Field(description="Unix seconds when the CRM signed the event")
+    subject: str = Field(min_length=1, max_length=500)
+    body: str = Field(min_length=1, max_length=20_000)
+    customer_email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
+    external_id: str | None = Field(
+        default=None, max_length=200, description="The CRM's ticket id; a repeat returns the ticket"
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)

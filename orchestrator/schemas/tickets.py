@@ -1,0 +1,108 @@
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orchestrator.schemas.triage import Triage
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class Channel(StrEnum):
+    web = "web"
+    email = "email"
+    webhook = "webhook"
+    api = "api"
+
+
+class TicketStatus(StrEnum):
+    queued = "queued"  # stored, waiting for the worker
+    processing = "processing"
+    done = "done"  # triaged and drafted
+    failed = "failed"  # the worker gave up; `error` says why
+    resolved = "resolved"  # set by an agent
+    closed = "closed"  # set by an agent
+
+
+AGENT_STATUSES = (TicketStatus.resolved, TicketStatus.closed, TicketStatus.done)
+
+
+class TicketCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(min_length=1, max_length=500)
+    body: str = Field(min_length=1, max_length=20_000)
+    channel: Channel = Channel.api
+    customer_email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("subject", "body")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class Draft(BaseModel):
+    text: str
+    source: str = Field(description='"llm", or "fallback" when the LLM could not answer')
+
+
+class TicketAccepted(BaseModel):
+    id: int
+    status: TicketStatus
+
+
+class TicketPublic(BaseModel):
+    id: int
+    status: TicketStatus
+    channel: Channel
+    subject: str
+    body: str
+    customer_email: str | None
+    external_id: str | None
+    metadata: dict[str, Any]
+    triage: Triage | None
+    draft: Draft | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    processed_at: datetime | None
+
+
+class TicketPage(BaseModel):
+    data: list[TicketPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end"
+    )
+
+
+class TicketUpdate(BaseModel):
+    """An agent's corrections; triage fields changed here are kept as labelled feedback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intent: str | None = None
+    department: str | None = None
+    priority: str | None = None
+    status: TicketStatus | None = None
+
+
+class FeedbackItem(BaseModel):
+    """A labelled example: the ticket's text and the value an agent corrected a field to."""
+
+    id: int
+    ticket_id: int
+    text: str
+    field: str
+    old_value: str | None
+    new_value: str
+    created_at: datetime
+
+
+class FeedbackPage(BaseModel):
+    data: list[FeedbackItem]
+    next_cursor: str | None

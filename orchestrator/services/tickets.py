@@ -1,0 +1,235 @@
+"""Tickets: storing one with its job in one transaction, reading, listing and correcting."""
+
+import base64
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from orchestrator.db.models import Feedback, Job, Ticket, utcnow
+from orchestrator.errors import ApiError
+from orchestrator.schemas.tickets import (
+    AGENT_STATUSES,
+    Draft,
+    FeedbackItem,
+    FeedbackPage,
+    TicketCreate,
+    TicketPublic,
+    TicketUpdate,
+)
+from orchestrator.schemas.triage import IntentScore, Triage
+from orchestrator.taxonomy import PRIORITIES, default_taxonomy
+
+
+@dataclass(frozen=True)
+class Stored:
+    ticket: Ticket
+    created: bool  # False: an earlier ticket with the same idempotency key or external id
+
+
+def create_ticket(
+    session: Session, tenant_id: int, data: TicketCreate, idempotency_key: str | None = None
+) -> Stored:
+    """Store the ticket and its job together, or return the ticket they already made."""
+    existing = _existing(session, tenant_id, data.external_id, idempotency_key)
+    if existing is not None:
+        return Stored(existing, created=False)
+    ticket = Ticket(
+        tenant_id=tenant_id,
+        channel=data.channel.value,
+        subject=data.subject,
+        body=data.body,
+        customer_email=data.customer_email,
+        external_id=data.external_id,
+        idempotency_key=idempotency_key,
+        extra=data.metadata,
+    )
+    session.add(ticket)
+    try:
+        session.flush()
+        session.add(Job(ticket_id=ticket.id))
+        session.commit()
+    except IntegrityError:  # the same key raced us; the winner's ticket is the answer
+        session.rollback()
+        existing = _existing(session, tenant_id, data.external_id, idempotency_key)
+        if existing is None:
+            raise
+        return Stored(existing, created=False)
+    return Stored(ticket, created=True)
+
+
+def _existing(
+    session: Session, tenant_id: int, external_id: str | None, idempotency_key: str | None
+) -> Ticket | None:
+    for column, value in (
+        (Ticket.idempotency_key, idempotency_key),
+        (Ticket.external_id, external_id),
+    ):
+        if value is not None:
+            found = session.scalar(
+                select(Ticket).where(Ticket.tenant_id == tenant_id, column == value)
+            )
+            if found is not None:
+                return found
+    return None
+
+
+def get_ticket(session: Session, tenant_id: int, ticket_id: int) -> Ticket:
+    """The tenant's ticket; another tenant's is as absent as one that never existed."""
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None or ticket.tenant_id != tenant_id:
+        raise ApiError(404, f"no ticket {ticket_id}", param="id", code="not_found")
+    return ticket
+
+
+def list_tickets(
+    session: Session,
+    tenant_id: int,
+    *,
+    status: str | None,
+    department: str | None,
+    priority: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Ticket], str | None]:
+    """Newest first; the cursor is the last id seen, so pages stay stable under inserts."""
+    query = select(Ticket).where(Ticket.tenant_id == tenant_id)
+    for column, value in (
+        (Ticket.status, status),
+        (Ticket.department, department),
+        (Ticket.priority, priority),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if cursor is not None:
+        query = query.where(Ticket.id < decode_cursor(cursor))
+    rows = list(session.scalars(query.order_by(Ticket.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].id) if more else None
+
+
+def encode_cursor(ticket_id: int) -> str:
+    return base64.urlsafe_b64encode(f"t:{ticket_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "t":
+            raise ValueError(kind)
+        return int(value)
+    except ValueError:
+        raise ApiError(422, "cursor is not one this API gave out", param="cursor") from None
+
+
+def apply_update(session: Session, ticket: Ticket, changes: TicketUpdate, key_id: int) -> Ticket:
+    """Apply an agent's corrections; each changed triage field becomes a Feedback row."""
+    fields = changes.model_dump(exclude_unset=True, exclude_none=True)
+    _validate_update(fields)
+    if "intent" in fields:
+        route = default_taxonomy().route(fields["intent"])
+        fields.setdefault("department", route.department)
+        fields.setdefault("priority", route.priority)
+        ticket.type = route.type
+    for field, value in fields.items():
+        value = value.value if hasattr(value, "value") else value
+        old = getattr(ticket, field)
+        if old == value:
+            continue
+        if field != "status":
+            session.add(
+                Feedback(
+                    tenant_id=ticket.tenant_id,
+                    ticket_id=ticket.id,
+                    key_id=key_id,
+                    field=field,
+                    old_value=old,
+                    new_value=value,
+                )
+            )
+        setattr(ticket, field, value)
+    ticket.updated_at = utcnow()
+    session.commit()
+    return ticket
+
+
+def _validate_update(fields: dict) -> None:
+    taxonomy = default_taxonomy()
+    if "intent" in fields and fields["intent"] not in taxonomy.intents:
+        raise ApiError(422, f"unknown intent {fields['intent']!r}", param="intent")
+    if "department" in fields and fields["department"] not in taxonomy.departments:
+        known = sorted(taxonomy.departments)
+        raise ApiError(422, f"department must be one of {known}", param="department")
+    if "priority" in fields and fields["priority"] not in PRIORITIES:
+        raise ApiError(422, f"priority must be one of {list(PRIORITIES)}", param="priority")
+    if "status" in fields and fields["status"] not in AGENT_STATUSES:
+        allowed = [s.value for s in AGENT_STATUSES]
+        raise ApiError(422, f"an agent may set status to {allowed}", param="status")
+
+
+def list_feedback(session: Session, tenant_id: int, *, limit: int, cursor: str | None):
+    query = (
+        select(Feedback, Ticket)
+        .join(Ticket, Feedback.ticket_id == Ticket.id)
+        .where(Feedback.tenant_id == tenant_id)
+    )
+    if cursor is not None:
+        query = query.where(Feedback.id < decode_cursor(cursor))
+    rows = list(session.execute(query.order_by(Feedback.id.desc()).limit(limit + 1)))
+    more, rows = len(rows) > limit, rows[:limit]
+    items = [
+        FeedbackItem(
+            id=f.id,
+            ticket_id=t.id,
+            text=f"{t.subject}\n{t.body}",
+            field=f.field,
+            old_value=f.old_value,
+            new_value=f.new_value,
+            created_at=f.created_at,
+        )
+        for f, t in rows
+    ]
+    return FeedbackPage(data=items, next_cursor=encode_cursor(rows[-1][0].id) if more else None)
+
+
+def store_triage(ticket: Ticket, triage: Triage) -> None:
+    ticket.intent, ticket.confidence = triage.intent, triage.confidence
+    ticket.department, ticket.type, ticket.priority = (
+        triage.department,
+        triage.type,
+        triage.priority,
+    )
+    ticket.top = [item.model_dump() for item in triage.top]
+
+
+def public(ticket: Ticket) -> TicketPublic:
+    triage = None
+    if ticket.intent is not None:
+        triage = Triage(
+            intent=ticket.intent,
+            confidence=ticket.confidence,
+            department=ticket.department,
+            type=ticket.type,
+            priority=ticket.priority,
+            top=[IntentScore(**item) for item in ticket.top or []],
+        )
+    draft = Draft(text=ticket.draft_text, source=ticket.draft_source) if ticket.draft_text else None
+    return TicketPublic(
+        id=ticket.id,
+        status=ticket.status,
+        channel=ticket.channel,
+        subject=ticket.subject,
+        body=ticket.body,
+        customer_email=ticket.customer_email,
+        external_id=ticket.external_id,
+        metadata=ticket.extra or {},
+        triage=triage,
+        draft=draft,
+        error=ticket.error,
+        created_at=ticket.created_at,
+        updated_at=ticket.updated_at,
+        processed_at=ticket.processed_at,
+    )

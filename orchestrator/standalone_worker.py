@@ -1,0 +1,50 @@
+"""`python -m orchestrator worker`: the ticket worker in its own process, stopped by SIGTERM."""
+
+import asyncio
+import logging
+import signal
+
+from prometheus_client import start_http_server
+
+from orchestrator.db.session import make_engine, session_factory
+from orchestrator.metrics import Metrics
+from orchestrator.settings import OrchestratorSettings, TritonSettings
+from orchestrator.triton.llm_client import LLMClient
+from orchestrator.triton.triage_client import TriageClient
+from orchestrator.watchdog import ResourceWatchdog
+from orchestrator.worker import Worker
+
+
+def run_worker(settings: OrchestratorSettings, triton: TritonSettings, metrics_port: int) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return asyncio.run(_run(settings, triton, metrics_port))
+
+
+async def _run(settings: OrchestratorSettings, triton: TritonSettings, metrics_port: int) -> int:
+    engine = make_engine(settings.database_url)
+    metrics = Metrics()
+    watchdog = ResourceWatchdog(metrics.registry)
+    if metrics_port:
+        start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
+    triage = TriageClient(triton.grpc_url, timeout_s=settings.triage_timeout_s)
+    worker = Worker(
+        session_factory(engine),
+        triage,
+        LLMClient(triton.grpc_url, settings.llm_model),
+        metrics,
+        settings,
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(worker.stop()))
+    watchdog.start()
+    print(f"worker {worker.token[:8]} running against Triton at {triton.grpc_url}", flush=True)
+    try:
+        await worker.run()
+    finally:
+        watchdog.stop()
+        await triage.close()
+        engine.dispose()
+    return 0

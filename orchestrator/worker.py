@@ -1,0 +1,206 @@
+"""The ticket worker: claims jobs, triages them in one ensemble call, then drafts replies.
+
+It runs inside the orchestrator by default (started by the app's lifespan) or alone with
+`python -m orchestrator worker`; any number may run against one database. While Triton is
+unavailable a job is retried with exponential backoff; after the last attempt the failure is
+recorded on the ticket. Database calls run in threads so the event loop keeps serving.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.db.models import Job, Ticket, utcnow
+from orchestrator.drafts import Draft, stream_draft
+from orchestrator.generation import GenerationTimer
+from orchestrator.metrics import Metrics
+from orchestrator.services import jobs
+from orchestrator.services.tickets import store_triage
+from orchestrator.services.triage import ticket_text, triage_texts
+from orchestrator.settings import OrchestratorSettings
+from orchestrator.triton.llm_client import LLMClient, LLMUnavailable
+from orchestrator.triton.triage_client import TriageClient, TritonRejected, TritonUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        triage: TriageClient,
+        llm: LLMClient,
+        metrics: Metrics,
+        settings: OrchestratorSettings,
+    ):
+        self.sessions, self.triage, self.llm = sessions, triage, llm
+        self.metrics, self.settings = metrics, settings
+        self.token = uuid.uuid4().hex  # this worker's lease token
+        self.backoff = jobs.Backoff(
+            settings.job_backoff_base_s, settings.job_backoff_max_s, settings.job_max_attempts
+        )
+        self._wake = asyncio.Event()
+        self._drafts = asyncio.Semaphore(settings.worker_drafts)
+        self._in_flight: set[asyncio.Task] = set()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """A job was stored: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and process jobs until stop(); never raises on a dependency's failure."""
+        log.info("worker %s started", self.token[:8])
+        last_housekeeping = 0.0
+        while not self._stopping:
+            try:
+                if time.monotonic() - last_housekeeping > self.settings.job_lease_s / 3:
+                    await self._db(self._housekeeping)
+                    last_housekeeping = time.monotonic()
+                room = self.settings.worker_batch - len(self._in_flight)
+                claimed = await self._db(self._claim, room) if room > 0 else []
+            except Exception:  # the database is down: wait, do not die
+                log.exception("worker could not reach the database")
+                claimed = []
+            if claimed:
+                task = asyncio.create_task(self._process(claimed))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_s)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop claiming; let work in flight finish for a while, then cancel it.
+
+        A cancelled job keeps its lease until it expires and then runs again elsewhere.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._in_flight:
+            _, pending = await asyncio.wait(self._in_flight, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+
+    # -- steps -------------------------------------------------------------------------
+
+    async def _process(self, claimed: list[tuple[int, int]]) -> None:
+        """Triage every claimed ticket that has none yet, then draft each one."""
+        try:
+            tickets = await self._db(self._load, [ticket_id for _, ticket_id in claimed])
+            untriaged = [t for t in tickets.values() if t.intent is None]
+            if untriaged and not await self._triage(claimed, untriaged):
+                return
+            await asyncio.gather(*(self._draft(job_id, tickets[tid]) for job_id, tid in claimed))
+        except Exception:
+            log.exception("worker failed on jobs %s", [job_id for job_id, _ in claimed])
+            for job_id, _ in claimed:
+                await self._db(self._retry, job_id, "internal error; see the worker's log")
+
+    async def _triage(self, claimed: list[tuple[int, int]], untriaged: list[Ticket]) -> bool:
+        texts = [ticket_text(t.subject, t.body) for t in untriaged]
+        try:
+            results = await triage_texts(self.triage, texts, self.metrics)
+        except TritonUnavailable as error:
+            for job_id, _ in claimed:
+                await self._db(self._retry, job_id, f"triage unavailable: {error}")
+            return False
+        except TritonRejected as error:  # intake validation should make this unreachable
+            for job_id, _ in claimed:
+                await self._db(self._retry, job_id, f"triage rejected the text: {error}")
+            return False
+        await self._db(
+            self._store_triage, {t.id: r for t, r in zip(untriaged, results, strict=True)}
+        )
+        for ticket, result in zip(untriaged, results, strict=True):
+            store_triage(ticket, result)  # the in-memory copies the drafts read
+        return True
+
+    async def _draft(self, job_id: int, ticket: Ticket) -> None:
+        last_attempt = await self._db(self._attempts, job_id) >= self.backoff.max_attempts
+        async with self._drafts:
+            timer = GenerationTimer()
+            try:
+                draft = None
+                async for item in stream_draft(
+                    self.llm,
+                    ticket.intent,
+                    ticket.subject,
+                    ticket.body,
+                    max_tokens=self.settings.draft_max_tokens,
+                    timeout_s=self.settings.draft_timeout_s,
+                    fallback_when_down=last_attempt,
+                ):
+                    if isinstance(item, Draft):
+                        draft = item
+                    else:
+                        timer.token()
+            except LLMUnavailable as error:
+                await self._db(self._retry, job_id, f"LLM unavailable: {error}")
+                return
+        if draft.generation is not None:
+            timer.record(self.metrics, "draft", draft.generation)
+        await self._db(self._store_draft, job_id, ticket.id, draft)
+
+    # -- database work, run in a thread ------------------------------------------------
+
+    async def _db(self, function: Callable, *args):
+        return await asyncio.to_thread(function, *args)
+
+    def _housekeeping(self) -> None:
+        with self.sessions() as session:
+            jobs.renew(session, self.token, self.settings.job_lease_s)
+            released = jobs.release_expired(session)
+        if released:
+            log.warning("returned %d jobs of a stopped worker to the queue", released)
+
+    def _claim(self, limit: int) -> list[tuple[int, int]]:
+        with self.sessions() as session:
+            claimed = jobs.claim(session, self.token, limit, self.settings.job_lease_s)
+            ticket_ids = [job.ticket_id for job in claimed]
+            if ticket_ids:
+                for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids))):
+                    ticket.status = "processing"
+                session.commit()
+            return [(job.id, job.ticket_id) for job in claimed]
+
+    def _load(self, ticket_ids: list[int]) -> dict[int, Ticket]:
+        with self.sessions() as session:
+            return {
+                t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)))
+            }
+
+    def _attempts(self, job_id: int) -> int:
+        with self.sessions() as session:
+            return session.get(Job, job_id).attempts
+
+    def _store_triage(self, results: dict) -> None:
+        with self.sessions() as session:
+            for ticket_id, result in results.items():
+                store_triage(session.get(Ticket, ticket_id), result)
+            session.commit()
+
+    def _store_draft(self, job_id: int, ticket_id: int, draft: Draft) -> None:
+        with self.sessions() as session:
+            ticket = session.get(Ticket, ticket_id)
+            ticket.draft_text, ticket.draft_source = draft.text, draft.source
+            ticket.status, ticket.error, ticket.processed_at = "done", None, utcnow()
+            jobs.finish(session, session.get(Job, job_id))
+        self.metrics.jobs_processed.labels("done").inc()
+
+    def _retry(self, job_id: int, error: str) -> None:
+        with self.sessions() as session:
+            job = session.get(Job, job_id)
+            ticket = session.get(Ticket, job.ticket_id)
+            outcome = jobs.retry_or_fail(session, job, ticket, error, self.backoff)
+            if outcome == "retry" and ticket.status == "processing":
+                ticket.status = "queued"
+                session.commit()
+        self.metrics.jobs_processed.labels(outcome).inc()

@@ -1,0 +1,157 @@
+"""Intake channels: raw e-mail and HMAC-signed CRM webhooks become ordinary tickets."""
+
+import json
+import time
+
+import pytest
+
+from orchestrator.services.email_intake import MalformedEmail, html_to_text, parse_email
+from orchestrator.services.webhooks import sign
+from tests.utils.orchestrator import admin, error_of, new_key, new_tenant
+
+PLAIN_MAIL = b"""From: Ana Silva <ana@example.com>
+To: support@northwind.example
+Subject: Card not arrived
+Message-ID: <abc123@example.com>
+Content-Type: text/plain; charset=utf-8
+
+Hello, I ordered a new card two weeks ago and it still has not arrived.
+
+Thanks,
+--
+Ana Silva
+Head of Things, Example Ltd
+
+On Mon, 2 Nov 2026 at 10:00, Northwind Support <support@northwind.example> wrote:
+> Your card is on its way.
+"""
+
+HTML_MAIL = b"""From: bob@example.com
+Subject: PIN blocked
+Message-ID: <html-1@example.com>
+MIME-Version: 1.0
+Content-Type: text/html; charset=utf-8
+
+<html><head><style>p {color: red}</style></head><body><p>I typed the wrong PIN
+three times.</p><p>Now it is <b>blocked</b> &amp; I need cash.</p>
+<blockquote>Earlier message quoted here</blockquote></body></html>
+"""
+
+
+def test_plain_mail_keeps_only_the_customers_words():
+    parsed = parse_email(PLAIN_MAIL)
+    assert parsed.subject == "Card not arrived" and parsed.sender == "ana@example.com"
+    assert parsed.body.startswith("Hello, I ordered a new card")
+    assert "Head of Things" not in parsed.body and "on its way" not in parsed.body
+    assert parsed.message_id == "<abc123@example.com>"
+
+
+def test_html_only_mail_is_converted_to_text():
+    parsed = parse_email(HTML_MAIL)
+    assert "color" not in parsed.body and "Earlier message" not in parsed.body
+    assert "I typed the wrong PIN three times." in parsed.body
+    assert "Now it is blocked & I need cash." in parsed.body
+    assert html_to_text("<p>a</p><p>b</p>") == "a\n\nb"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"just some words without headers",
+        b"Subject: no sender\n\nbody text",
+        b"From: someone@example.com\nSubject: empty\n\n> only a quote\n",
+        b"From: x@example.com\nContent-Type: image/png\n\n\x89PNG",
+    ],
+)
+def test_malformed_mail_is_refused(raw):
+    with pytest.raises(MalformedEmail):
+        parse_email(raw)
+
+
+@pytest.fixture(scope="module")
+def tenant(api):
+    created = new_tenant(api, "intake tenant")
+    key = new_key(api, ["tickets:write", "tickets:read"], created["id"])
+    return {"id": created["id"], "secret": created["webhook_secret"], "key": {"X-API-Key": key}}
+
+
+def test_email_intake_makes_a_ticket_and_redelivery_returns_it(api, tenant):
+    headers = {**tenant["key"], "Content-Type": "message/rfc822"}
+    first = api.post("/v1/intake/email", content=PLAIN_MAIL, headers=headers)
+    assert first.status_code == 202, first.text
+    ticket = api.get(f"/v1/tickets/{first.json()['id']}", headers=tenant["key"]).json()
+    assert ticket["channel"] == "email" and ticket["customer_email"] == "ana@example.com"
+    assert "Head of Things" not in ticket["body"]
+    again = api.post("/v1/intake/email", content=PLAIN_MAIL, headers=headers)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    html = api.post("/v1/intake/email", content=HTML_MAIL, headers=headers)
+    assert html.status_code == 202
+
+
+def test_malformed_email_gets_422(api, tenant):
+    headers = {**tenant["key"], "Content-Type": "message/rfc822"}
+    response = api.post("/v1/intake/email", content=b"Subject: x\n\nno sender", headers=headers)
+    assert response.status_code == 422 and error_of(response)["code"] == "malformed_email"
+    assert api.post("/v1/intake/email", content=PLAIN_MAIL).status_code == 401
+
+
+def _event(**changes) -> bytes:
+    event = {
+        "event_id": f"evt-{time.time_ns()}",
+        "timestamp": int(time.time()),
+        "subject": "Refund missing",
+        "body": "I returned an item but the refund is not showing up.",
+        "customer_email": "carla@example.com",
+        "external_id": None,
+        "metadata": {"crm": "test"},
+    }
+    return json.dumps({**event, **changes}).encode()
+
+
+def _webhook(api, tenant, body: bytes, signature: str | None = None, tenant_id=None):
+    headers = {"X-Tenant-Id": str(tenant_id or tenant["id"]), "Content-Type": "application/json"}
+    headers["X-Signature"] = signature if signature is not None else sign(tenant["secret"], body)
+    return api.post("/v1/intake/webhook", content=body, headers=headers)
+
+
+def test_a_signed_webhook_makes_a_ticket(api, tenant):
+    response = _webhook(api, tenant, _event(external_id="crm-7"))
+    assert response.status_code == 202, response.text
+    ticket = api.get(f"/v1/tickets/{response.json()['id']}", headers=tenant["key"]).json()
+    assert ticket["channel"] == "webhook" and ticket["external_id"] == "crm-7"
+    assert ticket["metadata"] == {"crm": "test"}
+
+
+def test_bad_stale_and_replayed_signatures_get_401(api, tenant):
+    body = _event()
+    assert _webhook(api, tenant, body).status_code == 202
+    replay = _webhook(api, tenant, body)
+    assert replay.status_code == 401 and "replay" in error_of(replay)["message"]
+    wrong = _webhook(api, tenant, _event(), signature="sha256=" + "0" * 64)
+    assert wrong.status_code == 401 and error_of(wrong)["code"] == "bad_signature"
+    assert _webhook(api, tenant, _event(), signature="").status_code == 401
+    stale = _webhook(api, tenant, _event(timestamp=int(time.time()) - 3600))
+    assert stale.status_code == 401 and "window" in error_of(stale)["message"]
+    other = new_tenant(api, "other intake tenant")
+    foreign = _webhook(api, tenant, _event(), tenant_id=other["id"])  # signed with A's secret
+    assert foreign.status_code == 401
+    assert _webhook(api, tenant, _event(), tenant_id=987654).status_code == 401
+
+
+def test_a_rotated_secret_replaces_the_old_one(api, tenant):
+    rotated = admin(api, "POST", f"/v1/admin/tenants/{tenant['id']}/webhook-secret")
+    assert rotated.status_code == 200
+    assert _webhook(api, tenant, _event()).status_code == 401
+    tenant["secret"] = rotated.json()["webhook_secret"]
+    assert _webhook(api, tenant, _event()).status_code == 202
+
+
+def test_a_signed_but_invalid_payload_gets_422(api, tenant):
+    not_json = b"{broken"
+    assert _webhook(api, tenant, not_json).status_code == 422
+    missing = json.dumps({"event_id": "e", "timestamp": int(time.time())}).encode()
+    response = _webhook(api, tenant, missing)
+    assert response.status_code == 422 and error_of(response)["param"] == "subject"
+    no_tenant_header = api.post("/v1/intake/webhook", content=_event())
+    assert no_tenant_header.status_code == 422

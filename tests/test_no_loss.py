@@ -1,0 +1,124 @@
+"""No accepted ticket is lost: not while Triton is down, not when the orchestrator is killed."""
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.utils.orchestrator import Orchestrator, new_key, wait_until
+
+TICKET = {
+    "subject": "Transfer",
+    "body": "My transfer to a friend has not arrived yet.",
+    "channel": "web",
+}
+
+
+def _all_done(client: httpx.Client, headers: dict, ids: list[int]) -> bool:
+    answers = [client.get(f"/v1/tickets/{i}", headers=headers) for i in ids]
+    assert all(a.status_code == 200 for a in answers), [
+        a.text for a in answers if a.status_code != 200
+    ][:3]
+    statuses = [a.json()["status"] for a in answers]
+    assert "failed" not in statuses
+    return all(s == "done" for s in statuses)
+
+
+def test_tickets_are_accepted_while_triton_is_down_and_processed_after(api, triton):
+    headers = {"X-API-Key": new_key(api, ["tickets:write", "tickets:read"], "triton outage")}
+    triton.stop()
+    try:
+        answers = [
+            api.post("/v1/tickets", json={**TICKET, "body": f"{TICKET['body']} ({i})"},
+                     headers=headers)
+            for i in range(8)
+        ]  # fmt: skip
+        assert [a.status_code for a in answers] == [202] * 8
+        ids = [a.json()["id"] for a in answers]
+        time.sleep(2)  # the worker tries, fails and schedules retries
+        ticket = api.get(f"/v1/tickets/{ids[0]}", headers=headers).json()
+        assert ticket["status"] in ("queued", "processing") and ticket["triage"] is None
+        assert api.get("/readyz").status_code == 503
+    finally:
+        triton.start()
+        triton.wait_ready()
+    wait_until(lambda: _all_done(api, headers, ids), 180, interval_s=1, what="the backlog")
+    for ticket_id in ids:
+        ticket = api.get(f"/v1/tickets/{ticket_id}", headers=headers).json()
+        assert ticket["triage"]["intent"] and ticket["draft"]["text"]
+
+
+class _Load:
+    """Threads that submit tickets until stopped, keeping every id that got a 2xx."""
+
+    def __init__(self, base_url: str, headers: dict, threads: int = 4):
+        self.base_url, self.headers = base_url, headers
+        self.accepted: list[int] = []
+        self.errors = 0
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
+
+    def _run(self, n: int) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=10) as client:
+            i = 0
+            while not self.stop.is_set():
+                i += 1
+                body = {**TICKET, "body": f"{TICKET['body']} (thread {n}, #{i})"}
+                try:
+                    response = client.post("/v1/tickets", json=body, headers=self.headers)
+                except httpx.HTTPError:
+                    self.errors += 1  # the server died mid-request: not accepted, not promised
+                    continue
+                if response.status_code in (200, 201, 202):
+                    self.accepted.append(response.json()["id"])
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+
+def test_every_accepted_ticket_survives_sigkill_mid_load(database_url, triton_settings, triton):
+    unlimited = {
+        "ORCHESTRATOR_RATE_LIMIT_PER_MINUTE": "1000000",
+        "ORCHESTRATOR_RATE_LIMIT_BURST": "100000",
+    }
+    orchestrator = Orchestrator(database_url, triton_settings, **unlimited).start()
+    try:
+        headers = {"X-API-Key": new_key(orchestrator.client, ["tickets:write", "tickets:read"],
+                                        f"sigkill {time.time_ns()}")}  # fmt: skip
+        with _Load(str(orchestrator.client.base_url), headers) as load:
+            wait_until(lambda: len(load.accepted) >= 20, 60, what="some accepted tickets")
+            orchestrator.kill()
+            time.sleep(0.5)
+        accepted = list(load.accepted)
+        assert len(accepted) >= 20
+        orchestrator.start()  # the same database; the dead worker's leases run out
+        missing = [
+            i for i in accepted
+            if orchestrator.client.get(f"/v1/tickets/{i}", headers=headers).status_code != 200
+        ]  # fmt: skip
+        assert missing == [], f"{len(missing)} accepted tickets were lost"
+        wait_until(
+            lambda: _all_done(orchestrator.client, headers, accepted),
+            300,
+            interval_s=2,
+            what=f"all {len(accepted)} tickets to be processed after the restart",
+        )
+    finally:
+        orchestrator.close()
+
+
+@pytest.fixture(autouse=True)
+def _triton_back_up(triton):
+    """Whatever happens in a test here, the session's Triton is serving afterwards."""
+    yield
+    if triton.process is None or triton.process.poll() is not None:
+        triton.start()
+        triton.wait_ready()

@@ -1,0 +1,126 @@
+"""Starting the real orchestrator under uvicorn for tests, and small request helpers."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from tests.utils.ports import free_ports
+
+ADMIN_KEY = "sk-test-admin-key-0123456789"
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# Fast variants of the real settings: short drafts, quick retries, short leases.
+TEST_ENV = {
+    "ORCHESTRATOR_DRAFT_MAX_TOKENS": "24",
+    "ORCHESTRATOR_JOB_BACKOFF_BASE_S": "0.5",
+    "ORCHESTRATOR_JOB_BACKOFF_MAX_S": "2",
+    "ORCHESTRATOR_JOB_MAX_ATTEMPTS": "60",
+    "ORCHESTRATOR_JOB_LEASE_S": "4",
+}
+
+
+def postgres_reachable() -> bool:
+    try:
+        with create_engine(POSTGRES_URL).connect():
+            return True
+    except Exception:
+        return False
+
+
+def reset_postgres() -> None:
+    """An empty `public` schema: every table and the migration history gone."""
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+class Orchestrator:
+    """One `uvicorn orchestrator.app:create_app` process on a free loopback port."""
+
+    def __init__(self, database_url: str, triton_settings, **env: str):
+        (self.port,) = free_ports(1)
+        self.env = dict(
+            os.environ,
+            DATABASE_URL=database_url,
+            ORCHESTRATOR_ADMIN_KEY=ADMIN_KEY,
+            TRITON_GRPC_PORT=str(triton_settings.grpc_port),
+            TRITON_HTTP_PORT=str(triton_settings.http_port),
+            TRITON_MODEL_REPOSITORY=str(triton_settings.model_repository),
+            **TEST_ENV,
+            **env,
+        )
+        self.process: subprocess.Popen | None = None
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+
+    def start(self, timeout_s: float = 60) -> "Orchestrator":
+        command = [
+            sys.executable, "-m", "uvicorn", "orchestrator.app:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, env=self.env)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if self.client.get("/healthz").status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            assert self.process.poll() is None, "the orchestrator exited at start"
+            assert time.monotonic() < deadline, "the orchestrator did not start"
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def close(self) -> None:
+        self.stop()
+        self.client.close()
+
+
+def admin(client: httpx.Client, method: str, path: str, **kwargs) -> httpx.Response:
+    return client.request(method, path, headers={"X-API-Key": ADMIN_KEY}, **kwargs)
+
+
+def new_tenant(client: httpx.Client, name: str) -> dict:
+    created = admin(client, "POST", "/v1/admin/tenants", json={"name": name})
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def new_key(client: httpx.Client, scopes: list[str], tenant: str | int) -> str:
+    tenant_id = tenant if isinstance(tenant, int) else new_tenant(client, tenant)["id"]
+    key = admin(client, "POST", "/v1/admin/keys", json={"tenant_id": tenant_id, "scopes": scopes})
+    assert key.status_code == 201, key.text
+    return key.json()["key"]
+
+
+def error_of(response: httpx.Response) -> dict:
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
+def wait_until(predicate, timeout_s: float, interval_s: float = 0.25, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
