@@ -31,6 +31,8 @@ def machine_facts() -> dict:
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "packages": packages,
+        # Others' work on a shared machine shows here; a busy machine explains a slow run.
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
     }
 
 

@@ -16,8 +16,16 @@ def main(argv: list[str] | None = None) -> int:
     triage.add_argument("--repository", type=Path, help="model repository Triton serves")
     triage.add_argument("--concurrency", default="1,8,32", help="comma-separated")
     triage.add_argument("--requests", type=int, default=1000, help="requests per measurement")
-    triage.add_argument("--queue-delays", default="500", help="microseconds, comma-separated")
+    triage.add_argument(
+        "--queue-delays",
+        default="",
+        help="microseconds, comma-separated (default: the repository's own queue delay)",
+    )
     triage.add_argument("--texts", type=int, default=1024, help="Banking77 test texts used")
+    triage.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
+    triage.add_argument(
+        "--no-http", action="store_true", help="skip the orchestrator and plain FastAPI variants"
+    )
     triage.add_argument("--output", type=Path, help="also write the JSON here")
     llm = commands.add_parser("llm", help="the LLM path against its ceiling and peers")
     llm.add_argument("--url", help="Triton gRPC address (default from TRITON_* settings)")
@@ -66,13 +74,18 @@ def _llm(args, settings: TritonSettings) -> dict:
 def _triage(args, settings: TritonSettings) -> dict:
     from loadtest.bench import triage as bench
 
+    url = args.url or settings.grpc_url
+    repository = args.repository or settings.model_repository
     return bench.run(
-        url=args.url or settings.grpc_url,
-        repository=args.repository or settings.model_repository,
+        url=url,
+        repository=repository,
         concurrencies=[int(c) for c in args.concurrency.split(",")],
         requests=args.requests,
         queue_delays=[int(d) for d in args.queue_delays.split(",") if d],
         texts_limit=args.texts,
+        repeat=args.repeat,
+        triton_env=bench.orchestrator_triton_env(url, repository, settings),
+        http_variants=not args.no_http,
     )
 
 

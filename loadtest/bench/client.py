@@ -2,6 +2,7 @@
 
 import asyncio
 import resource
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,9 +24,25 @@ class RunResult:
             "errors": self.errors,
             "throughput_per_s": round(self.requests / self.seconds, 1),
             **latency_summary(self.latencies or [0.0]),
-            # Share of the machine's CPU the load generator itself used.
+            # The load generator's own CPU: a share of the whole machine, and CPU s per wall s.
             "client_cpu_share": round(self.client_cpu_seconds / (self.seconds * cores), 3),
+            "client_cpu_per_wall": round(self.client_cpu_seconds / self.seconds, 3),
         }
+
+
+def median_of_runs(runs: list[dict], each: str = "throughput_per_s") -> dict:
+    """Each numeric figure's median over repeated runs (these machines are noisy).
+
+    `each` is kept per run too, so that the spread stays visible beside the median.
+    """
+    merged = {}
+    for key, value in runs[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            median = statistics.median(r[key] for r in runs)
+            merged[key] = round(median) if isinstance(value, int) else round(float(median), 3)
+    merged["runs"] = len(runs)
+    merged[f"{each}_each_run"] = [r[each] for r in runs]
+    return merged
 
 
 def _cpu_seconds() -> float:

@@ -1,13 +1,22 @@
 """`python -m loadtest.bench triage`: the triage path side by side, in one run.
 
 - ceiling: the exported INT8 encoder and head in process with ONNX Runtime at their best batch;
-- Triton's `ticket_triage` ensemble called directly over gRPC at each concurrency, with the
-  repository's dynamic batching, then with it switched off (configs reloaded without
-  `dynamic_batching`), and for each `--queue-delays` value given.
+- Triton's `ticket_triage` ensemble called directly over gRPC at each concurrency, with
+  dynamic batching switched off (configs reloaded without `dynamic_batching`), then on with
+  each `--queue-delays` value (default: the repository's own);
+- orchestrator: `POST /v1/triage`, one text per request, through the orchestrator the bench
+  starts itself (uvicorn, SQLite in a temporary folder, a key made through /v1/admin) in
+  front of the same Triton with the repository's own configs;
+- plain_fastapi: the design a team would otherwise pick, a FastAPI app running the same
+  ONNX files in process per request (loadtest/bench/plain_fastapi.py), one text per request.
+Both HTTP servers get one uvicorn worker. Every measurement is repeated `--repeat` times,
+the variants interleaved round by round, and each figure's median is reported.
 """
 
 import asyncio
+import json
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +27,10 @@ from export.data import load_banking77
 from export.model import batch_encode, load_tokenizer
 from export.onnx_export import ort_session
 from export.settings import ExportSettings
-from loadtest.bench.client import run_closed_loop
+from loadtest.bench import servers
+from loadtest.bench.client import median_of_runs, run_closed_loop
 from loadtest.machine import command_line, machine_facts
+from orchestrator.settings import TritonSettings
 from orchestrator.triton.model_config import load_json, read_config
 
 BATCHED_STEPS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier")
@@ -45,6 +56,26 @@ def ceiling(repository: Path, texts: list[str], batch_sizes=(1, 8, 32)) -> dict:
         "best_batch": best,
         "throughput_per_s": by_batch[best],
     }
+
+
+def median_ceiling(runs: list[dict]) -> dict:
+    """Median texts/s per batch size over the rounds; the best median batch wins."""
+    by_batch = {
+        size: round(float(np.median([r["texts_per_s_by_batch"][size] for r in runs])), 1)
+        for size in runs[0]["texts_per_s_by_batch"]
+    }
+    best = max(by_batch, key=by_batch.get)
+    return {
+        "texts_per_s_by_batch": by_batch,
+        "best_batch": best,
+        "throughput_per_s": by_batch[best],
+        "throughput_per_s_each_run": [r["throughput_per_s"] for r in runs],
+    }
+
+
+def repository_queue_delay(repository: Path) -> int:
+    """The encoder's committed queue delay: what the orchestrator's Triton runs with."""
+    return read_config(repository / "ticket_encoder").dynamic_batching.max_queue_delay_microseconds
 
 
 def _config(repository: Path, model: str, queue_delay_us: int | None) -> str:
@@ -79,41 +110,156 @@ async def ensemble_run(url: str, texts: list[str], concurrency: int, total: int)
     return result.summary(machine_facts()["cores_usable"])
 
 
+async def http_triage_run(
+    served: servers.Served, texts: list[str], concurrency: int, total: int
+) -> dict:
+    """POST /v1/triage with one text per request; the server's CPU is measured beside."""
+    import aiohttp
+
+    bodies = [json.dumps({"texts": [t]}).encode() for t in texts]
+    headers = {"Content-Type": "application/json"}
+    if served.api_key:
+        headers["X-API-Key"] = served.api_key
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(served.base_url, connector=connector, headers=headers) as http:
+
+        async def call(i: int) -> None:
+            async with http.post("/v1/triage", data=bodies[i % len(bodies)]) as response:
+                body = await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
+
+        await asyncio.gather(*(call(i) for i in range(concurrency)))  # warm-up, connections open
+        cpu_before = served.cpu_seconds()
+        result = await run_closed_loop(call, total, concurrency)
+        server_cpu = served.cpu_seconds() - cpu_before
+    cores = machine_facts()["cores_usable"]
+    return result.summary(cores) | {
+        "server_cpu_share": round(server_cpu / (result.seconds * cores), 3),
+        "server_cpu_ms_per_request": round(server_cpu * 1000 / total, 3),
+    }
+
+
 def run(
     *,
     url: str,
     repository: Path,
     concurrencies: list[int],
     requests: int,
-    queue_delays: list[int],
+    queue_delays: list[int] | None,
     texts_limit: int,
+    repeat: int = 1,
+    triton_env: dict[str, str] | None = None,
+    http_variants: bool = True,
 ) -> dict:
+    """Every variant at every concurrency, `repeat` rounds, medians in the report.
+
+    `triton_env` are the TRITON_* variables the orchestrator needs to reach the same Triton
+    (from `url` and the TRITON_* settings when it is None).
+    """
     texts = load_banking77(ExportSettings().banking77_dir).test.texts[:texts_limit]
-    client = grpcclient.InferenceServerClient(url)
-    report = {"command": command_line(), "machine": machine_facts(), "texts": len(texts)}
-    report["ceiling_in_process"] = ceiling(repository, texts)
-    variants = {"batching_off": None} | {f"queue_delay_{d}us": d for d in queue_delays}
-    results = {}
-    try:
-        for name, delay in variants.items():
-            reload_steps(client, repository, delay)
-            results[name] = {
-                str(c): asyncio.run(ensemble_run(url, texts, c, requests)) for c in concurrencies
-            }
-            print(
-                f"{name}: "
-                + ", ".join(f"c={c} {r['throughput_per_s']}/s" for c, r in results[name].items()),
-                flush=True,
-            )
-    finally:
-        for model in BATCHED_STEPS:
-            client.load_model(model)  # back to the repository's own configs
-    report["triton_ensemble"] = results
-    report["ratios"] = _ratios(report)
+    repository_delay = repository_queue_delay(repository)
+    delays = queue_delays if queue_delays else [repository_delay]
+    variants = {"batching_off": None} | {f"queue_delay_{d}us": d for d in delays}
+    triton_env = triton_env or orchestrator_triton_env(url, repository, TritonSettings())
+    ceilings, measured = [], defaultdict(list)
+    for round_number in range(1, repeat + 1):
+        ceilings.append(ceiling(repository, texts))
+        _ensemble_round(url, repository, texts, variants, concurrencies, requests, measured)
+        if http_variants:
+            _http_round(triton_env, repository, texts, concurrencies, requests, measured)
+        _print_round(round_number, repeat, ceilings[-1], measured, concurrencies)
+    report = {
+        "command": command_line(),
+        "machine": machine_facts(),
+        "texts": len(texts),
+        "requests_per_measurement": requests,
+        "repeat": repeat,
+        "statistic": f"median of {repeat} rounds",
+        "repository_queue_delay_us": repository_delay,
+        "ceiling_in_process": median_ceiling(ceilings),
+        "triton_ensemble": {
+            name: {str(c): median_of_runs(measured[(name, c)]) for c in concurrencies}
+            for name in variants
+        },
+    }
+    if http_variants:
+        for name in ("orchestrator", "plain_fastapi"):
+            report[name] = {str(c): median_of_runs(measured[(name, c)]) for c in concurrencies}
+        report["http_servers"] = http_server_notes()
+    report["ratios"] = _ratios(report, f"queue_delay_{repository_delay}us")
     return report
 
 
-def _ratios(report: dict) -> dict:
+def orchestrator_triton_env(
+    grpc_url: str, repository: Path, settings: TritonSettings
+) -> dict[str, str]:
+    """TRITON_* for the orchestrator the bench starts: the same Triton the bench calls."""
+    host, _, grpc_port = grpc_url.rpartition(":")
+    return {
+        "TRITON_HOST": host,
+        "TRITON_GRPC_PORT": grpc_port,
+        "TRITON_HTTP_PORT": str(settings.http_port),
+        "TRITON_METRICS_PORT": str(settings.metrics_port),
+        "TRITON_MODEL_REPOSITORY": str(repository),
+    }
+
+
+def _ensemble_round(url, repository, texts, variants, concurrencies, requests, measured) -> None:
+    """Triton direct, each batching variant in turn; the repository's configs come back after."""
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        for name, delay in variants.items():
+            reload_steps(client, repository, delay)
+            for c in concurrencies:
+                measured[(name, c)].append(asyncio.run(ensemble_run(url, texts, c, requests)))
+    finally:
+        for model in BATCHED_STEPS:
+            client.load_model(model)  # back to the repository's own configs
+        client.close()
+
+
+def _http_round(triton_env, repository, texts, concurrencies, requests, measured) -> None:
+    """The orchestrator, then the plain app: each started for its turn, so neither idles beside
+    the other's measurement."""
+    starters = {
+        "orchestrator": lambda: servers.orchestrator(triton_env),
+        "plain_fastapi": lambda: servers.plain_fastapi(repository),
+    }
+    for name, start in starters.items():
+        with start() as served:
+            for c in concurrencies:
+                measured[(name, c)].append(asyncio.run(http_triage_run(served, texts, c, requests)))
+
+
+def _print_round(round_number, repeat, ceiling_result, measured, concurrencies) -> None:
+    names = dict.fromkeys(name for name, _ in measured)  # in the order measured
+    ceiling_tps = ceiling_result["throughput_per_s"]
+    print(f"round {round_number}/{repeat}: ceiling {ceiling_tps}/s", flush=True)
+    for name in names:
+        figures = ", ".join(
+            f"c={c} {measured[(name, c)][-1]['throughput_per_s']}/s" for c in concurrencies
+        )
+        print(f"  {name}: {figures}", flush=True)
+
+
+def http_server_notes() -> dict:
+    return {
+        "uvicorn_workers": servers.UVICORN_WORKERS,
+        "fairness": "the orchestrator and the plain FastAPI app each run under one uvicorn "
+        "worker with the same flags (--log-level warning --no-access-log), started by the "
+        "bench on loopback; the client sends one text per request with the same texts",
+        "orchestrator": "orchestrator.app:create_app with its default settings (job worker in "
+        "process) but the rate limit lifted; SQLite in a temporary folder; the key of a new "
+        "tenant made through /v1/admin; Triton with the repository's own configs",
+        "plain_fastapi": "loadtest.bench.plain_fastapi:create_app; the same tokenizer and ONNX "
+        "files (latest encoder version, as Triton serves) run per request in FastAPI's thread "
+        "pool; no API key, no database",
+        "client": "aiohttp, closed loop, one connection per concurrent worker",
+    }
+
+
+def _ratios(report: dict, batching_on: str) -> dict:
     ceiling_tps = report["ceiling_in_process"]["throughput_per_s"]
     ensemble = report["triton_ensemble"]
     ratios = {}
@@ -125,4 +271,21 @@ def _ratios(report: dict) -> dict:
                 ratios[f"{name}_c{c}_vs_batching_off"] = round(
                     r["throughput_per_s"] / off[c]["throughput_per_s"], 3
                 )
+    if "orchestrator" in report:
+        ratios |= _http_ratios(report, ceiling_tps, ensemble.get(batching_on, {}))
+    return ratios
+
+
+def _http_ratios(report: dict, ceiling_tps: float, triton_direct: dict) -> dict:
+    ratios = {}
+    for c, r in report["orchestrator"].items():
+        tps = r["throughput_per_s"]
+        plain_tps = report["plain_fastapi"][c]["throughput_per_s"]
+        ratios[f"orchestrator_c{c}_vs_ceiling"] = round(tps / ceiling_tps, 3)
+        ratios[f"plain_fastapi_c{c}_vs_ceiling"] = round(plain_tps / ceiling_tps, 3)
+        ratios[f"orchestrator_c{c}_vs_plain_fastapi"] = round(tps / plain_tps, 3)
+        if c in triton_direct:
+            ratios[f"orchestrator_c{c}_vs_triton_ensemble"] = round(
+                tps / triton_direct[c]["throughput_per_s"], 3
+            )
     return ratios

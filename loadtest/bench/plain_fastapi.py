@@ -1,0 +1,125 @@
+"""The design a team would otherwise pick: one FastAPI app running the ONNX files itself.
+
+No Triton, no batching across requests: each request tokenizes its texts and runs the
+encoder and the head with ONNX Runtime in the app's process, in FastAPI's thread pool (a
+plain `def` route). The files are the model repository's own (the latest encoder version,
+as Triton serves it, the head, the tokenizer), and the answer has the orchestrator's shape
+(intent, routing, top five), so the two differ only in how the work is served. No API keys
+and no database: what is left out only makes this app faster.
+
+Run: PLAIN_TRIAGE_REPOSITORY=model_repository uvicorn loadtest.bench.plain_fastapi:create_app
+--factory
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+from tokenizers import Tokenizer
+
+from orchestrator.taxonomy import default_taxonomy
+
+MAX_TOKENS = 128
+
+
+class TriageRequest(BaseModel):
+    texts: list[str] = Field(min_length=1, max_length=64)
+
+
+class IntentScore(BaseModel):
+    intent: str
+    score: float
+
+
+class Triage(BaseModel):
+    intent: str
+    confidence: float
+    department: str
+    type: str
+    priority: str
+    top: list[IntentScore]
+
+
+class TriageResponse(BaseModel):
+    results: list[Triage]
+
+
+def latest_version(model_folder: Path) -> Path:
+    """The highest numbered version holding a model.onnx: what Triton's `latest` policy serves."""
+    versions = [
+        p for p in model_folder.iterdir() if p.name.isdigit() and (p / "model.onnx").is_file()
+    ]
+    return max(versions, key=lambda p: int(p.name)) / "model.onnx"
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    """Two intra-op threads, as the ceiling and Triton's encoder config use."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class TriageModel:
+    def __init__(self, repository: Path):
+        self.tokenizer = Tokenizer.from_file(
+            str(repository / "ticket_tokenizer" / "1" / "tokenizer.json")
+        )
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        self.encoder = _session(latest_version(repository / "ticket_encoder"))
+        self.classifier = _session(latest_version(repository / "ticket_classifier"))
+
+    def classify(self, texts: list[str]) -> tuple[np.ndarray, ...]:
+        """intent, confidence, top_intents, top_scores for `texts`, padded to the longest."""
+        encodings = self.tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        (embedding,) = self.encoder.run(None, {"input_ids": ids, "attention_mask": mask})
+        return tuple(self.classifier.run(None, {"embedding": embedding}))
+
+
+def create_app() -> FastAPI:
+    model = TriageModel(Path(os.environ["PLAIN_TRIAGE_REPOSITORY"]))
+    taxonomy = default_taxonomy()
+    app = FastAPI(title="Plain FastAPI triage (benchmark peer)")
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.post("/v1/triage", response_model=TriageResponse)
+    def triage(data: TriageRequest) -> TriageResponse:
+        intents, confidences, top_intents, top_scores = model.classify(data.texts)
+        results = []
+        for i, text in enumerate(data.texts):
+            intent = _text(intents[i][0])
+            route = taxonomy.route(intent, text)
+            top = [
+                IntentScore(intent=_text(n), score=float(s))
+                for n, s in zip(top_intents[i], top_scores[i], strict=True)
+            ]
+            results.append(
+                Triage(
+                    intent=intent,
+                    confidence=float(confidences[i][0]),
+                    department=route.department,
+                    type=route.type,
+                    priority=route.priority,
+                    top=top,
+                )
+            )
+        return TriageResponse(results=results)
+
+    return app
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

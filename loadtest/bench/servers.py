@@ -1,0 +1,137 @@
+"""HTTP servers a benchmark starts for itself: uvicorn subprocesses on free loopback ports.
+
+The orchestrator and the plain FastAPI app are started the same way (one uvicorn worker,
+warning-level logs, no access log), so that the comparison is between the apps, not between
+their server settings.
+"""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+UVICORN_WORKERS = 1
+# Far above what one machine can send: the bench measures the path, not the rate limiter.
+UNLIMITED_RATE = {
+    "ORCHESTRATOR_RATE_LIMIT_PER_MINUTE": "100000000",
+    "ORCHESTRATOR_RATE_LIMIT_BURST": "1000000",
+}
+
+
+@dataclass
+class Served:
+    """A running server: its base URL, its process, and the API key to call it with."""
+
+    base_url: str
+    process: subprocess.Popen
+    api_key: str | None = None
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system)."""
+        times = psutil.Process(self.process.pid).cpu_times()
+        return times.user + times.system
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def uvicorn_command(app: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(UVICORN_WORKERS),
+        "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+
+
+@contextmanager
+def uvicorn_app(app: str, env: dict[str, str], ready_path: str = "/healthz") -> Iterator[Served]:
+    """Starts `app` (a factory, "module:function"), waits until `ready_path` answers 200."""
+    port = free_port()
+    process = subprocess.Popen(uvicorn_command(app, port), env=dict(os.environ, **env))
+    served = Served(f"http://127.0.0.1:{port}", process)
+    try:
+        _wait_for(served, ready_path, timeout_s=120)
+        yield served
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for(served: Served, path: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if served.process.poll() is not None:
+            raise RuntimeError(
+                f"{served.base_url}: the server exited ({served.process.returncode})"
+            )
+        try:
+            if httpx.get(served.base_url + path, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{served.base_url}{path} did not answer 200 within {timeout_s} s")
+
+
+TRIAGE_SCOPES = ("tickets:write", "tickets:read")
+
+
+@contextmanager
+def orchestrator(
+    triton_env: dict[str, str], scopes=TRIAGE_SCOPES, **settings: str
+) -> Iterator[Served]:
+    """The orchestrator on SQLite in a temporary folder, with a fresh tenant and key.
+
+    The key is made through the admin API, as a customer's would be, with `scopes`; the
+    rate limit is lifted (see UNLIMITED_RATE); `settings` are further ORCHESTRATOR_* values.
+    """
+    admin_key = "sk-bench-" + secrets.token_urlsafe(24)
+    with tempfile.TemporaryDirectory(prefix="bench-orchestrator-") as folder:
+        env = {
+            **triton_env,
+            **UNLIMITED_RATE,
+            "DATABASE_URL": f"sqlite:///{Path(folder) / 'orchestrator.db'}",
+            "ORCHESTRATOR_ADMIN_KEY": admin_key,
+            **settings,
+        }
+        with uvicorn_app("orchestrator.app:create_app", env, ready_path="/readyz") as served:
+            served.api_key = create_key(served.base_url, admin_key, scopes)
+            yield served
+
+
+def create_key(base_url: str, admin_key: str, scopes=TRIAGE_SCOPES) -> str:
+    """A new tenant and an API key for it, through /v1/admin."""
+    headers = {"X-API-Key": admin_key}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+        tenant = client.post("/v1/admin/tenants", json={"name": f"bench-{secrets.token_hex(4)}"})
+        tenant.raise_for_status()
+        key = client.post(
+            "/v1/admin/keys", json={"tenant_id": tenant.json()["id"], "scopes": list(scopes)}
+        )
+        key.raise_for_status()
+        return key.json()["key"]
+
+
+@contextmanager
+def plain_fastapi(repository: Path) -> Iterator[Served]:
+    """The plain app (loadtest/bench/plain_fastapi.py) over the same model files."""
+    env = {"PLAIN_TRIAGE_REPOSITORY": str(repository)}
+    with uvicorn_app("loadtest.bench.plain_fastapi:create_app", env) as served:
+        yield served
