@@ -18,7 +18,6 @@ from orchestrator.ratelimit import RateLimiter
 from orchestrator.services import jobs
 from orchestrator.services.keys import ensure_admin_key
 from orchestrator.settings import OrchestratorSettings, TritonSettings
-from orchestrator.triton.coalescer import TriageCoalescer
 from orchestrator.triton.control import ModelControl
 from orchestrator.triton.llm_client import LLMClient
 from orchestrator.triton.triage_client import TriageClient
@@ -50,10 +49,7 @@ def create_app(
         if settings.admin_key:
             with app.state.sessions() as session:
                 ensure_admin_key(session=session, key=settings.admin_key)
-        app.state.triage = TriageCoalescer(
-            TriageClient(triton.grpc_url, timeout_s=settings.triage_timeout_s),
-            max_texts=settings.max_triage_texts,
-        )
+        app.state.triage = TriageClient(triton.grpc_url, timeout_s=settings.triage_timeout_s)
         app.state.llm = LLMClient(triton.grpc_url, settings.llm_model)
         app.state.control = ModelControl(triton.grpc_url, triton.model_repository)
         app.state.watchdog.start()

@@ -24,7 +24,6 @@ from orchestrator.services import jobs
 from orchestrator.services.tickets import store_triage
 from orchestrator.services.triage import ticket_text, triage_texts
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.triton.coalescer import TriageCoalescer
 from orchestrator.triton.llm_client import LLMClient, LLMUnavailable
 from orchestrator.triton.triage_client import TriageClient, TritonRejected, TritonUnavailable
 
@@ -35,7 +34,7 @@ class Worker:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        triage: TriageClient | TriageCoalescer,
+        triage: TriageClient,
         llm: LLMClient,
         metrics: Metrics,
         settings: OrchestratorSettings,
