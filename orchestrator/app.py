@@ -2,13 +2,13 @@
 
 import asyncio
 import logging
-import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from orchestrator.api.keycache import KeyCache
 from orchestrator.api.routes import admin, chat, control, health, intake, tickets, triage
 from orchestrator.bodylimit import BodySizeLimit
 from orchestrator.db.session import make_engine, session_factory
@@ -18,6 +18,7 @@ from orchestrator.ratelimit import RateLimiter
 from orchestrator.services import jobs
 from orchestrator.services.keys import ensure_admin_key
 from orchestrator.settings import OrchestratorSettings, TritonSettings
+from orchestrator.timing import RequestTimer
 from orchestrator.triton.control import ModelControl
 from orchestrator.triton.llm_client import LLMClient
 from orchestrator.triton.triage_client import TriageClient
@@ -77,6 +78,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.watchdog = ResourceWatchdog(app.state.metrics.registry)
+    app.state.key_cache = KeyCache(settings.key_cache_s)
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_handlers(app)
     for module in (health, admin, triage, tickets, intake, chat, control):
@@ -94,16 +96,7 @@ def make_worker(app: FastAPI, settings: OrchestratorSettings) -> Worker:
 def _instrument(app: FastAPI) -> None:
     metrics: Metrics = app.state.metrics
 
-    @app.middleware("http")
-    async def time_requests(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")  # bounded: never the raw path
-        metrics.request_seconds.labels(template, request.method, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+    app.add_middleware(RequestTimer, histogram=metrics.request_seconds)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:

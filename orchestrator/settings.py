@@ -54,6 +54,7 @@ class OrchestratorSettings(BaseSettings):
     triage_timeout_s: float = 10.0
     rate_limit_per_minute: float = Field(default=600, gt=0)  # per API key, per replica
     rate_limit_burst: int = Field(default=60, ge=1)
+    key_cache_s: float = Field(default=30.0, ge=0)  # a key revoked elsewhere works this long here
     max_triage_texts: int = 64
     max_body_bytes: int = Field(default=1 << 20, ge=1024)  # larger bodies get 413
     ticket_wait_timeout_s: float = Field(default=30.0, gt=0, le=300)  # POST /v1/tickets?wait=true

@@ -130,3 +130,19 @@ def test_a_key_over_its_rate_limit_gets_429_with_retry_after(api):
     assert _error(limited[0])["code"] == "rate_limited"
     other = _new_key(api, ["tickets:write"], "quiet tenant")
     assert api.post("/v1/triage", json=body, headers={"X-API-Key": other}).status_code == 200
+
+
+def test_a_revoked_key_stops_working_at_once_despite_the_key_cache(api):
+    created = admin(api, "POST", "/v1/admin/tenants", json={"name": "cache tenant"}).json()
+    record = admin(
+        api,
+        "POST",
+        "/v1/admin/keys",
+        json={"tenant_id": created["id"], "scopes": ["tickets:write"]},
+    ).json()
+    headers = {"X-API-Key": record["key"]}
+    body = {"texts": ["I lost my card"]}
+    assert api.post("/v1/triage", json=body, headers=headers).status_code == 200  # now cached
+    assert admin(api, "DELETE", f"/v1/admin/keys/{record['id']}").status_code == 204
+    revoked = api.post("/v1/triage", json=body, headers=headers)
+    assert revoked.status_code == 401 and _error(revoked)["code"] == "invalid_api_key"

@@ -1,6 +1,6 @@
 """Tenants and API keys (admin scope)."""
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.api.deps import SessionDep, require
@@ -38,6 +38,7 @@ def create_key(data: KeyCreate, session: SessionDep):
 
 
 @router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_key(key_id: int, session: SessionDep) -> None:
+def revoke_key(key_id: int, session: SessionDep, request: Request) -> None:
     if not keys.revoke_key(session=session, key_id=key_id):
         raise ApiError(404, f"no active key {key_id}", param="key_id")
+    request.app.state.key_cache.forget(key_id)

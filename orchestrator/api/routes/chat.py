@@ -12,7 +12,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from orchestrator.api.deps import SessionDep, require
-from orchestrator.db.models import ApiKey, ChatExchange
+from orchestrator.api.keycache import Caller
+from orchestrator.db.models import ChatExchange
 from orchestrator.errors import ApiError, unavailable
 from orchestrator.generation import GenerationTimer
 from orchestrator.schemas.chat import (
@@ -30,7 +31,7 @@ from orchestrator.services.tickets import decode_cursor, encode_cursor
 from orchestrator.triton.llm_client import Generation, LLMTimeout, LLMUnavailable
 
 router = APIRouter(prefix="/v1", tags=["chat"])
-ChatKey = Annotated[ApiKey, require("chat")]
+ChatKey = Annotated[Caller, require("chat")]
 STARTED = int(time.time())
 
 
@@ -112,7 +113,7 @@ async def _collect(first, items: AsyncIterator, timer: GenerationTimer) -> tuple
 class _Exchange:
     """Stores one exchange once, and records its TTFT and TPOT."""
 
-    def __init__(self, request: Request, key: ApiKey, model: str, messages: list, timer):
+    def __init__(self, request: Request, key: Caller, model: str, messages: list, timer):
         self.request, self.key, self.model, self.messages = request, key, model, messages
         self.timer = timer
         self.saved = False

@@ -7,7 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from orchestrator.api.deps import SessionDep, require
-from orchestrator.db.models import ApiKey, AuditEntry
+from orchestrator.api.keycache import Caller
+from orchestrator.db.models import AuditEntry
 from orchestrator.errors import ApiError, unavailable
 from orchestrator.schemas.control import (
     AuditPage,
@@ -24,7 +25,7 @@ from orchestrator.triton.control import ControlFailed, ControlUnavailable
 from orchestrator.watchdog import host_memory_used_bytes
 
 router = APIRouter(prefix="/v1/model", tags=["control plane"])
-AdminKey = Annotated[ApiKey, require("admin")]
+AdminKey = Annotated[Caller, require("admin")]
 
 
 @router.get("/status", response_model=ModelStatusList)
@@ -61,7 +62,7 @@ async def unload_model(data: UnloadRequest, request: Request, key: AdminKey) -> 
     )
 
 
-async def _audited(request, key: ApiKey, action: str, model: str, asked: dict, operation):
+async def _audited(request, key: Caller, action: str, model: str, asked: dict, operation):
     """Run `operation` on a model the repository has, measure memory, write the audit row."""
     known = {m.name for m in await _index(request)}
     if model not in known:
@@ -99,7 +100,7 @@ async def _audited(request, key: ApiKey, action: str, model: str, asked: dict, o
     )
 
 
-def _audit(request, key: ApiKey, action: str, model: str, asked: dict, error: str | None):
+def _audit(request, key: Caller, action: str, model: str, asked: dict, error: str | None):
     with request.app.state.sessions() as session:
         session.add(
             AuditEntry(

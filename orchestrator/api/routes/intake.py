@@ -8,8 +8,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from orchestrator.api.deps import require
+from orchestrator.api.keycache import Caller
 from orchestrator.api.routes.tickets import respond_stored
-from orchestrator.db.models import ApiKey, Tenant
+from orchestrator.db.models import Tenant
 from orchestrator.errors import ApiError
 from orchestrator.schemas.intake import WebhookTicket
 from orchestrator.schemas.tickets import Channel, TicketAccepted, TicketCreate, TicketPublic
@@ -34,7 +35,7 @@ RESPONSES = {200: {"model": TicketPublic, "description": "A repeat of an earlier
 )
 async def intake_email(
     request: Request,
-    key: Annotated[ApiKey, require("tickets:write")],
+    key: Annotated[Caller, require("tickets:write")],
     wait: Annotated[bool, Query()] = False,
 ):
     """A raw RFC 822 message; its Message-ID makes a redelivery return the same ticket."""

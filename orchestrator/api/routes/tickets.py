@@ -10,7 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from orchestrator.api.deps import SessionDep, require
-from orchestrator.db.models import ApiKey, Ticket
+from orchestrator.api.keycache import Caller
+from orchestrator.db.models import Ticket
 from orchestrator.drafts import Draft, stream_draft
 from orchestrator.errors import ApiError
 from orchestrator.generation import GenerationTimer
@@ -30,8 +31,8 @@ router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 feedback_router = APIRouter(prefix="/v1", tags=["tickets"])
 FINISHED = ("done", "failed")
 
-WriteKey = Annotated[ApiKey, require("tickets:write")]
-ReadKey = Annotated[ApiKey, require("tickets:read")]
+WriteKey = Annotated[Caller, require("tickets:write")]
+ReadKey = Annotated[Caller, require("tickets:read")]
 IdempotencyKey = Annotated[
     str | None,
     Header(
