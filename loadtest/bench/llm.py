@@ -26,17 +26,9 @@ import numpy as np
 
 from llm_engine.packaged import packaged_gguf
 from loadtest.machine import command_line, machine_facts
+from loadtest.texts import FALLBACK_TEXTS
 
-TICKETS = [
-    "My card still hasn't arrived after two weeks. What should I do?",
-    "I think someone used my card without permission. Please help.",
-    "Why was I charged a fee when I topped up with my card?",
-    "How long does a transfer to a European account take?",
-    "The ATM kept my card. How do I get a new one?",
-    "Can I change my PIN in the app?",
-    "My top-up failed but the money left my bank account.",
-    "What exchange rate do you use on weekends?",
-]
+TICKETS = list(FALLBACK_TEXTS[:8])  # fixed prompts, so every run decodes the same work
 
 
 def prompts(n: int) -> list[list[dict]]:

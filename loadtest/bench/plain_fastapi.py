@@ -17,34 +17,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from fastapi import FastAPI
-from pydantic import BaseModel, Field
 from tokenizers import Tokenizer
 
+from orchestrator.schemas.triage import IntentScore, Triage, TriageRequest, TriageResponse
 from orchestrator.taxonomy import default_taxonomy
 
 MAX_TOKENS = 128
-
-
-class TriageRequest(BaseModel):
-    texts: list[str] = Field(min_length=1, max_length=64)
-
-
-class IntentScore(BaseModel):
-    intent: str
-    score: float
-
-
-class Triage(BaseModel):
-    intent: str
-    confidence: float
-    department: str
-    type: str
-    priority: str
-    top: list[IntentScore]
-
-
-class TriageResponse(BaseModel):
-    results: list[Triage]
 
 
 def latest_version(model_folder: Path) -> Path:

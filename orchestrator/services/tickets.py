@@ -1,6 +1,5 @@
 """Tickets: storing one with its job in one transaction, reading, listing and correcting."""
 
-import base64
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -19,6 +18,7 @@ from orchestrator.schemas.tickets import (
     TicketUpdate,
 )
 from orchestrator.schemas.triage import IntentScore, Triage
+from orchestrator.services.pagination import page
 from orchestrator.taxonomy import PRIORITIES, default_taxonomy
 
 
@@ -93,7 +93,7 @@ def list_tickets(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[Ticket], str | None]:
-    """Newest first; the cursor is the last id seen, so pages stay stable under inserts."""
+    """The tenant's tickets, filtered, newest first."""
     query = select(Ticket).where(Ticket.tenant_id == tenant_id)
     for column, value in (
         (Ticket.status, status),
@@ -102,27 +102,7 @@ def list_tickets(
     ):
         if value is not None:
             query = query.where(column == value)
-    if cursor is not None:
-        query = query.where(Ticket.id < decode_cursor(cursor))
-    rows = list(session.scalars(query.order_by(Ticket.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].id) if more else None
-
-
-def encode_cursor(ticket_id: int) -> str:
-    return base64.urlsafe_b64encode(f"t:{ticket_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "t":
-            raise ValueError(kind)
-        return int(value)
-    except ValueError:
-        raise ApiError(422, "cursor is not one this API gave out", param="cursor") from None
+    return page(session, query, Ticket.id, limit, cursor)
 
 
 def apply_update(session: Session, ticket: Ticket, changes: TicketUpdate, key_id: int) -> Ticket:
@@ -176,10 +156,7 @@ def list_feedback(session: Session, tenant_id: int, *, limit: int, cursor: str |
         .join(Ticket, Feedback.ticket_id == Ticket.id)
         .where(Feedback.tenant_id == tenant_id)
     )
-    if cursor is not None:
-        query = query.where(Feedback.id < decode_cursor(cursor))
-    rows = list(session.execute(query.order_by(Feedback.id.desc()).limit(limit + 1)))
-    more, rows = len(rows) > limit, rows[:limit]
+    rows, next_cursor = page(session, query, Feedback.id, limit, cursor)
     items = [
         FeedbackItem(
             id=f.id,
@@ -192,7 +169,7 @@ def list_feedback(session: Session, tenant_id: int, *, limit: int, cursor: str |
         )
         for f, t in rows
     ]
-    return FeedbackPage(data=items, next_cursor=encode_cursor(rows[-1][0].id) if more else None)
+    return FeedbackPage(data=items, next_cursor=next_cursor)
 
 
 def store_triage(ticket: Ticket, triage: Triage) -> None:

@@ -27,7 +27,7 @@ from orchestrator.schemas.chat import (
     ModelList,
     Usage,
 )
-from orchestrator.services.tickets import decode_cursor, encode_cursor
+from orchestrator.services.pagination import page
 from orchestrator.triton.llm_client import Generation, LLMTimeout, LLMUnavailable
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -209,10 +209,7 @@ def chat_history(
 ) -> ChatHistoryPage:
     """This tenant's chat exchanges, newest first."""
     query = select(ChatExchange).where(ChatExchange.tenant_id == key.tenant_id)
-    if cursor is not None:
-        query = query.where(ChatExchange.id < decode_cursor(cursor))
-    rows = list(session.scalars(query.order_by(ChatExchange.id.desc()).limit(limit + 1)))
-    more, rows = len(rows) > limit, rows[:limit]
+    rows, next_cursor = page(session, query, ChatExchange.id, limit, cursor)
     return ChatHistoryPage(
         data=[
             ChatExchangePublic(
@@ -227,5 +224,5 @@ def chat_history(
             )
             for r in rows
         ],
-        next_cursor=encode_cursor(rows[-1].id) if more else None,
+        next_cursor=next_cursor,
     )

@@ -20,7 +20,7 @@ from orchestrator.schemas.control import (
     ModelStatusList,
     UnloadRequest,
 )
-from orchestrator.services.tickets import decode_cursor, encode_cursor
+from orchestrator.services.pagination import page
 from orchestrator.triton.control import ControlFailed, ControlUnavailable
 from orchestrator.watchdog import host_memory_used_bytes
 
@@ -135,11 +135,8 @@ def audit_log(
 ) -> AuditPage:
     """Who loaded or unloaded what, when, and how it went; newest first."""
     query = select(AuditEntry)
-    if cursor is not None:
-        query = query.where(AuditEntry.id < decode_cursor(cursor))
-    rows = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)))
-    more, rows = len(rows) > limit, rows[:limit]
+    rows, next_cursor = page(session, query, AuditEntry.id, limit, cursor)
     return AuditPage(
         data=[AuditRecord.model_validate(r, from_attributes=True) for r in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more else None,
+        next_cursor=next_cursor,
     )

@@ -1,0 +1,47 @@
+"""Cursor pagination, newest first: the cursor names the last id seen, so pages stay stable
+while rows are added."""
+
+import base64
+
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from orchestrator.errors import ApiError
+
+
+def page(
+    session: Session,
+    query: Select,
+    id_column: InstrumentedAttribute,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list, str | None]:
+    """Up to `limit` rows of `query` after `cursor`, and the cursor of the next page (or None).
+
+    Rows are what `session.execute` returns; for a one-entity query, the entities themselves.
+    """
+    if cursor is not None:
+        query = query.where(id_column < decode_cursor(cursor))
+    one_entity = len(query.column_descriptions) == 1
+    result = session.execute(query.order_by(id_column.desc()).limit(limit + 1))
+    rows = list(result.scalars() if one_entity else result)
+    more, rows = len(rows) > limit, rows[:limit]
+    if not more:
+        return rows, None
+    last = rows[-1] if one_entity else rows[-1][0]
+    return rows, encode_cursor(last.id)
+
+
+def encode_cursor(row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"t:{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "t":
+            raise ValueError(kind)
+        return int(value)
+    except ValueError:
+        raise ApiError(422, "cursor is not one this API gave out", param="cursor") from None
