@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +29,15 @@ from orchestrator.triton.llm_client import LLMClient, LLMUnavailable
 from orchestrator.triton.triage_client import TriageClient, TritonRejected, TritonUnavailable
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job this worker holds, with its attempt count and its ticket as loaded at the claim."""
+
+    job_id: int
+    attempts: int
+    ticket: Ticket
 
 
 class Worker:
@@ -91,30 +101,26 @@ class Worker:
 
     # -- steps -------------------------------------------------------------------------
 
-    async def _process(self, claimed: list[tuple[int, int]]) -> None:
+    async def _process(self, claimed: list[Claimed]) -> None:
         """Triage every claimed ticket that has none yet, then draft each one."""
         try:
-            tickets = await self._db(self._load, [ticket_id for _, ticket_id in claimed])
-            untriaged = [t for t in tickets.values() if t.intent is None]
+            untriaged = [c.ticket for c in claimed if c.ticket.intent is None]
             if untriaged and not await self._triage(claimed, untriaged):
                 return
-            await asyncio.gather(*(self._draft(job_id, tickets[tid]) for job_id, tid in claimed))
+            await asyncio.gather(*(self._draft(c) for c in claimed))
         except Exception:
-            log.exception("worker failed on jobs %s", [job_id for job_id, _ in claimed])
-            for job_id, _ in claimed:
-                await self._db(self._retry, job_id, "internal error; see the worker's log")
+            log.exception("worker failed on jobs %s", [c.job_id for c in claimed])
+            await self._retry_all(claimed, "internal error; see the worker's log")
 
-    async def _triage(self, claimed: list[tuple[int, int]], untriaged: list[Ticket]) -> bool:
+    async def _triage(self, claimed: list[Claimed], untriaged: list[Ticket]) -> bool:
         texts = [ticket_text(t.subject, t.body) for t in untriaged]
         try:
             results = await triage_texts(self.triage, texts, self.metrics)
         except TritonUnavailable as error:
-            for job_id, _ in claimed:
-                await self._db(self._retry, job_id, f"triage unavailable: {error}")
+            await self._retry_all(claimed, f"triage unavailable: {error}")
             return False
         except TritonRejected as error:  # intake validation should make this unreachable
-            for job_id, _ in claimed:
-                await self._db(self._retry, job_id, f"triage rejected the text: {error}")
+            await self._retry_all(claimed, f"triage rejected the text: {error}")
             return False
         await self._db(
             self._store_triage, {t.id: r for t, r in zip(untriaged, results, strict=True)}
@@ -123,8 +129,8 @@ class Worker:
             store_triage(ticket, result)  # the in-memory copies the drafts read
         return True
 
-    async def _draft(self, job_id: int, ticket: Ticket) -> None:
-        last_attempt = await self._db(self._attempts, job_id) >= self.backoff.max_attempts
+    async def _draft(self, claimed: Claimed) -> None:
+        ticket, last_attempt = claimed.ticket, claimed.attempts >= self.backoff.max_attempts
         async with self._drafts:
             timer = GenerationTimer()
             try:
@@ -143,11 +149,15 @@ class Worker:
                     else:
                         timer.token()
             except LLMUnavailable as error:
-                await self._db(self._retry, job_id, f"LLM unavailable: {error}")
+                await self._db(self._retry, claimed.job_id, f"LLM unavailable: {error}")
                 return
         if draft.generation is not None:
             timer.record(self.metrics, "draft", draft.generation)
-        await self._db(self._store_draft, job_id, ticket.id, draft)
+        await self._db(self._store_draft, claimed.job_id, ticket.id, draft)
+
+    async def _retry_all(self, claimed: list[Claimed], error: str) -> None:
+        for c in claimed:
+            await self._db(self._retry, c.job_id, error)
 
     # -- database work, run in a thread ------------------------------------------------
 
@@ -161,25 +171,18 @@ class Worker:
         if released:
             log.warning("returned %d jobs of a stopped worker to the queue", released)
 
-    def _claim(self, limit: int) -> list[tuple[int, int]]:
+    def _claim(self, limit: int) -> list[Claimed]:
+        """Claim jobs and mark their tickets `processing`; the tickets come back loaded."""
         with self.sessions() as session:
             claimed = jobs.claim(session, self.token, limit, self.settings.job_lease_s)
-            ticket_ids = [job.ticket_id for job in claimed]
-            if ticket_ids:
-                for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids))):
-                    ticket.status = "processing"
-                session.commit()
-            return [(job.id, job.ticket_id) for job in claimed]
-
-    def _load(self, ticket_ids: list[int]) -> dict[int, Ticket]:
-        with self.sessions() as session:
-            return {
-                t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)))
-            }
-
-    def _attempts(self, job_id: int) -> int:
-        with self.sessions() as session:
-            return session.get(Job, job_id).attempts
+            if not claimed:
+                return []
+            ids = [job.ticket_id for job in claimed]
+            tickets = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(ids)))}
+            for ticket in tickets.values():
+                ticket.status = "processing"
+            session.commit()  # sessions keep attributes loaded after commit (expire_on_commit)
+            return [Claimed(job.id, job.attempts, tickets[job.ticket_id]) for job in claimed]
 
     def _store_triage(self, results: dict) -> None:
         with self.sessions() as session:
@@ -200,7 +203,4 @@ class Worker:
             job = session.get(Job, job_id)
             ticket = session.get(Ticket, job.ticket_id)
             outcome = jobs.retry_or_fail(session, job, ticket, error, self.backoff)
-            if outcome == "retry" and ticket.status == "processing":
-                ticket.status = "queued"
-                session.commit()
         self.metrics.jobs_processed.labels(outcome).inc()

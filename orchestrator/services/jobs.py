@@ -86,6 +86,8 @@ def retry_or_fail(session: Session, job: Job, ticket: Ticket, error: str, backof
     else:
         job.status = "pending"
         job.run_after = utcnow() + timedelta(seconds=backoff.delay_s(job.attempts))
+        if ticket.status == "processing":  # waiting again; an agent's status is left alone
+            ticket.status = "queued"
         outcome = "retry"
     session.commit()
     return outcome

@@ -90,9 +90,6 @@ class ModelControl:
                 return
             await asyncio.sleep(0.1)
 
-    async def is_ready(self, model: str, version: str = "") -> bool:
-        return await self._call(self._client.is_model_ready(model, version))
-
     async def close(self) -> None:
         await self._client.close()
 

@@ -126,12 +126,3 @@ class LLMClient:
             if isinstance(item, Generation):
                 return item
         raise LLMUnavailable("no final response")
-
-    async def ready(self) -> bool:
-        client = aio.InferenceServerClient(self.url)
-        try:
-            return await client.is_model_ready(self.model)
-        except Exception:
-            return False
-        finally:
-            await client.close()

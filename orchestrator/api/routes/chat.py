@@ -146,16 +146,19 @@ class _Exchange:
 async def _chunks(completion_id: str, data: ChatRequest, first, items, exchange: _Exchange):
     created, parts = int(time.time()), []
 
-    def chunk(delta: dict, finish_reason: str | None = None, **extra) -> str:
+    def event(choices: list, **extra) -> str:
         body = {
             "id": completion_id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": data.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            "choices": choices,
             **extra,
         }
         return f"data: {json.dumps(body)}\n\n"
+
+    def chunk(delta: dict, finish_reason: str | None = None) -> str:
+        return event([{"index": 0, "delta": delta, "finish_reason": finish_reason}])
 
     yield chunk({"role": "assistant", "content": ""})
     item = first
@@ -179,16 +182,7 @@ async def _chunks(completion_id: str, data: ChatRequest, first, items, exchange:
     await exchange.save(item.text, item)
     yield chunk({}, item.finish_reason)
     if data.include_usage:
-        usage = _usage(item).model_dump()
-        body = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": data.model,
-            "choices": [],
-            "usage": usage,
-        }
-        yield f"data: {json.dumps(body)}\n\n"
+        yield event([], usage=_usage(item).model_dump())
     yield "data: [DONE]\n\n"
 
 

@@ -44,7 +44,7 @@ async def load_model(data: LoadRequest, request: Request, key: AdminKey) -> Cont
         "load",
         data.model,
         data.model_dump(exclude_none=True),
-        control.load(data.model, data.version, data.config),
+        lambda: control.load(data.model, data.version, data.config),
     )
 
 
@@ -58,22 +58,21 @@ async def unload_model(data: UnloadRequest, request: Request, key: AdminKey) -> 
         "unload",
         data.model,
         data.model_dump(),
-        control.unload(data.model, data.unload_dependents),
+        lambda: control.unload(data.model, data.unload_dependents),
     )
 
 
 async def _audited(request, key: Caller, action: str, model: str, asked: dict, operation):
-    """Run `operation` on a model the repository has, measure memory, write the audit row."""
+    """Run `operation()` on a model the repository has, measure memory, write the audit row."""
     known = {m.name for m in await _index(request)}
     if model not in known:
-        operation.close()  # never awaited
         raise ApiError(
             404, f"no model {model!r} in Triton's repository", param="model", code="model_not_found"
         )
     before = host_memory_used_bytes()
     error = None
     try:
-        await operation
+        await operation()
     except ControlUnavailable:
         error = "Triton is unreachable"
     except ControlFailed as failure:
