@@ -38,7 +38,7 @@ train-full: $(INSTALLED)
 
 ## evaluate: Banking77's test split through the running Triton, fp32 and INT8 encoders
 evaluate: $(INSTALLED)
-	$(PY) -m export evaluate --output var/evaluate.json
+	$(PY) -m loadtest evaluate --output var/evaluate.json
 
 triton: $(INSTALLED)
 	$(PY) -m orchestrator triton

@@ -1,4 +1,4 @@
-"""Command line of the export pipeline: `python -m export {build,evaluate,tensorrt}`."""
+"""Command line of the export pipeline: `python -m export {build,tensorrt}`."""
 
 import argparse
 import json
@@ -33,17 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument("--no-tensorrt", action="store_true", help="skip the TensorRT engine step")
 
-    evaluate = commands.add_parser(
-        "evaluate", help="Banking77 test split through the running Triton"
-    )
-    evaluate.add_argument(
-        "--url", default=None, help="Triton gRPC address (default from TRITON_* settings)"
-    )
-    evaluate.add_argument("--versions", default="1,2", help="ticket_encoder versions to compare")
-    evaluate.add_argument("--concurrency", type=int, default=16, help="requests in flight")
-    evaluate.add_argument("--limit", type=int, help="first N test texts only")
-    evaluate.add_argument("--output", type=Path, help="also write the JSON here")
-
     trt = commands.add_parser(
         "tensorrt", help="build the TensorRT encoder engine from the built repository"
     )
@@ -53,14 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = ExportSettings()
     if args.command == "build":
         return _build(args, settings)
-    if args.command == "evaluate":
-        return _evaluate(args, settings)
     return _tensorrt(args, settings)
 
 
 def _build(args, settings: ExportSettings) -> int:
+    from contracts.models import missing_files
     from export.build import BuildOptions, build
-    from export.repository import missing_files
 
     repository = args.repository or settings.model_repository
     if args.if_missing and not missing_files(repository):
@@ -78,22 +65,8 @@ def _build(args, settings: ExportSettings) -> int:
     return 0
 
 
-def _evaluate(args, settings: ExportSettings) -> int:
-    from export.evaluate import evaluate_through_triton
-
-    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
-    result = evaluate_through_triton(
-        settings, url=args.url, versions=versions, concurrency=args.concurrency, limit=args.limit
-    )
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
-    return 0
-
-
 def _tensorrt(args, settings: ExportSettings) -> int:
-    from export.repository import ENCODER_VERSIONS
+    from contracts.models import ENCODER_VERSIONS
     from export.tensorrt import build_engine
 
     repository = args.repository or settings.model_repository

@@ -4,24 +4,11 @@ import os
 import shutil
 from pathlib import Path
 
+from contracts.models import CLASSIFIER_FILE, ENCODER_FILES, TOKENIZER_FILE
 from export.model import encoder_dir
 from export.settings import PROJECT_ROOT
 
 COMMITTED_REPOSITORY = PROJECT_ROOT / "model_repository"
-ENCODER_VERSIONS = {"fp32": "1", "int8": "2"}
-
-# Every file the ensemble needs that the export step generates (relative to the repository).
-GENERATED_FILES = (
-    "ticket_tokenizer/1/tokenizer.json",
-    f"ticket_encoder/{ENCODER_VERSIONS['fp32']}/model.onnx",
-    f"ticket_encoder/{ENCODER_VERSIONS['int8']}/model.onnx",
-    "ticket_classifier/1/model.onnx",
-)
-
-
-def missing_files(repository: Path) -> list[str]:
-    """Generated files the repository still lacks (empty when it is built)."""
-    return [name for name in GENERATED_FILES if not (repository / name).is_file()]
 
 
 def ensure_configs(repository: Path) -> None:
@@ -42,10 +29,10 @@ def write_models(
     """Install the exported files as numbered versions; each file lands whole or not at all."""
     ensure_configs(repository)
     sources = {
-        GENERATED_FILES[0]: encoder_dir() / "tokenizer.json",
-        GENERATED_FILES[1]: encoder_fp32,
-        GENERATED_FILES[2]: encoder_int8,
-        GENERATED_FILES[3]: classifier,
+        TOKENIZER_FILE: encoder_dir() / "tokenizer.json",
+        ENCODER_FILES["fp32"]: encoder_fp32,
+        ENCODER_FILES["int8"]: encoder_int8,
+        CLASSIFIER_FILE: classifier,
     }
     written = []
     for relative, source in sources.items():

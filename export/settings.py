@@ -5,7 +5,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from contracts import PROJECT_ROOT
+
 
 
 class ExportSettings(BaseSettings):

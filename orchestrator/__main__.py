@@ -9,8 +9,8 @@ import time
 
 import httpx
 
-from export.repository import missing_files
-from orchestrator.security import SCOPES, mask, new_key
+from contracts.models import missing_files
+from orchestrator.services.security import SCOPES, mask, new_key
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.launcher import TritonServer, TritonStartError
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         return _keys(args)
     if args.command == "worker":
-        from orchestrator.standalone_worker import run_worker
+        from orchestrator.worker.process import run_worker
 
         return run_worker(OrchestratorSettings(), triton, args.metrics_port)
     if args.command == "migrate":

@@ -10,20 +10,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from orchestrator.api.keycache import KeyCache
 from orchestrator.api.routes import admin, chat, control, health, intake, tickets, triage
-from orchestrator.bodylimit import BodySizeLimit
+from orchestrator.api.middleware import BodySizeLimit
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.errors import install_handlers
 from orchestrator.metrics import Metrics
-from orchestrator.ratelimit import RateLimiter
-from orchestrator.services import jobs
+from orchestrator.api.ratelimit import RateLimiter
+from orchestrator.worker import queue as jobs
 from orchestrator.services.keys import ensure_admin_key
 from orchestrator.settings import OrchestratorSettings, TritonSettings
-from orchestrator.timing import RequestTimer
+from orchestrator.api.middleware import RequestTimer
 from orchestrator.triton.control import ModelControl
 from orchestrator.triton.llm_client import LLMClient
 from orchestrator.triton.triage_client import TriageClient
-from orchestrator.watchdog import ResourceWatchdog
-from orchestrator.worker import Worker
+from orchestrator.services.watchdog import ResourceWatchdog
+from orchestrator.worker.runner import Worker
 
 log = logging.getLogger(__name__)
 

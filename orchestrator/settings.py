@@ -5,10 +5,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from contracts import PROJECT_ROOT
+from contracts.models import SERVED_MODELS
 
-TRIAGE_MODELS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier", "ticket_triage")
-SERVED_MODELS = (*TRIAGE_MODELS, "llm")
 
 
 class TritonSettings(BaseSettings):

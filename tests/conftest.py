@@ -1,18 +1,27 @@
 """Shared fixtures: one small model built by the real export code, one real Triton serving it.
 
 The test build is the same pipeline as `python -m export build`, made fast: 16 training texts
-per intent, one epoch, accuracy checked on 200 test texts.
+per intent, one epoch, accuracy checked on 200 test texts. Its exported files are cached under
+`var/test-cache/` (or `$TEST_MODEL_CACHE`), keyed by the export code and the build options, so
+only the first run on a machine trains; the repository itself is written fresh each session
+from the committed configs.
 """
 
+import hashlib
+import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+import export
 from export.build import BuildOptions, build
+from export.repository import write_models
 from export.settings import ExportSettings
 from orchestrator.settings import TritonSettings
 from orchestrator.triton.launcher import TritonServer
-from tests.utils.orchestrator import Orchestrator, postgres_reachable, reset_postgres
+from tests.utils.orchestrator import POSTGRES_URL, Orchestrator, postgres_reachable, reset_postgres
 from tests.utils.ports import free_ports
 
 TEST_BUILD = BuildOptions(epochs=1, train_per_label=16, test_limit=200)
@@ -23,10 +32,32 @@ def export_settings(tmp_path_factory) -> ExportSettings:
     return ExportSettings(work_dir=tmp_path_factory.mktemp("export"))
 
 
+EXPORTED = {"encoder_fp32": "encoder.fp32.onnx", "encoder_int8": "encoder.int8.onnx",
+            "classifier": "classifier.onnx"}
+
+
+def _cache_dir() -> Path:
+    """Where the test build's work folder is kept, named by everything that shapes it."""
+    digest = hashlib.sha256(repr(TEST_BUILD).encode())
+    for source in sorted(Path(export.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    root = Path(os.environ.get("TEST_MODEL_CACHE", Path(__file__).parents[1] / "var/test-cache"))
+    return root / digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
 def built_repository(tmp_path_factory, export_settings) -> tuple[Path, dict]:
-    repository = tmp_path_factory.mktemp("model_repository")
+    repository, work = tmp_path_factory.mktemp("model_repository"), export_settings.work_dir
+    cache = _cache_dir()
+    if (cache / "build_report.json").is_file():
+        shutil.copytree(cache, work, dirs_exist_ok=True)
+        write_models(repository, **{name: work / file for name, file in EXPORTED.items()})
+        return repository, json.loads((work / "build_report.json").read_text())
     summary = build(export_settings, TEST_BUILD, repository)
+    partial = cache.with_name(f"{cache.name}.partial-{os.getpid()}")
+    shutil.copytree(work, partial, dirs_exist_ok=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    partial.rename(cache)
     return repository, summary
 
 
@@ -66,7 +97,7 @@ def database_url(request, tmp_path_factory) -> str:
     if not postgres_reachable():
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432 (database test)")
     reset_postgres()
-    return "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    return POSTGRES_URL
 
 
 @pytest.fixture(scope="module")

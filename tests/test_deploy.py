@@ -12,13 +12,14 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from orchestrator.settings import PROJECT_ROOT
+from contracts import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
 OVERLAYS = ("staging", "production")
@@ -301,10 +302,16 @@ def test_orchestrator_image_serves_by_default_and_checks_healthz():
     assert json.loads(instructions["ENTRYPOINT"]) == ["python", "-m", "orchestrator"]
     assert json.loads(instructions["CMD"]) == ["serve"]
     assert "/healthz" in instructions["HEALTHCHECK"]
-    runs = [arguments for word, arguments in pairs if word == "RUN"]
-    torch = next(i for i, run in enumerate(runs) if "torch==2.13.0" in run)
-    project = next(i for i, run in enumerate(runs) if "pip install -r" in run)
-    assert "download.pytorch.org/whl/cpu" in runs[torch] and torch < project  # CPU torch first
+    installs = [a for word, a in pairs if word == "RUN" and "pip install" in a]
+    assert installs == ['pip install -e ".[orchestrator]"'], installs
+
+
+def test_orchestrator_extra_carries_no_model_runtime_or_load_tool():
+    """The API server's image installs `.[orchestrator]`: no torch, llama.cpp, Locust, charts."""
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    shipped = project["dependencies"] + project["optional-dependencies"]["orchestrator"]
+    names = {re.split(r"[\[<>=~ ;]", requirement, maxsplit=1)[0].lower() for requirement in shipped}
+    assert not names & {"torch", "llama-cpp-python", "locust", "matplotlib"}, names
 
 
 # ---------------------------------------------------------------- compose

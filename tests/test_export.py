@@ -8,7 +8,7 @@ import torch
 from export.data import load_banking77
 from export.model import load_checkpoint, load_tokenizer
 from export.onnx_export import ParityError, build_classifier, check_parity
-from export.repository import GENERATED_FILES, missing_files
+from contracts.models import GENERATED_FILES, missing_files
 from export.tensorrt import unavailable_reason
 
 

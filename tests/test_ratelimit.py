@@ -1,4 +1,4 @@
-from orchestrator.ratelimit import RateLimiter, retry_after_header
+from orchestrator.api.ratelimit import RateLimiter, retry_after_header
 
 
 class Clock:

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from export.settings import ExportSettings
-from orchestrator.taxonomy import (
+from orchestrator.services.taxonomy import (
     DEFAULT_TAXONOMY,
     PRIORITIES,
     TaxonomyError,

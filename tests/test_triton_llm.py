@@ -247,7 +247,7 @@ DRAFT_INTENTS = ("card_arrival", "lost_or_stolen_card", "exchange_charge", "pin_
 def test_drafts_carry_the_notes_key_facts_and_fall_back_when_the_llm_is_gone(llm_server):
     import asyncio
 
-    from orchestrator.drafts import load_notes, missing_facts, write_draft
+    from orchestrator.services.drafts import load_notes, missing_facts, write_draft
     from orchestrator.triton.llm_client import LLMClient
 
     llm = LLMClient(llm_server.settings.grpc_url)

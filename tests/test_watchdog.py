@@ -9,7 +9,7 @@ import psutil
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from orchestrator.watchdog import (
+from orchestrator.services.watchdog import (
     Nvml,
     ResourceWatchdog,
     memory_change,
@@ -83,7 +83,7 @@ def test_without_nvml_gpu_gauges_stay_empty_and_absence_is_logged_once(monkeypat
     monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` now raises ImportError
     registry = CollectorRegistry()
     watchdog = ResourceWatchdog(registry)
-    with caplog.at_level(logging.INFO, logger="orchestrator.watchdog"):
+    with caplog.at_level(logging.INFO, logger="orchestrator.services.watchdog"):
         for _ in range(3):
             watchdog.sample()
     samples = _samples(registry)

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from tokenizers import Tokenizer
 
 from orchestrator.schemas.triage import IntentScore, Triage, TriageRequest, TriageResponse
-from orchestrator.taxonomy import default_taxonomy
+from orchestrator.services.taxonomy import default_taxonomy
 
 MAX_TOKENS = 128
 

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from orchestrator.api.keycache import Caller, KeyCache
 from orchestrator.db.models import ApiKey
 from orchestrator.errors import forbidden, rate_limited, unauthorized
-from orchestrator.ratelimit import retry_after_header
-from orchestrator.security import digest
+from orchestrator.api.ratelimit import retry_after_header
+from orchestrator.services.security import digest
 
 
 def get_session(request: Request) -> Iterator[Session]:

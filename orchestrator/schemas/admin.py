@@ -2,7 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from orchestrator.security import SCOPES
+from orchestrator.services.security import SCOPES
 
 
 class Strict(BaseModel):

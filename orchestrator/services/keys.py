@@ -4,7 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.models import ApiKey, Tenant, utcnow
-from orchestrator.security import SCOPES, digest, new_key
+from orchestrator.services.security import SCOPES, digest, new_key
 from orchestrator.services.webhooks import new_secret
 
 ADMIN_TENANT = "admin"

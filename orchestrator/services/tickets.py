@@ -19,7 +19,7 @@ from orchestrator.schemas.tickets import (
 )
 from orchestrator.schemas.triage import IntentScore, Triage
 from orchestrator.services.pagination import page
-from orchestrator.taxonomy import PRIORITIES, default_taxonomy
+from orchestrator.services.taxonomy import PRIORITIES, default_taxonomy
 
 
 @dataclass(frozen=True)

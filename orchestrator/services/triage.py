@@ -2,7 +2,7 @@
 
 from orchestrator.metrics import Metrics
 from orchestrator.schemas.triage import IntentScore, Triage
-from orchestrator.taxonomy import default_taxonomy
+from orchestrator.services.taxonomy import default_taxonomy
 from orchestrator.triton.triage_client import Prediction, TriageClient
 
 # The encoder reads 128 tokens; a longer text only costs tokenizing time and risks the

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from orchestrator.settings import TritonSettings
+from orchestrator.settings import PROJECT_ROOT, TritonSettings
 
-PROJECT_BACKENDS = Path(__file__).resolve().parent / "backends"
+PROJECT_BACKENDS = PROJECT_ROOT / "triton_backends"  # Python-based backends, e.g. onnxruntime
 
 
 class TritonStartError(RuntimeError):

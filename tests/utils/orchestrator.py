@@ -12,7 +12,8 @@ from sqlalchemy import create_engine, text
 from tests.utils.ports import free_ports
 
 ADMIN_KEY = "sk-test-admin-key-0123456789"
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# TEST_POSTGRES_DB lets several checkouts test on one server side by side.
+POSTGRES_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{os.environ.get('TEST_POSTGRES_DB', 'test')}"
 # Fast variants of the real settings: short drafts, quick retries, short leases.
 TEST_ENV = {
     "ORCHESTRATOR_DRAFT_MAX_TOKENS": "24",

@@ -15,7 +15,7 @@ from orchestrator.api.deps import SessionDep, require
 from orchestrator.api.keycache import Caller
 from orchestrator.db.models import ChatExchange
 from orchestrator.errors import ApiError, unavailable
-from orchestrator.generation import GenerationTimer
+from orchestrator.services.generation import GenerationTimer
 from orchestrator.schemas.chat import (
     AssistantMessage,
     ChatCompletion,

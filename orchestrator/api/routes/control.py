@@ -22,7 +22,7 @@ from orchestrator.schemas.control import (
 )
 from orchestrator.services.pagination import page
 from orchestrator.triton.control import ControlFailed, ControlUnavailable
-from orchestrator.watchdog import host_memory_used_bytes
+from orchestrator.services.watchdog import host_memory_used_bytes
 
 router = APIRouter(prefix="/v1/model", tags=["control plane"])
 AdminKey = Annotated[Caller, require("admin")]

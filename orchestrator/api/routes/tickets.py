@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from orchestrator.api.deps import SessionDep, require
 from orchestrator.api.keycache import Caller
 from orchestrator.db.models import Ticket
-from orchestrator.drafts import Draft, stream_draft
+from orchestrator.services.drafts import Draft, stream_draft
 from orchestrator.errors import ApiError
-from orchestrator.generation import GenerationTimer
+from orchestrator.services.generation import GenerationTimer
 from orchestrator.schemas.tickets import (
     FeedbackPage,
     TicketAccepted,

@@ -11,8 +11,8 @@ from orchestrator.metrics import Metrics
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.llm_client import LLMClient
 from orchestrator.triton.triage_client import TriageClient
-from orchestrator.watchdog import ResourceWatchdog
-from orchestrator.worker import Worker
+from orchestrator.services.watchdog import ResourceWatchdog
+from orchestrator.worker.runner import Worker
 
 
 def run_worker(settings: OrchestratorSettings, triton: TritonSettings, metrics_port: int) -> int:

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.db.models import Job, Ticket, utcnow
-from orchestrator.drafts import Draft, stream_draft
-from orchestrator.generation import GenerationTimer
+from orchestrator.services.drafts import Draft, stream_draft
+from orchestrator.services.generation import GenerationTimer
 from orchestrator.metrics import Metrics
-from orchestrator.services import jobs
+from orchestrator.worker import queue as jobs
 from orchestrator.services.tickets import store_triage
 from orchestrator.services.triage import ticket_text, triage_texts
 from orchestrator.settings import OrchestratorSettings

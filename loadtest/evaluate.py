@@ -1,4 +1,4 @@
-"""`python -m export evaluate`: the Banking77 test split through the running Triton ensemble.
+"""`python -m loadtest evaluate`: the Banking77 test split through the running Triton ensemble.
 
 Every text is its own request, `--concurrency` in flight, as tickets would arrive. Each
 encoder version (1 = fp32, 2 = INT8) is loaded in turn through Triton's repository API with a
@@ -9,11 +9,12 @@ import asyncio
 import json
 
 import tritonclient.grpc as grpcclient
+
+from contracts.models import ENCODER_VERSIONS
 from tqdm import tqdm
 
 from export.data import Split, load_banking77
 from export.metrics import accuracy, latency_summary, macro_f1
-from export.repository import ENCODER_VERSIONS
 from export.settings import ExportSettings
 from loadtest.bench.client import run_closed_loop
 from loadtest.machine import command_line, machine_facts

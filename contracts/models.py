@@ -1,0 +1,21 @@
+"""The model repository's contract: model names, versions and the files export generates."""
+
+from pathlib import Path
+
+TRIAGE_MODELS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier", "ticket_triage")
+LLM_MODEL = "llm"
+SERVED_MODELS = (*TRIAGE_MODELS, LLM_MODEL)
+
+# ticket_encoder's numbered versions
+ENCODER_VERSIONS = {"fp32": "1", "int8": "2"}
+
+# Every file the triage ensemble needs that the export step generates (relative to the repository).
+TOKENIZER_FILE = "ticket_tokenizer/1/tokenizer.json"
+ENCODER_FILES = {p: f"ticket_encoder/{v}/model.onnx" for p, v in ENCODER_VERSIONS.items()}
+CLASSIFIER_FILE = "ticket_classifier/1/model.onnx"
+GENERATED_FILES = (TOKENIZER_FILE, ENCODER_FILES["fp32"], ENCODER_FILES["int8"], CLASSIFIER_FILE)
+
+
+def missing_files(repository: Path) -> list[str]:
+    """Generated files the repository still lacks (empty when it is built)."""
+    return [name for name in GENERATED_FILES if not (repository / name).is_file()]
