@@ -8,7 +8,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contracts import PROJECT_ROOT
 
 
-
 class ExportSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXPORT_")
 

@@ -9,20 +9,19 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from orchestrator.api.keycache import KeyCache
+from orchestrator.api.middleware import BodySizeLimit, RequestTimer
+from orchestrator.api.ratelimit import RateLimiter
 from orchestrator.api.routes import admin, chat, control, health, intake, tickets, triage
-from orchestrator.api.middleware import BodySizeLimit
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.errors import install_handlers
 from orchestrator.metrics import Metrics
-from orchestrator.api.ratelimit import RateLimiter
-from orchestrator.worker import queue as jobs
 from orchestrator.services.keys import ensure_admin_key
+from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import OrchestratorSettings, TritonSettings
-from orchestrator.api.middleware import RequestTimer
 from orchestrator.triton.control import ModelControl
 from orchestrator.triton.llm_client import LLMClient
 from orchestrator.triton.triage_client import TriageClient
-from orchestrator.services.watchdog import ResourceWatchdog
+from orchestrator.worker import queue as jobs
 from orchestrator.worker.runner import Worker
 
 log = logging.getLogger(__name__)

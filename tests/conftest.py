@@ -32,8 +32,11 @@ def export_settings(tmp_path_factory) -> ExportSettings:
     return ExportSettings(work_dir=tmp_path_factory.mktemp("export"))
 
 
-EXPORTED = {"encoder_fp32": "encoder.fp32.onnx", "encoder_int8": "encoder.int8.onnx",
-            "classifier": "classifier.onnx"}
+EXPORTED = {
+    "encoder_fp32": "encoder.fp32.onnx",
+    "encoder_int8": "encoder.int8.onnx",
+    "classifier": "classifier.onnx",
+}
 
 
 def _cache_dir() -> Path:

@@ -1,4 +1,10 @@
-from orchestrator.services.drafts import draft_messages, fallback, grounded, load_notes, missing_facts
+from orchestrator.services.drafts import (
+    draft_messages,
+    fallback,
+    grounded,
+    load_notes,
+    missing_facts,
+)
 
 
 def test_prompt_carries_the_policy_note_and_the_ticket():

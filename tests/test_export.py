@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
+from contracts.models import GENERATED_FILES, missing_files
 from export.data import load_banking77
 from export.model import load_checkpoint, load_tokenizer
 from export.onnx_export import ParityError, build_classifier, check_parity
-from contracts.models import GENERATED_FILES, missing_files
 from export.tensorrt import unavailable_reason
 
 

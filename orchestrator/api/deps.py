@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.api.keycache import Caller, KeyCache
+from orchestrator.api.ratelimit import retry_after_header
 from orchestrator.db.models import ApiKey
 from orchestrator.errors import forbidden, rate_limited, unauthorized
-from orchestrator.api.ratelimit import retry_after_header
 from orchestrator.services.security import digest
 
 

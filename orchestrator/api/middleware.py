@@ -13,8 +13,6 @@ from prometheus_client import Histogram
 from orchestrator.errors import body as error_body
 
 
-
-
 class BodyTooLarge(Exception):
     pass
 
@@ -73,8 +71,6 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-
-
 
 
 class RequestTimer:

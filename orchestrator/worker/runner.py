@@ -18,15 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.db.models import Job, Ticket, utcnow
+from orchestrator.metrics import Metrics
 from orchestrator.services.drafts import Draft, stream_draft
 from orchestrator.services.generation import GenerationTimer
-from orchestrator.metrics import Metrics
-from orchestrator.worker import queue as jobs
 from orchestrator.services.tickets import store_triage
 from orchestrator.services.triage import ticket_text, triage_texts
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.triton.llm_client import LLMClient, LLMUnavailable
 from orchestrator.triton.triage_client import TriageClient, TritonRejected, TritonUnavailable
+from orchestrator.worker import queue as jobs
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from tests.utils.ports import free_ports
 
 ADMIN_KEY = "sk-test-admin-key-0123456789"
 # TEST_POSTGRES_DB lets several checkouts test on one server side by side.
-POSTGRES_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{os.environ.get('TEST_POSTGRES_DB', 'test')}"
+POSTGRES_DB = os.environ.get("TEST_POSTGRES_DB", "test")
+POSTGRES_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{POSTGRES_DB}"
 # Fast variants of the real settings: short drafts, quick retries, short leases.
 TEST_ENV = {
     "ORCHESTRATOR_DRAFT_MAX_TOKENS": "24",

@@ -15,7 +15,6 @@ from orchestrator.api.deps import SessionDep, require
 from orchestrator.api.keycache import Caller
 from orchestrator.db.models import ChatExchange
 from orchestrator.errors import ApiError, unavailable
-from orchestrator.services.generation import GenerationTimer
 from orchestrator.schemas.chat import (
     AssistantMessage,
     ChatCompletion,
@@ -27,6 +26,7 @@ from orchestrator.schemas.chat import (
     ModelList,
     Usage,
 )
+from orchestrator.services.generation import GenerationTimer
 from orchestrator.services.pagination import page
 from orchestrator.triton.llm_client import Generation, LLMTimeout, LLMUnavailable
 

@@ -21,8 +21,8 @@ from orchestrator.schemas.control import (
     UnloadRequest,
 )
 from orchestrator.services.pagination import page
-from orchestrator.triton.control import ControlFailed, ControlUnavailable
 from orchestrator.services.watchdog import host_memory_used_bytes
+from orchestrator.triton.control import ControlFailed, ControlUnavailable
 
 router = APIRouter(prefix="/v1/model", tags=["control plane"])
 AdminKey = Annotated[Caller, require("admin")]

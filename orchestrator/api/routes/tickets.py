@@ -12,9 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from orchestrator.api.deps import SessionDep, require
 from orchestrator.api.keycache import Caller
 from orchestrator.db.models import Ticket
-from orchestrator.services.drafts import Draft, stream_draft
 from orchestrator.errors import ApiError
-from orchestrator.services.generation import GenerationTimer
 from orchestrator.schemas.tickets import (
     FeedbackPage,
     TicketAccepted,
@@ -25,6 +23,8 @@ from orchestrator.schemas.tickets import (
     TicketUpdate,
 )
 from orchestrator.services import tickets
+from orchestrator.services.drafts import Draft, stream_draft
+from orchestrator.services.generation import GenerationTimer
 from orchestrator.services.tickets import Stored, public
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
