@@ -9,10 +9,9 @@ import asyncio
 import json
 
 import tritonclient.grpc as grpcclient
-
-from contracts.models import ENCODER_VERSIONS
 from tqdm import tqdm
 
+from contracts.models import ENCODER_VERSIONS
 from export.data import Split, load_banking77
 from export.metrics import accuracy, latency_summary, macro_f1
 from export.settings import ExportSettings

@@ -13,6 +13,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from llm_engine.chat import parse_messages
+from llm_engine.config import LLMConfig
 from llm_engine.factory import create_engine
 from llm_engine.sampling import SamplingParams
 from llm_engine.scheduler import Finish, FinishReason, Observer, Request, Scheduler
@@ -28,15 +29,16 @@ class TritonPythonModel:
         if not pb_utils.using_decoupled_model_transaction_policy(config):
             raise pb_utils.TritonModelException(f"{config['name']} must be decoupled to stream")
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        self.default_max_tokens = int(params.get("default_max_tokens", "128"))
-        engine = create_engine(params)
+        settings = LLMConfig.from_parameters(params)
+        self.default_max_tokens = settings.default_max_tokens
+        engine = create_engine(settings)
         name, version = config["name"], args["model_version"]
         labels = {"model": name, "version": version, "engine": engine.name}
         self.scheduler = Scheduler(
             engine,
-            max_active=int(params.get("max_active_sequences", "16")),
-            step_token_budget=int(params.get("step_tokens", "256")),
-            prefill_chunk=int(params.get("prefill_chunk", "128")),
+            max_active=settings.max_active_sequences,
+            step_token_budget=settings.step_tokens,
+            prefill_chunk=settings.prefill_chunk,
             observer=TritonMetrics(labels),
             going_away=lambda: not pb_utils.is_model_ready(name, version),
         ).start()
