@@ -138,37 +138,37 @@ def test_a_new_request_joins_a_running_batch_without_waiting_for_it():
     assert short.times[-1] < long_one.times[-1]
 
 
-def test_cancelling_frees_the_slot_for_a_waiting_request():
-    engine = FakeEngine("a" * 200, step_delay_s=0.002)
-    scheduler = running(engine, max_active=1)
-    try:
-        long_one, waiting = Collected(), Collected()
-        scheduler.submit(long_one.request("prompt", max_tokens=200))
-        scheduler.submit(waiting.request("prompt", max_tokens=3))
-        wait_for(lambda: len(long_one.deltas) >= 3)
-        long_one.cancelled.set()
-        assert long_one.done.wait(10) and waiting.done.wait(10)
-    finally:
-        scheduler.stop()
+@pytest.fixture
+def one_slot():
+    """One slot and a 200-token reply at 2 ms a step: time to act while it runs."""
+    scheduler = running(FakeEngine("a" * 200, step_delay_s=0.002), max_active=1)
+    yield scheduler
+    scheduler.stop()
+
+
+def submit(scheduler, max_tokens: int) -> Collected:
+    collected = Collected()
+    scheduler.submit(collected.request("prompt", max_tokens=max_tokens))
+    return collected
+
+
+def test_cancelling_frees_the_slot_for_a_waiting_request(one_slot):
+    long_one, waiting = submit(one_slot, 200), submit(one_slot, 3)
+    wait_for(lambda: len(long_one.deltas) >= 3)
+    long_one.cancelled.set()
+    assert long_one.done.wait(10) and waiting.done.wait(10)
     assert long_one.finish.reason is FinishReason.CANCELLED
     assert long_one.finish.generated_tokens < 200
     assert waiting.finish.reason is FinishReason.LENGTH and waiting.text == "aaa"
 
 
-def test_a_cancelled_waiting_request_ends_without_running():
-    engine = FakeEngine("a" * 200, step_delay_s=0.002)
-    scheduler = running(engine, max_active=1)
-    try:
-        first, queued = Collected(), Collected()
-        scheduler.submit(first.request("prompt", max_tokens=200))
-        scheduler.submit(queued.request("prompt", max_tokens=3))
-        queued.cancelled.set()
-        assert queued.done.wait(10)
-        first.cancelled.set()
-        assert first.done.wait(10)
-    finally:
-        scheduler.stop()
+def test_a_cancelled_waiting_request_ends_without_running(one_slot):
+    first, queued = submit(one_slot, 200), submit(one_slot, 3)
+    queued.cancelled.set()
+    assert queued.done.wait(10)
     assert queued.finish.reason is FinishReason.CANCELLED and queued.deltas == []
+    first.cancelled.set()
+    assert first.done.wait(10)
 
 
 def test_prompts_that_do_not_fit_or_bad_settings_end_at_once_with_a_clear_error(scheduler):
@@ -221,19 +221,15 @@ def test_a_prompt_sharing_a_cached_prefix_takes_its_cells_over():
     assert first.text == second.text == REPLY
 
 
-def test_stop_ends_running_and_waiting_requests_and_refuses_new_ones():
-    engine = FakeEngine("a" * 200, step_delay_s=0.002)
-    scheduler = running(engine, max_active=1)
-    running_one, waiting = Collected(), Collected()
-    scheduler.submit(running_one.request("prompt", max_tokens=200))
-    scheduler.submit(waiting.request("prompt", max_tokens=200))
+def test_stop_ends_running_and_waiting_requests_and_refuses_new_ones(one_slot):
+    running_one, waiting = submit(one_slot, 200), submit(one_slot, 200)
     wait_for(lambda: running_one.deltas)
-    scheduler.stop("unloading for the test")
+    one_slot.stop("unloading for the test")
     for collected in (running_one, waiting):
         assert collected.done.wait(10)
         assert collected.finish.reason is FinishReason.ERROR
         assert collected.finish.error == "unloading for the test"
-    late = generate(scheduler, "prompt", max_tokens=4, timeout_s=10)
+    late = generate(one_slot, "prompt", max_tokens=4, timeout_s=10)
     assert late.finish.error == "unloading for the test"
 
 
