@@ -111,3 +111,14 @@ def test_metric_families_keep_their_names_bounded_labels_and_explicit_buckets():
     assert counters and all(
         s.name.endswith(("_total", "_created")) for f in counters for s in f.samples
     )
+
+
+def test_llm_metric_families_follow_the_same_rules():
+    from llm_engine.metrics import FAMILIES, PREFIX
+
+    names = {PREFIX + f.name for f in FAMILIES.values()}
+    assert "support_llm_time_to_first_token_seconds" in names  # charted by deploy/grafana
+    for family in FAMILIES.values():
+        assert (family.kind == "counter") == family.name.endswith("_total"), family.name
+        assert (family.kind == "histogram") == family.name.endswith("_seconds"), family.name
+        assert (family.buckets is not None) == (family.kind == "histogram"), family.name
