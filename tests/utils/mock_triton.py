@@ -7,6 +7,7 @@ mock is served with the committed `llm` config.pbtxt, so it takes exactly the re
 tensors and the orchestrator cannot tell the two apart.
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -42,6 +43,4 @@ def mock_triton_settings(work: Path) -> TritonSettings:
 
 def mock_directive(reply: str, **options) -> str:
     """A message content that tells the mock what to answer and how (see its model.py)."""
-    import json
-
     return json.dumps({"mock": options, "reply": reply})

@@ -57,6 +57,8 @@ class TritonPythonModel:
     def _reply(self, sender, job: dict) -> None:
         try:
             _stream(sender, job)
+        except Exception as error:  # a bug here must still close the stream, not hang it
+            _send_error(sender, f"mock_llm: {error!r}")
         finally:
             with self.lock:
                 self.in_flight.discard(threading.current_thread())
