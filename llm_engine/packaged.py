@@ -1,7 +1,6 @@
-"""Where the packaged demo model lies, and how many cores this process may use."""
+"""Where the packaged demo model lies."""
 
 import importlib.util
-import os
 from pathlib import Path
 
 
@@ -16,7 +15,3 @@ def packaged_gguf() -> Path:
     if not files:
         raise FileNotFoundError(f"no .gguf file in {folder}")
     return files[0]
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

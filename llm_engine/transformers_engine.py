@@ -14,6 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from llm_engine.chat import render_chat_template
+from llm_engine.config import DEFAULTS
 from llm_engine.engine import StepItem
 
 
@@ -42,7 +43,13 @@ def pick_device_and_dtype() -> tuple[torch.device, torch.dtype]:
 class TransformersEngine:
     name = "transformers"
 
-    def __init__(self, folder: Path, *, max_slots: int = 16, context_size: int = 8192):
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        max_slots: int = DEFAULTS.max_active_sequences,
+        context_size: int = DEFAULTS.context_size,
+    ):
         self.device, self.dtype = pick_device_and_dtype()
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=self.dtype)

@@ -28,6 +28,8 @@ import numpy as np
 from locust import HttpUser, User, between, tag, task
 from locust.clients import ResponseContextManager
 
+from contracts.models import LLM_MODEL
+from loadtest.sse import DONE, delta_text, sse_data
 from loadtest.texts import ticket_texts
 
 TEXTS = ticket_texts()
@@ -204,7 +206,7 @@ class ChatUser(ApiUser):
     @task
     def streamed_reply(self) -> None:
         body = {
-            "model": "llm",
+            "model": LLM_MODEL,
             "messages": [
                 {"role": "system", "content": SYSTEM_PROMPT},
                 {"role": "user", "content": random.choice(TEXTS)},
@@ -261,10 +263,10 @@ def read_sse(lines) -> StreamTiming:
     """Reads `data:` lines until `[DONE]`, timing each piece of content as it arrives."""
     timing = StreamTiming()
     for line in lines:
-        if not line or not line.startswith("data:"):
+        data = sse_data(line)
+        if data is None:
             continue
-        data = line[5:].strip()
-        if data == "[DONE]":
+        if data == DONE:
             timing.done = True
             break
         _read_chunk(json.loads(data), timing)
@@ -283,12 +285,11 @@ def _read_chunk(chunk: dict, timing: StreamTiming) -> None:
         return
     if chunk.get("usage"):
         timing.usage_tokens = chunk["usage"].get("completion_tokens")
-    for choice in chunk.get("choices") or []:
-        if (choice.get("delta") or {}).get("content"):
-            now = time.perf_counter()
-            timing.first_at = timing.first_at or now
-            timing.last_at = now
-            timing.content_chunks += 1
+    if delta_text(chunk):
+        now = time.perf_counter()
+        timing.first_at = timing.first_at or now
+        timing.last_at = now
+        timing.content_chunks += 1
 
 
 class ModelStatusUser(ApiUser):

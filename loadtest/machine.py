@@ -6,6 +6,8 @@ import platform
 import sys
 from importlib import metadata
 
+from contracts.runtime import usable_cores
+
 
 def cpu_model() -> str:
     try:
@@ -19,14 +21,13 @@ def cpu_model() -> str:
 
 
 def machine_facts() -> dict:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     packages = {}
     for name in ("onnxruntime", "torch", "nvidia-pytriton", "tritonclient"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             packages[name] = metadata.version(name)
     return {
         "cpu": cpu_model(),
-        "cores_usable": usable,
+        "cores_usable": usable_cores(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "platform": platform.platform(),
         "python": sys.version.split()[0],

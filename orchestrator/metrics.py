@@ -1,8 +1,13 @@
-"""Every metric the orchestrator exports, defined in one place (prefix `support_`).
+"""Every metric family the orchestrator and its worker export, defined here and only here.
 
-Label sets are fixed and bounded: routes are path templates (`/v1/tickets/{id}`), never raw
-paths; departments and priorities come from the taxonomy; `source` is "chat" or "draft".
+Rules (vLLM's): prefix `support_`; counters end in `_total`; times are `_seconds` histograms
+with explicit buckets; label sets are fixed and bounded: routes are path templates
+(`/v1/tickets/{id}`), never raw paths; departments and priorities come from the taxonomy;
+`source` is "chat" or "draft"; `gpu` is an index. The names are a contract: deploy/grafana and
+deploy/prometheus chart and alert on them.
 """
+
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -16,60 +21,59 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
-        self.request_seconds = Histogram(
+        histogram = partial(Histogram, registry=registry)
+        counter = partial(Counter, registry=registry)
+        gauge = partial(Gauge, registry=registry)
+        # HTTP (the RequestTimer middleware) and triage
+        self.request_seconds = histogram(
             "support_http_request_duration_seconds",
             "HTTP request latency by route template, method and status",
             ("route", "method", "status"),
             buckets=LATENCY_BUCKETS,
-            registry=registry,
         )
-        self.triage_outcomes = Counter(
+        self.triage_outcomes = counter(
             "support_triage_outcomes_total",
             "Triaged texts by department and priority",
             ("department", "priority"),
-            registry=registry,
         )
-        self.ttft_seconds = Histogram(
+        # Generation (chat and drafts), timed by services.generation.GenerationTimer
+        per_source = ("source",)
+        self.ttft_seconds = histogram(
             "support_generation_ttft_seconds",
             "Time to the first generated token, from the request's start",
-            ("source",),
+            per_source,
             buckets=TTFT_BUCKETS,
-            registry=registry,
         )
-        self.tpot_seconds = Histogram(
+        self.tpot_seconds = histogram(
             "support_generation_tpot_seconds",
             "Mean time per output token after the first, one sample per generation",
-            ("source",),
+            per_source,
             buckets=TPOT_BUCKETS,
-            registry=registry,
         )
-        self.tokens = Counter(
+        self.tokens = counter(
             "support_generation_tokens_total",
             "Tokens read (prompt) and written (completion) by the LLM",
-            ("source", "kind"),
-            registry=registry,
+            (*per_source, "kind"),
         )
-        self.queue_depth = Gauge(
+        # The job queue (read at scrape time) and the worker
+        self.queue_depth = gauge(
             "support_jobs_queue_depth",
             "Ticket jobs not finished yet (pending or running), read at scrape time",
-            registry=registry,
         )
-        self.queue_oldest_age = Gauge(
+        self.queue_oldest_age = gauge(
             "support_jobs_oldest_age_seconds",
             "Age of the oldest unfinished ticket job, read at scrape time",
-            registry=registry,
         )
-        self.jobs_processed = Counter(
+        self.jobs_processed = counter(
             "support_jobs_processed_total",
             "Job attempts by outcome: done, retry (will run again) or failed (gave up)",
             ("outcome",),
-            registry=registry,
         )
-        self.model_memory_delta = Gauge(
+        # The control plane
+        self.model_memory_delta = gauge(
             "support_model_memory_delta_bytes",
             "Host memory change across the last load or unload of a model",
             ("model", "action"),
-            registry=registry,
         )
 
     def observe_generation(
@@ -81,3 +85,36 @@ class Metrics:
             self.tpot_seconds.labels(source).observe(tpot_s)
         self.tokens.labels(source, "prompt").inc(prompt)
         self.tokens.labels(source, "completion").inc(completion)
+
+
+class ResourceGauges:
+    """Host, process and GPU resources, set by services.watchdog.ResourceWatchdog.
+
+    GPU gauges keep their HELP/TYPE lines and no samples where there is no GPU.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        gauge = partial(Gauge, registry=registry)
+        host, per_gpu = "support_host_", ("gpu",)
+        self.cpu_percent = gauge(
+            host + "cpu_percent",
+            "Host CPU busy percent over the last sampling interval (all cores)",
+        )
+        self.memory_used = gauge(
+            host + "memory_used_bytes", "Host memory in use (total minus available)"
+        )
+        self.memory_total = gauge(host + "memory_total_bytes", "Host memory installed")
+        self.process_rss = gauge(
+            "support_process_resident_memory_bytes", "Resident memory of this process"
+        )
+        self.gpu_utilization = gauge(
+            "support_gpu_utilization_percent",
+            "GPU busy percent as NVML reports it; no samples where there is no GPU",
+            per_gpu,
+        )
+        self.gpu_memory_used = gauge(
+            "support_gpu_memory_used_bytes", "GPU memory in use, by GPU index", per_gpu
+        )
+        self.gpu_memory_total = gauge(
+            "support_gpu_memory_total_bytes", "GPU memory installed, by GPU index", per_gpu
+        )

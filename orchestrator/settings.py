@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import PROJECT_ROOT
-from contracts.models import SERVED_MODELS
+from contracts.models import LLM_MODEL, SERVED_MODELS
 
 
 class TritonSettings(BaseSettings):
@@ -68,7 +68,7 @@ class OrchestratorSettings(BaseSettings):
     job_lease_s: float = Field(default=120.0, gt=0)  # a crashed worker's jobs return after it
 
     # Generation
-    llm_model: str = "llm"
+    llm_model: str = LLM_MODEL
     draft_max_tokens: int = Field(default=96, ge=1, le=1024)
     draft_timeout_s: float = Field(default=30.0, gt=0)  # then the marked fallback draft
     chat_default_max_tokens: int = Field(default=256, ge=1)

@@ -21,6 +21,7 @@ from export.repository import write_models
 from export.settings import ExportSettings
 from orchestrator.settings import TritonSettings
 from orchestrator.triton.launcher import TritonServer
+from tests.utils.mock_triton import mock_triton_settings
 from tests.utils.orchestrator import POSTGRES_URL, Orchestrator, postgres_reachable, reset_postgres
 from tests.utils.ports import free_ports
 
@@ -114,3 +115,22 @@ def api(database_url, triton_settings, triton):
     ).start()
     yield orchestrator.client
     orchestrator.close()
+
+
+@pytest.fixture(scope="session")
+def mock_triton(tmp_path_factory):
+    """A real Triton serving only the mock LLM as `llm` (tests/utils/mock_triton.py): fast."""
+    with TritonServer(mock_triton_settings(tmp_path_factory.mktemp("mock-triton"))) as server:
+        yield server
+
+
+# The fast lane (`make test-fast`, `pytest -m "not slow"`): a test that reaches any of these
+# fixtures, directly or through another, trains or builds the model repository, starts the
+# real models in Triton, or starts a uvicorn orchestrator, and is marked slow here.
+SLOW_FIXTURES = frozenset({"built_repository", "triton", "api", "llm_server", "hf_model_folder"})
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

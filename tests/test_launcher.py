@@ -23,6 +23,7 @@ def test_command_binds_loopback_and_uses_explicit_model_control(tmp_path):
     assert any(arg.startswith("--backend-config=python,shm-region-prefix-name=") for arg in command)
 
 
+@pytest.mark.slow  # starts Triton
 def test_a_model_that_cannot_load_fails_the_start_with_the_log(tmp_path):
     http, grpc, metrics = free_ports(3)
     settings = TritonSettings(

@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+from contracts.runtime import usable_cores
 from orchestrator.settings import TritonSettings
 
 
@@ -63,7 +64,7 @@ def _llm(args, settings: TritonSettings) -> dict:
         url=args.url or settings.grpc_url,
         concurrencies=[int(n) for n in args.streams.split(",")],
         max_tokens=args.max_tokens,
-        threads=args.threads or bench.default_threads(),
+        threads=args.threads or usable_cores(),
         peers=not args.no_peers,
         server_port=args.server_port,
         hf_folder=hf_folder,

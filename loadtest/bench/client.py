@@ -30,18 +30,22 @@ class RunResult:
         }
 
 
-def median_of_runs(runs: list[dict], each: str = "throughput_per_s") -> dict:
+def median_of_runs(runs: list[dict], each: str | None = "throughput_per_s") -> dict:
     """Each numeric figure's median over repeated runs (these machines are noisy).
 
-    `each` is kept per run too, so that the spread stays visible beside the median.
+    A figure missing from a run (None) is left out of its median; ints stay ints. `each` is
+    kept per run too, so that the spread stays visible beside the median.
     """
-    merged = {}
+    merged: dict = {}
     for key, value in runs[0].items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            median = statistics.median(r[key] for r in runs)
-            merged[key] = round(median) if isinstance(value, int) else round(float(median), 3)
-    merged["runs"] = len(runs)
-    merged[f"{each}_each_run"] = [r[each] for r in runs]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        values = [r[key] for r in runs if r[key] is not None]
+        median = statistics.median(values)
+        merged[key] = round(median) if isinstance(value, int) else round(float(median), 3)
+    if each is not None:
+        merged["runs"] = len(runs)
+        merged[f"{each}_each_run"] = [r[each] for r in runs]
     return merged
 
 

@@ -13,7 +13,6 @@ and to each peer follow.
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -24,8 +23,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from contracts.models import LLM_MODEL
 from llm_engine.packaged import packaged_gguf
+from loadtest.bench.client import median_of_runs
 from loadtest.machine import command_line, machine_facts
+from loadtest.sse import DONE, delta_text, sse_data
 from loadtest.texts import FALLBACK_TEXTS
 
 TICKETS = list(FALLBACK_TEXTS[:8])  # fixed prompts, so every run decodes the same work
@@ -134,7 +136,7 @@ async def triton(url: str, n: int, max_tokens: int) -> dict:
     async def one(i, messages, stream: Stream):
         async def requests():
             yield {
-                "model_name": "llm",
+                "model_name": LLM_MODEL,
                 "inputs": request_inputs(messages, max_tokens=max_tokens),
                 "request_id": str(i),
             }
@@ -180,10 +182,10 @@ async def openai_sse(base_url: str, n: int, max_tokens: int) -> dict:
                     stream.error = f"HTTP {response.status_code}"
                     return
                 async for line in response.aiter_lines():
-                    if not line.startswith("data: ") or line == "data: [DONE]":
+                    data = sse_data(line)
+                    if data is None or data == DONE:
                         continue
-                    delta = json.loads(line[6:])["choices"][0].get("delta", {})
-                    if delta.get("content"):
+                    if delta_text(json.loads(data)):
                         stream.arrivals.append(time.perf_counter())
                         stream.tokens += 1  # one content chunk per token in this server
 
@@ -260,18 +262,6 @@ def transformers_sequential(folder: Path, n: int, max_tokens: int, threads: int)
     return summarise(streams, time.perf_counter() - started)
 
 
-def median_of(runs: list[dict]) -> dict:
-    """Each figure's median over repeated runs (these machines are noisy); runs kept too."""
-    keys = [k for k, v in runs[0].items() if isinstance(v, int | float)]
-    merged = {}
-    for k in keys:
-        values = [r[k] for r in runs if r[k] is not None]
-        merged[k] = round(float(np.median(values)), 1) if values else None
-    merged["runs"] = len(runs)
-    merged["tokens_per_s_each_run"] = [r["tokens_per_s"] for r in runs]
-    return merged
-
-
 def run(
     *,
     url: str,
@@ -323,7 +313,7 @@ def run(
             server.terminate()
             server.wait(30)
     for (n, name), runs in rounds.items():
-        report["results"][str(n)][name] = median_of(runs)
+        report["results"][str(n)][name] = median_of_runs(runs, each="tokens_per_s")
     report["ratios"] = ratios(report["results"])
     return report
 
@@ -341,7 +331,3 @@ def ratios(results: dict) -> dict:
                     row["triton"]["tokens_per_s"] / row[peer]["tokens_per_s"], 3
                 )
     return out
-
-
-def default_threads() -> int:
-    return len(os.sched_getaffinity(0))

@@ -15,14 +15,15 @@ import os
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from fastapi import FastAPI
-from tokenizers import Tokenizer
 
+from contracts.runtime import ort_session
+from contracts.tokens import encode_batch, load_tokenizer
 from orchestrator.schemas.triage import IntentScore, Triage, TriageRequest, TriageResponse
 from orchestrator.services.taxonomy import default_taxonomy
 
 MAX_TOKENS = 128
+SESSION_THREADS = 2  # intra-op threads, as Triton's encoder config and the bench's ceiling use
 
 
 def latest_version(model_folder: Path) -> Path:
@@ -33,33 +34,19 @@ def latest_version(model_folder: Path) -> Path:
     return max(versions, key=lambda p: int(p.name)) / "model.onnx"
 
 
-def _session(path: Path) -> ort.InferenceSession:
-    """Two intra-op threads, as the ceiling and Triton's encoder config use."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 class TriageModel:
     def __init__(self, repository: Path):
-        self.tokenizer = Tokenizer.from_file(
-            str(repository / "ticket_tokenizer" / "1" / "tokenizer.json")
+        self.tokenizer = load_tokenizer(
+            repository / "ticket_tokenizer" / "1" / "tokenizer.json", MAX_TOKENS
         )
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        self.encoder = _session(latest_version(repository / "ticket_encoder"))
-        self.classifier = _session(latest_version(repository / "ticket_classifier"))
+        self.encoder = ort_session(latest_version(repository / "ticket_encoder"), SESSION_THREADS)
+        self.classifier = ort_session(
+            latest_version(repository / "ticket_classifier"), SESSION_THREADS
+        )
 
     def classify(self, texts: list[str]) -> tuple[np.ndarray, ...]:
         """intent, confidence, top_intents, top_scores for `texts`, padded to the longest."""
-        encodings = self.tokenizer.encode_batch(texts)
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
+        ids, mask = encode_batch(self.tokenizer, texts)
         (embedding,) = self.encoder.run(None, {"input_ids": ids, "attention_mask": mask})
         return tuple(self.classifier.run(None, {"embedding": embedding}))
 

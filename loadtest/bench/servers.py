@@ -56,38 +56,51 @@ def uvicorn_command(app: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-@contextmanager
-def uvicorn_app(app: str, env: dict[str, str], ready_path: str = "/healthz") -> Iterator[Served]:
-    """Starts `app` (a factory, "module:function"), waits until `ready_path` answers 200."""
-    port = free_port()
-    process = subprocess.Popen(uvicorn_command(app, port), env=dict(os.environ, **env))
-    served = Served(f"http://127.0.0.1:{port}", process)
+def start_uvicorn(app: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+    """`app` (a factory, "module:function") under uvicorn on 127.0.0.1:`port`; `env` is added
+    to this process's environment."""
+    return subprocess.Popen(uvicorn_command(app, port), env=dict(os.environ, **env))
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL if it has not ended within `timeout_s`."""
+    if process.poll() is not None:
+        return
+    process.terminate()
     try:
-        _wait_for(served, ready_path, timeout_s=120)
-        yield served
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
-def _wait_for(served: Served, path: str, timeout_s: float) -> None:
+def wait_serving(
+    base_url: str, process: subprocess.Popen, path: str = "/healthz", timeout_s: float = 120
+) -> None:
+    """Until `path` answers 200; RuntimeError if the process exits or time runs out first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if served.process.poll() is not None:
-            raise RuntimeError(
-                f"{served.base_url}: the server exited ({served.process.returncode})"
-            )
+        if process.poll() is not None:
+            raise RuntimeError(f"{base_url}: the server exited ({process.returncode})")
         try:
-            if httpx.get(served.base_url + path, timeout=2).status_code == 200:
+            if httpx.get(base_url + path, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{served.base_url}{path} did not answer 200 within {timeout_s} s")
+    raise RuntimeError(f"{base_url}{path} did not answer 200 within {timeout_s} s")
+
+
+@contextmanager
+def uvicorn_app(app: str, env: dict[str, str], ready_path: str = "/healthz") -> Iterator[Served]:
+    """Starts `app` (a factory, "module:function"), waits until `ready_path` answers 200."""
+    port = free_port()
+    served = Served(f"http://127.0.0.1:{port}", start_uvicorn(app, port, env))
+    try:
+        wait_serving(served.base_url, served.process, ready_path)
+        yield served
+    finally:
+        stop_process(served.process)
 
 
 TRIAGE_SCOPES = ("tickets:write", "tickets:read")

@@ -23,12 +23,14 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aio_grpc
 
+from contracts.runtime import ort_session
+from contracts.tokens import encode_batch
 from export.data import load_banking77
-from export.model import batch_encode, load_tokenizer
-from export.onnx_export import ort_session
+from export.model import load_tokenizer
 from export.settings import ExportSettings
 from loadtest.bench import servers
 from loadtest.bench.client import median_of_runs, run_closed_loop
+from loadtest.bench.plain_fastapi import SESSION_THREADS
 from loadtest.machine import command_line, machine_facts
 from orchestrator.settings import TritonSettings
 from orchestrator.triton.model_config import load_json, read_config
@@ -39,15 +41,15 @@ BATCHED_STEPS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier")
 def ceiling(repository: Path, texts: list[str], batch_sizes=(1, 8, 32)) -> dict:
     """In-process ONNX Runtime, texts grouped by length; the best batch size wins."""
     tokenizer = load_tokenizer(128)
-    encoder = ort_session(repository / "ticket_encoder" / "2" / "model.onnx")
-    classifier = ort_session(repository / "ticket_classifier" / "1" / "model.onnx")
+    encoder = ort_session(repository / "ticket_encoder" / "2" / "model.onnx", SESSION_THREADS)
+    classifier = ort_session(repository / "ticket_classifier" / "1" / "model.onnx", SESSION_THREADS)
     ordered = sorted(texts, key=len)
     by_batch = {}
     for size in batch_sizes:
         started = time.perf_counter()
         for start in range(0, len(ordered), size):
-            ids, mask = batch_encode(tokenizer, ordered[start : start + size])
-            feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+            ids, mask = encode_batch(tokenizer, ordered[start : start + size])
+            feeds = {"input_ids": ids, "attention_mask": mask}
             classifier.run(["intent"], {"embedding": encoder.run(None, feeds)[0]})
         by_batch[size] = round(len(texts) / (time.perf_counter() - started), 1)
     best = max(by_batch, key=by_batch.get)
@@ -60,10 +62,7 @@ def ceiling(repository: Path, texts: list[str], batch_sizes=(1, 8, 32)) -> dict:
 
 def median_ceiling(runs: list[dict]) -> dict:
     """Median texts/s per batch size over the rounds; the best median batch wins."""
-    by_batch = {
-        size: round(float(np.median([r["texts_per_s_by_batch"][size] for r in runs])), 1)
-        for size in runs[0]["texts_per_s_by_batch"]
-    }
+    by_batch = median_of_runs([r["texts_per_s_by_batch"] for r in runs], each=None)
     best = max(by_batch, key=by_batch.get)
     return {
         "texts_per_s_by_batch": by_batch,

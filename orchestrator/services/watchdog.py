@@ -1,23 +1,25 @@
 """Resource watchdog: host CPU and memory, this process's memory and the GPUs, as gauges.
 
-The gauges live on the app's own registry (see `orchestrator.metrics`), so `/metrics` shows
-them beside the request metrics. GPUs are read through NVML (`nvidia-ml-py`, imported as
-`pynvml`); on a machine without a GPU or driver the GPU gauges keep their HELP/TYPE lines and no
-samples, which tells a dashboard "no GPU here" instead of "GPU idle".
+The gauges are defined in `orchestrator.metrics` (ResourceGauges) and live on the app's own
+registry, so `/metrics` shows them beside the request metrics. GPUs are read through NVML
+(`nvidia-ml-py`, imported as `pynvml`); on a machine without a GPU or driver the GPU gauges
+keep their HELP/TYPE lines and no samples, which tells a dashboard "no GPU here" instead of
+"GPU idle".
 """
 
 import logging
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import psutil
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
+
+from orchestrator.metrics import ResourceGauges
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class GpuReading:
+class GpuReading(NamedTuple):
     index: int
     utilization_percent: float
     memory_used_bytes: int
@@ -162,7 +164,7 @@ class ResourceWatchdog:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
         self.interval_s = interval_s
-        self._gauges = _ResourceGauges(registry)
+        self._gauges = ResourceGauges(registry)
         self._cpu = HostCpu()
         self._process = psutil.Process()
         self._nvml: Nvml | None = None  # opened on the first sample, not at import or build
@@ -204,43 +206,3 @@ class ResourceWatchdog:
                 self.sample()
             except Exception:  # a failed reading must not end the watchdog for good
                 log.warning("resource sample failed", exc_info=True)
-
-
-class _ResourceGauges:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.cpu_percent = Gauge(
-            "support_host_cpu_percent",
-            "Host CPU busy percent over the last sampling interval (all cores)",
-            registry=registry,
-        )
-        self.memory_used = Gauge(
-            "support_host_memory_used_bytes",
-            "Host memory in use (total minus available)",
-            registry=registry,
-        )
-        self.memory_total = Gauge(
-            "support_host_memory_total_bytes", "Host memory installed", registry=registry
-        )
-        self.process_rss = Gauge(
-            "support_process_resident_memory_bytes",
-            "Resident memory of this process",
-            registry=registry,
-        )
-        self.gpu_utilization = Gauge(
-            "support_gpu_utilization_percent",
-            "GPU busy percent as NVML reports it; no samples where there is no GPU",
-            ("gpu",),
-            registry=registry,
-        )
-        self.gpu_memory_used = Gauge(
-            "support_gpu_memory_used_bytes",
-            "GPU memory in use, by GPU index",
-            ("gpu",),
-            registry=registry,
-        )
-        self.gpu_memory_total = Gauge(
-            "support_gpu_memory_total_bytes",
-            "GPU memory installed, by GPU index",
-            ("gpu",),
-            registry=registry,
-        )

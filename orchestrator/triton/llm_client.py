@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import tritonclient.grpc.aio as aio
 
+from contracts.models import LLM_MODEL
+
 
 class LLMUnavailable(RuntimeError):
     """The model could not answer: not loaded, unreachable or failed."""
@@ -68,7 +70,7 @@ def request_inputs(
 
 
 class LLMClient:
-    def __init__(self, url: str, model: str = "llm"):
+    def __init__(self, url: str, model: str = LLM_MODEL):
         self.url = url
         self.model = model
 

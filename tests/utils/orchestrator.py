@@ -3,12 +3,12 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import httpx
 from sqlalchemy import create_engine, text
 
+from loadtest.bench.servers import start_uvicorn, stop_process, wait_serving
 from tests.utils.ports import free_ports
 
 ADMIN_KEY = "sk-test-admin-key-0123456789"
@@ -61,21 +61,12 @@ class Orchestrator:
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
 
     def start(self, timeout_s: float = 60) -> "Orchestrator":
-        command = [
-            sys.executable, "-m", "uvicorn", "orchestrator.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(command, env=self.env)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                if self.client.get("/healthz").status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            assert self.process.poll() is None, "the orchestrator exited at start"
-            assert time.monotonic() < deadline, "the orchestrator did not start"
-            time.sleep(0.2)
+        self.process = start_uvicorn("orchestrator.app:create_app", self.port, self.env)
+        try:
+            wait_serving(f"http://127.0.0.1:{self.port}", self.process, "/healthz", timeout_s)
+        except RuntimeError as error:
+            raise AssertionError(f"the orchestrator did not start: {error}") from None
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash."""
@@ -83,12 +74,8 @@ class Orchestrator:
         self.process.wait(30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process is not None:
+            stop_process(self.process)
 
     def close(self) -> None:
         self.stop()

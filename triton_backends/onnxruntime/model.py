@@ -10,13 +10,14 @@ once and split again, one response per request, in order.
 """
 
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
+
+# This backend serves only the wheel's local Triton, whose Python is the project's venv.
+from contracts.runtime import ort_session
 
 
 class TritonPythonModel:
@@ -30,14 +31,15 @@ class TritonPythonModel:
             tensor["name"] for tensor in config["output"] if tensor["data_type"] == "TYPE_STRING"
         }
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(params.get("intra_op_thread_count", os.cpu_count() or 1))
-        options.inter_op_num_threads = int(params.get("inter_op_thread_count", "1"))
         filename = config.get("default_model_filename") or "model.onnx"
         path = Path(args["model_repository"]) / args["model_version"] / filename
         if not path.is_file():
             raise pb_utils.TritonModelException(f"{self.model_name}: no model file at {path}")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort_session(
+            path,
+            intra_op_threads=int(params.get("intra_op_thread_count", "0")),  # 0: usable cores
+            inter_op_threads=int(params.get("inter_op_thread_count", "1")),
+        )
 
     def execute(self, requests):
         responses: list = [None] * len(requests)

@@ -13,13 +13,13 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from llm_engine.chat import parse_messages
+from llm_engine.config import LLMConfig
 from llm_engine.factory import create_engine
+from llm_engine.metrics import FAMILIES, PREFIX
 from llm_engine.sampling import SamplingParams
 from llm_engine.scheduler import Finish, FinishReason, Observer, Request, Scheduler
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
-LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0]
-TOKEN_GAP_BUCKETS = [0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5]
 
 
 class TritonPythonModel:
@@ -28,15 +28,16 @@ class TritonPythonModel:
         if not pb_utils.using_decoupled_model_transaction_policy(config):
             raise pb_utils.TritonModelException(f"{config['name']} must be decoupled to stream")
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        self.default_max_tokens = int(params.get("default_max_tokens", "128"))
-        engine = create_engine(params)
+        settings = LLMConfig.from_parameters(params)
+        self.default_max_tokens = settings.default_max_tokens
+        engine = create_engine(settings)
         name, version = config["name"], args["model_version"]
         labels = {"model": name, "version": version, "engine": engine.name}
         self.scheduler = Scheduler(
             engine,
-            max_active=int(params.get("max_active_sequences", "16")),
-            step_token_budget=int(params.get("step_tokens", "256")),
-            prefill_chunk=int(params.get("prefill_chunk", "128")),
+            max_active=settings.max_active_sequences,
+            step_token_budget=settings.step_tokens,
+            prefill_chunk=settings.prefill_chunk,
             observer=TritonMetrics(labels),
             going_away=lambda: not pb_utils.is_model_ready(name, version),
         ).start()
@@ -141,38 +142,25 @@ class Reply:
 
 
 class TritonMetrics(Observer):
-    """vLLM's metric set with the product's prefix, through the Python backend's metrics API."""
+    """llm_engine.metrics' families, bound through the Python backend's metrics API."""
 
     def __init__(self, labels: dict[str, str]):
-        def family(name, description, kind):
-            return pb_utils.MetricFamily(
-                name=f"support_llm_{name}", description=description, kind=kind
-            )
-
-        histogram, counter, gauge = (
-            pb_utils.MetricFamily.HISTOGRAM,
-            pb_utils.MetricFamily.COUNTER,
-            pb_utils.MetricFamily.GAUGE,
-        )
-        self._families = {
-            "ttft": family("time_to_first_token_seconds", "Time to first token", histogram),
-            "itl": family("inter_token_latency_seconds", "Time between two tokens", histogram),
-            "e2e": family("e2e_request_latency_seconds", "Arrival to final response", histogram),
-            "queue": family("request_queue_time_seconds", "Time waiting for a slot", histogram),
-            "prompt": family("prompt_tokens_total", "Prompt tokens of finished requests", counter),
-            "generation": family("generation_tokens_total", "Generated tokens", counter),
-            "running": family("num_requests_running", "Sequences in the running batch", gauge),
-            "waiting": family("num_requests_waiting", "Requests waiting for a slot", gauge),
-            "finished": family("request_finished_total", "Finished requests by reason", counter),
-            "prefix": family(
-                "prefix_cache_hit_tokens_total", "Prompt tokens taken from the cache", counter
-            ),
+        kinds = {
+            "histogram": pb_utils.MetricFamily.HISTOGRAM,
+            "counter": pb_utils.MetricFamily.COUNTER,
+            "gauge": pb_utils.MetricFamily.GAUGE,
         }
-        f = self._families
-        self.ttft = f["ttft"].Metric(labels=labels, buckets=LATENCY_BUCKETS)
-        self.itl = f["itl"].Metric(labels=labels, buckets=TOKEN_GAP_BUCKETS)
-        self.e2e = f["e2e"].Metric(labels=labels, buckets=LATENCY_BUCKETS)
-        self.queue = f["queue"].Metric(labels=labels, buckets=LATENCY_BUCKETS)
+        f = {
+            key: pb_utils.MetricFamily(
+                name=PREFIX + spec.name, description=spec.description, kind=kinds[spec.kind]
+            )
+            for key, spec in FAMILIES.items()
+        }
+
+        def histogram(key):
+            return f[key].Metric(labels=labels, buckets=list(FAMILIES[key].buckets))
+
+        self.ttft, self.itl, self.e2e, self.queue = map(histogram, ("ttft", "itl", "e2e", "queue"))
         self.prompt_tokens = f["prompt"].Metric(labels=labels)
         self.generation_tokens = f["generation"].Metric(labels=labels)
         self.running = f["running"].Metric(labels=labels)
@@ -182,6 +170,7 @@ class TritonMetrics(Observer):
             reason: f["finished"].Metric(labels={**labels, "finished_reason": reason.value})
             for reason in FinishReason
         }
+        self._families = f  # they must outlive their metrics
 
     def queued(self, seconds):
         self.queue.observe(seconds)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from tokenizers import Tokenizer
+
+# Installed in Triton's Python: the project's venv locally, copied into the Triton image.
+from contracts.tokens import load_tokenizer, pad_batch
 
 
 class BadText(ValueError):
@@ -28,9 +30,7 @@ class TritonPythonModel:
         if self.buckets[-1] < self.max_tokens:
             self.buckets.append(self.max_tokens)
         folder = Path(args["model_repository"]) / args["model_version"]
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length=self.max_tokens)
+        self.tokenizer = load_tokenizer(folder / "tokenizer.json", self.max_tokens)
 
     def execute(self, requests):
         responses = []
@@ -70,15 +70,9 @@ class TritonPythonModel:
         return texts
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        encodings = self.tokenizer.encode_batch(texts)
-        longest = max(len(e.ids) for e in encodings)
-        width = next(b for b in self.buckets if b >= longest)
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
-        return ids, mask
+        rows = [e.ids for e in self.tokenizer.encode_batch(texts)]
+        longest = max(len(row) for row in rows)
+        return pad_batch(rows, next(b for b in self.buckets if b >= longest))
 
 
 def _invalid_argument(message: str):

@@ -1,0 +1,46 @@
+"""A real Triton serving only the mock LLM (tests/models/mock_llm) under the `llm` model's name.
+
+Triton from the wheel starts in about ten seconds with one Python model and no ONNX files,
+so the chat path (gRPC streaming, SSE, errors mid-stream, timeouts) is tested in the fast
+lane against the real server and the real client code; only the model's text is fake. The
+mock is served with the committed `llm` config.pbtxt, so it takes exactly the real model's
+tensors and the orchestrator cannot tell the two apart.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from contracts import PROJECT_ROOT
+from contracts.models import LLM_MODEL
+from orchestrator.settings import TritonSettings
+from tests.utils.ports import free_ports
+
+MOCK_LLM = Path(__file__).parents[1] / "models" / "mock_llm"
+
+
+def mock_repository(target: Path) -> Path:
+    """`target/llm`: the committed llm config with the mock's model.py as version 1."""
+    model = target / LLM_MODEL
+    (model / "1").mkdir(parents=True)
+    shutil.copy2(PROJECT_ROOT / "model_repository" / LLM_MODEL / "config.pbtxt", model)
+    shutil.copy2(MOCK_LLM / "1" / "model.py", model / "1" / "model.py")
+    return target
+
+
+def mock_triton_settings(work: Path) -> TritonSettings:
+    http, grpc, metrics = free_ports(3)
+    return TritonSettings(
+        http_port=http,
+        grpc_port=grpc,
+        metrics_port=metrics,
+        model_repository=mock_repository(work / "repository"),
+        work_dir=work,
+        log_file=work / "triton.log",
+        models=(LLM_MODEL,),
+    )
+
+
+def mock_directive(reply: str, **options) -> str:
+    """A message content that tells the mock what to answer and how (see its model.py)."""
+    return json.dumps({"mock": options, "reply": reply})
