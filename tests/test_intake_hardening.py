@@ -190,6 +190,18 @@ def test_odd_customer_mail_becomes_a_ticket_with_its_attachments(
     assert bytes(kept) == raw
 
 
+def test_nul_characters_in_a_mail_do_not_break_storing_it(server, tenant):
+    raw = (
+        b"From: nul@example.com\nSubject: =?utf-8?q?a=00b?=\n"
+        b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+        b"one\x00two\n"
+    )
+    response = _send_mail(server.client, tenant, raw)
+    assert response.status_code == 202, response.text
+    ticket = server.client.get(f"/v1/tickets/{response.json()['id']}", headers=tenant["key"])
+    assert (ticket.json()["subject"], ticket.json()["body"]) == ("ab", "onetwo")
+
+
 def test_mail_without_a_sender_is_refused_naming_the_problem(server, tenant):
     response = _send_mail(server.client, tenant, b"Subject: who?\n\nno sender here\n")
     assert response.status_code == 422
@@ -309,3 +321,10 @@ def test_a_signed_deeply_nested_payload_is_a_422(server, tenant, depth):
     response = _webhook(server.client, tenant, body)
     assert response.status_code == 422, response.text[:300]
     assert error_of(response)["code"] == "json_too_deep"
+
+
+def test_nul_characters_in_a_webhook_are_a_422_or_kept(server, tenant):
+    refused = _webhook(server.client, tenant, _event(subject="a\u0000b"))
+    assert refused.status_code == 422 and error_of(refused)["param"] == "subject"
+    kept = _webhook(server.client, tenant, _event(metadata={"note": "a\u0000b"}))
+    assert kept.status_code == 202, kept.text

@@ -127,10 +127,15 @@ def _parse(raw: bytes, limits: EmailLimits) -> ParsedEmail:
     )
 
 
+def _no_nul(text: str) -> str:
+    # PostgreSQL's text type cannot hold NUL; an encoded word or an 8-bit body can carry one.
+    return text.replace("\x00", "")
+
+
 def _header_text(message: EmailMessage, name: str) -> str:
     try:
         value = message.get(name)
-        return " ".join(str(value).split()) if value is not None else ""
+        return " ".join(_no_nul(str(value)).split()) if value is not None else ""
     except (LookupError, ValueError, TypeError, AttributeError, IndexError):
         return ""
 
@@ -141,7 +146,7 @@ def _sender(message: EmailMessage) -> str:
         for header in message.get_all(name) or ():
             for address in getattr(header, "addresses", ()):
                 spec = address.addr_spec
-                if len(spec) <= 320 and VALID_ADDRESS.match(spec):
+                if len(spec) <= 320 and "\x00" not in spec and VALID_ADDRESS.match(spec):
                     return spec
     raise MalformedEmail("the message has no valid sender address (From, Sender or Reply-To)")
 
@@ -206,7 +211,7 @@ def _decoded_text(part: EmailMessage) -> str:
         codecs.lookup(charset)
     except LookupError:
         charset = "utf-8"
-    return _payload_bytes(part).decode(charset, errors="replace")
+    return _no_nul(_payload_bytes(part).decode(charset, errors="replace"))
 
 
 def _attachment(part: EmailMessage) -> Attachment:
@@ -215,7 +220,7 @@ def _attachment(part: EmailMessage) -> Attachment:
     except (LookupError, ValueError, TypeError):
         filename = None
     if filename is not None:
-        filename = " ".join(str(filename).split())[:MAX_FILENAME] or None
+        filename = " ".join(_no_nul(str(filename)).split())[:MAX_FILENAME] or None
     return Attachment(filename, part.get_content_type(), len(_payload_bytes(part)))
 
 
