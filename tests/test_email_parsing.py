@@ -83,6 +83,7 @@ def test_hostile_mail_is_refused_fast_by_the_prechecks(name):
         (b"From: a@example.com\nX: 1\nY: 2\n\nhi", EmailLimits(max_headers=2), "header fields"),
         (mail.encoded_subject(2000), EmailLimits(max_encoded_words=10), "encoded words"),
         (mail.nested_mime(5, 5), EmailLimits(max_parts=4), "MIME boundaries"),
+        (mail.flat_parts(30), EmailLimits(max_parts=5), "lines starting with --"),
         (b"From: a@example.com\nX: " + b"y" * 2000 + b"\n\nhi", EmailLimits(max_header_bytes=1024),
          "header section"),
     ],

@@ -77,9 +77,16 @@ def nested_comments(count: int = 3000) -> bytes:
     return b"From: " + b"(" * count + b")" * count + b" a@example.com\nSubject: hi\n\nhello\n"
 
 
+def flat_parts(count: int = 120_000) -> bytes:
+    """One multipart with very many parts: about a minute of parsing, but one boundary."""
+    head = b'From: a@example.com\nContent-Type: multipart/mixed; boundary="b"\n\n'
+    return head + b"--b\n\nx\n" * count + b"--b--\n"
+
+
 HOSTILE = {
     "280 KB of encoded words in Subject": encoded_subject,
     "MIME nested 700 deep, 12,000 lines": lambda: nested_mime(700),
     "MIME nested 1,100 deep": lambda: nested_mime(1100, lines=100),
     "From with 3,000 nested comments": nested_comments,
+    "120,000 parts in one multipart": flat_parts,
 }
