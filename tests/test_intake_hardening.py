@@ -300,11 +300,18 @@ def test_remembered_signatures_past_the_window_are_pruned(server, tenant, databa
     assert "old-" + "0" * 60 not in left and "new-" + "0" * 60 in left
 
 
-@pytest.mark.parametrize("tenant_id", ["9223372036854775808", str(2**70), "-1", "0", "abc"])
+@pytest.mark.parametrize(
+    "tenant_id", [str(2**31), "9223372036854775808", str(2**70), "-1", "0", "abc", "1.5"]
+)
 def test_a_hostile_tenant_header_is_a_4xx(server, tenant, tenant_id):
     response = _webhook(server.client, tenant, _event(), tenant_id=tenant_id)
     assert response.status_code == 422, response.text
     assert error_of(response)["param"] == "header.x-tenant-id"
+
+
+def test_the_largest_tenant_id_unknown_is_a_401(server, tenant):
+    response = _webhook(server.client, tenant, _event(), tenant_id=str(2**31 - 1))
+    assert response.status_code == 401 and error_of(response)["code"] == "bad_signature"
 
 
 def test_a_non_ascii_signature_is_a_401(server, tenant):

@@ -22,7 +22,7 @@ from orchestrator.services.email_parsers import EmailParsers, ParsersUnavailable
 
 router = APIRouter(prefix="/v1/intake", tags=["intake"])
 RESPONSES = {200: {"model": TicketPublic, "description": "A repeat of an earlier message"}}
-MAX_ID = 2**63 - 1  # the widest integer key a database stores
+MAX_ID = 2**31 - 1  # tenants.id is a 32-bit INTEGER on PostgreSQL
 
 
 @router.post(
