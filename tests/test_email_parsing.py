@@ -107,10 +107,10 @@ def test_a_recursion_error_inside_the_parser_is_too_complex_not_a_crash():
 
 def test_the_worker_process_is_killed_at_the_time_cap_and_replaced():
     async def scenario():
-        parsers = EmailParsers(UNLIMITED, workers=1, timeout_s=0.5)
+        parsers = EmailParsers(UNLIMITED, workers=1, timeout_s=1.0)
         try:
             started = time.perf_counter()
-            with pytest.raises(EmailTooComplex, match=r"longer than the 0\.5 s limit"):
+            with pytest.raises(EmailTooComplex, match=r"longer than the 1 s limit"):
                 await parsers.parse(mail.encoded_subject())  # about 10 s of parsing
             assert time.perf_counter() - started < 5
             assert not parsers._idle  # the busy worker was killed, not kept
