@@ -74,3 +74,13 @@ class OrchestratorSettings(BaseSettings):
     chat_default_max_tokens: int = Field(default=256, ge=1)
     chat_timeout_s: float = Field(default=120.0, gt=0)
     webhook_tolerance_s: int = Field(default=300, ge=1)  # signed timestamps older are refused
+    webhook_max_json_depth: int = Field(default=32, ge=2, le=200)  # deeper payloads get 422
+
+    # E-mail intake: parsed in worker processes, each message under these caps (else 422).
+    email_parsers: int = Field(default=2, ge=1, le=64)  # worker processes, messages at once
+    email_parse_timeout_s: float = Field(default=5.0, gt=0)  # then the worker is killed
+    email_max_depth: int = Field(default=20, ge=1)  # MIME nesting levels
+    email_max_parts: int = Field(default=200, ge=1)  # MIME parts (and boundaries declared)
+    email_max_header_bytes: int = Field(default=64 * 1024, ge=1024)  # top-level header section
+    email_max_headers: int = Field(default=500, ge=10)  # header fields in that section
+    email_max_encoded_words: int = Field(default=1000, ge=1)  # RFC 2047 =?...?= words

@@ -60,8 +60,6 @@ def test_html_only_mail_is_converted_to_text():
         b"",
         b"just some words without headers",
         b"Subject: no sender\n\nbody text",
-        b"From: someone@example.com\nSubject: empty\n\n> only a quote\n",
-        b"From: x@example.com\nContent-Type: image/png\n\n\x89PNG",
     ],
 )
 def test_malformed_mail_is_refused(raw):
@@ -123,11 +121,12 @@ def test_a_signed_webhook_makes_a_ticket(api, tenant):
     assert ticket["metadata"] == {"crm": "test"}
 
 
-def test_bad_stale_and_replayed_signatures_get_401(api, tenant):
+def test_bad_and_stale_signatures_get_401_and_a_replay_the_same_ticket(api, tenant):
     body = _event()
-    assert _webhook(api, tenant, body).status_code == 202
-    replay = _webhook(api, tenant, body)
-    assert replay.status_code == 401 and "replay" in error_of(replay)["message"]
+    first = _webhook(api, tenant, body)
+    assert first.status_code == 202
+    replay = _webhook(api, tenant, body)  # answered with the ticket it made, nothing more
+    assert replay.status_code == 200 and replay.json()["id"] == first.json()["id"]
     wrong = _webhook(api, tenant, _event(), signature="sha256=" + "0" * 64)
     assert wrong.status_code == 401 and error_of(wrong)["code"] == "bad_signature"
     assert _webhook(api, tenant, _event(), signature="").status_code == 401

@@ -7,7 +7,16 @@ revision there, and tests/test_migrations.py fails when the two disagree.
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -96,6 +105,10 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # E-mail intake: the parts that are not the body ({filename, content_type, size}) and the
+    # message as received; deferred, so that listing tickets never loads it.
+    attachments: Mapped[list | None] = mapped_column(default=None)
+    raw_message: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
 
 
 class Job(Base):
@@ -172,4 +185,4 @@ class WebhookDelivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
     signature: Mapped[str] = mapped_column(String(64))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # for pruning

@@ -1,6 +1,6 @@
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.schemas.tickets import EMAIL_PATTERN
 
@@ -19,3 +19,10 @@ class WebhookTicket(BaseModel):
         default=None, max_length=200, description="The CRM's ticket id; a repeat returns the ticket"
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("event_id", "subject", "body", "customer_email", "external_id")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:  # PostgreSQL's text type cannot hold NUL
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value

@@ -56,6 +56,14 @@ class TicketAccepted(BaseModel):
     status: TicketStatus
 
 
+class AttachmentPublic(BaseModel):
+    """A part of an e-mail that is not its text: listed, not stored apart (the raw mail is kept)."""
+
+    filename: str | None
+    content_type: str
+    size: int = Field(description="Decoded bytes")
+
+
 class TicketPublic(BaseModel):
     id: int
     status: TicketStatus
@@ -71,6 +79,9 @@ class TicketPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     processed_at: datetime | None
+    attachments: list[AttachmentPublic] = Field(
+        default_factory=list, description="E-mail parts that are not the text"
+    )
 
 
 class TicketPage(BaseModel):

@@ -29,9 +29,18 @@ class Stored:
 
 
 def create_ticket(
-    session: Session, tenant_id: int, data: TicketCreate, idempotency_key: str | None = None
+    session: Session,
+    tenant_id: int,
+    data: TicketCreate,
+    idempotency_key: str | None = None,
+    *,
+    attachments: list[dict] | None = None,
+    raw_message: bytes | None = None,
 ) -> Stored:
-    """Store the ticket and its job together, or return the ticket they already made."""
+    """Store the ticket and its job together, or return the ticket they already made.
+
+    Whatever the caller added to `session` beforehand commits with them, or not at all.
+    """
     existing = _existing(session, tenant_id, data.external_id, idempotency_key)
     if existing is not None:
         return Stored(existing, created=False)
@@ -44,6 +53,8 @@ def create_ticket(
         external_id=data.external_id,
         idempotency_key=idempotency_key,
         extra=data.metadata,
+        attachments=attachments,
+        raw_message=raw_message,
     )
     session.add(ticket)
     try:
@@ -209,4 +220,5 @@ def public(ticket: Ticket) -> TicketPublic:
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
         processed_at=ticket.processed_at,
+        attachments=ticket.attachments or [],
     )
