@@ -1,0 +1,44 @@
+"""platform tenant flag and key origin: platform vs tenant admins, bootstrap key rotation
+
+Revision ID: 0004_auth
+Revises: 0001
+Create Date: 2026-11-30 02:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004_auth"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# What the bootstrap key of the earlier schema looked like: every scope, in the "admin" tenant.
+_OLD_BOOTSTRAP_SCOPES = "admin chat tickets:read tickets:write"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("is_platform", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("origin", sa.String(length=20), server_default="api", nullable=False)
+        )
+    # The earlier code made the tenant named "admin" at start and gave it the bootstrap keys;
+    # mark them, so that the next start revokes the ones the environment no longer names.
+    op.execute("UPDATE tenants SET is_platform = true WHERE name = 'admin'")
+    op.execute(
+        "UPDATE api_keys SET origin = 'bootstrap' WHERE scopes = "
+        f"'{_OLD_BOOTSTRAP_SCOPES}' AND tenant_id IN (SELECT id FROM tenants WHERE is_platform)"
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_column("origin")
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("is_platform")
