@@ -183,3 +183,25 @@ def test_a_tenant_limit_is_shared_by_the_replicas(replicas):
     answers = [c.get("/v1/tickets", headers=headers) for _ in range(rounds) for c in replicas]
     assert [a.status_code for a in answers[:TENANT_BURST]] == [200] * TENANT_BURST
     assert all(_limited(a) for a in answers[TENANT_BURST:])  # each replica alone would allow
+
+
+def test_an_unreachable_redis_fails_open_and_never_fails_a_request(tmp_path):
+    orchestrator = start(
+        f"sqlite:///{tmp_path / 'orchestrator.db'}",
+        tmp_path,
+        REDIS_URL="redis://127.0.0.1:9/0",  # the discard port: connection refused
+        ORCHESTRATOR_TENANT_RATE_LIMIT_PER_MINUTE="1",
+        ORCHESTRATOR_TENANT_RATE_LIMIT_BURST="3",
+    )
+    try:
+        key = new_key(orchestrator.client, ["tickets:read"], "no redis tenant")
+        answers = [
+            orchestrator.client.get("/v1/tickets", headers={"X-API-Key": key}) for _ in range(5)
+        ]
+        assert [a.status_code for a in answers[:3]] == [200] * 3
+        assert all(_limited(a) for a in answers[3:])  # this replica's own buckets
+        metrics = orchestrator.client.get("/metrics").text
+        assert "support_shared_state_errors_total{operation=" in metrics
+        assert 'support_rate_limited_total{limit="tenant"} 2.0' in metrics
+    finally:
+        orchestrator.close()

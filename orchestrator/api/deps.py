@@ -1,5 +1,6 @@
 """Dependencies shared by the routers: database sessions, the calling key, its limits."""
 
+import functools
 import secrets
 from collections.abc import Iterator
 from typing import Annotated
@@ -99,17 +100,24 @@ def _holds(caller: Caller, scope: str) -> bool:
     return scope in caller.scope_set or (scope == "admin" and caller.platform)
 
 
-def require(scope: str):
-    """The key must hold `scope` and be within its own and its tenant's rate limits."""
+async def limited_key(key: CurrentKey, request: Request) -> Caller:
+    """The calling key, charged once per request to its own and its tenant's rate limits
+    (FastAPI runs a dependency once per request, however many scope checks name it)."""
+    state = request.app.state
+    await state.limiter.check(
+        state.policy.authenticated(key.id, key.tenant_id),
+        "rate limit exceeded for this API key or its tenant",
+    )
+    return key
 
-    async def check(key: CurrentKey, request: Request) -> Caller:
+
+@functools.cache
+def require(scope: str):
+    """The key must hold `scope` (and be within its limits)."""
+
+    async def check(key: Annotated[Caller, Depends(limited_key)]) -> Caller:
         if not _holds(key, scope):
             raise forbidden(scope)
-        state = request.app.state
-        await state.limiter.check(
-            state.policy.authenticated(key.id, key.tenant_id),
-            "rate limit exceeded for this API key or its tenant",
-        )
         return key
 
     return Depends(check)

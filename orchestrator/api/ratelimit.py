@@ -57,24 +57,25 @@ class MemoryBuckets:
 
     def take(self, charges: Sequence[Charge]) -> float:
         """0 when every charge was taken, else the seconds until all could be (none taken)."""
+        return self.verdict(charges)[0]
+
+    def verdict(self, charges: Sequence[Charge]) -> tuple[float, int]:
+        """The wait as `take`, and the index of the charge that needs the longest wait."""
         now = self.clock()
         with self._lock:
             levels = [self._level(c, now) for c in charges]
-            wait = max(
-                [
-                    (c.cost - t) / c.rate.per_second
-                    for c, t in zip(charges, levels, strict=True)
-                    if c.cost > t
-                ],
-                default=0.0,
-            )
-            if wait > 0:
-                return wait
+            waits = [
+                (c.cost - t) / c.rate.per_second if c.cost > t else 0.0
+                for c, t in zip(charges, levels, strict=True)
+            ]
+            longest = max(range(len(waits)), key=waits.__getitem__)
+            if waits[longest] > 0:
+                return waits[longest], longest
             if len(self._buckets) > self.max_buckets:
                 self._prune(now)
             for charge, tokens in zip(charges, levels, strict=True):
                 self._buckets[charge.bucket] = (min(charge.rate.burst, tokens - charge.cost), now)
-            return 0.0
+            return 0.0, 0
 
     def _level(self, charge: Charge, now: float) -> float:
         tokens, last = self._buckets.get(charge.bucket, (charge.rate.burst, now))
@@ -87,12 +88,13 @@ class MemoryBuckets:
             del self._buckets[bucket]
 
 
-# KEYS: bucket names; ARGV: per bucket (tokens per second, burst, cost). Returns the wait in
-# seconds as a string (a Lua number would be truncated to an integer reply).
+# KEYS: bucket names; ARGV: per bucket (tokens per second, burst, cost). Returns "<wait in
+# seconds> <1-based index of the bucket that needs it>" as a string (a Lua number would be
+# truncated to an integer reply).
 TOKEN_BUCKETS_LUA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
-local levels, wait = {}, 0
+local levels, wait, which = {}, 0, 1
 for i = 1, #KEYS do
   local rate, burst, cost = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
   local state = redis.call('HMGET', KEYS[i], 'tokens', 'at')
@@ -100,16 +102,18 @@ for i = 1, #KEYS do
   if tokens == nil then tokens, at = burst, now end
   tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
   levels[i] = tokens
-  if cost > tokens then wait = math.max(wait, (cost - tokens) / rate) end
+  if cost > tokens and (cost - tokens) / rate > wait then
+    wait, which = (cost - tokens) / rate, i
+  end
 end
-if wait > 0 then return tostring(wait) end
+if wait > 0 then return tostring(wait) .. ' ' .. which end
 for i = 1, #KEYS do
   local rate, burst, cost = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
   redis.call('HSET', KEYS[i], 'tokens', tostring(math.min(burst, levels[i] - cost)), 'at',
              tostring(now))
   redis.call('PEXPIRE', KEYS[i], math.ceil(burst / rate * 1000) + 1000)
 end
-return '0'
+return '0 1'
 """
 
 
@@ -134,25 +138,28 @@ class Limiter:
 
     async def take(self, charges: Sequence[Charge]) -> float:
         """0 when the request may go ahead, else the seconds until it may."""
-        wait = await self._shared(charges) if self.store and self.store.usable() else None
-        if wait is None:
-            wait = self.memory.take(charges)
-        return wait
+        return (await self._verdict(charges))[0]
 
-    async def _shared(self, charges: Sequence[Charge]) -> float | None:
+    async def _verdict(self, charges: Sequence[Charge]) -> tuple[float, int]:
+        verdict = await self._shared(charges) if self.store and self.store.usable() else None
+        return verdict if verdict is not None else self.memory.verdict(charges)
+
+    async def _shared(self, charges: Sequence[Charge]) -> tuple[float, int] | None:
         keys = [self.store.key("rl", c.bucket) for c in charges]
         args = [v for c in charges for v in (c.rate.per_second, c.rate.burst, c.cost)]
         try:
-            return float(await self._script(keys=keys, args=args))  # EVALSHA, EVAL once
+            answer = await self._script(keys=keys, args=args)  # EVALSHA; EVAL once per server
         except FAULTS as error:
             self.store.failed("rate_limit", error)
             return None
+        wait, which = answer.split()
+        return float(wait), int(which) - 1
 
     async def check(self, charges: Sequence[Charge], message: str) -> None:
         """Raise 429 (with Retry-After) naming the first limit that refused."""
-        wait = await self.take(charges)
+        wait, which = await self._verdict(charges)
         if wait > 0:
-            self.limited.labels(charges[0].limit).inc()  # the narrowest of the buckets charged
+            self.limited.labels(charges[which].limit).inc()
             raise too_many(message, wait)
 
 

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter
 log = logging.getLogger(__name__)
 
 BACKOFF_S = 1.0
-TIMEOUT_S = 0.25  # a limiter check must not hold a request up for longer
+TIMEOUT_S = 0.5  # a limiter check must not hold a request up for longer
 LOG_EVERY_S = 10.0
 
 
@@ -33,11 +33,13 @@ FAULTS = _faults()
 class SharedStore:
     """One async Redis client with a key prefix, and the bookkeeping of its faults."""
 
-    def __init__(self, url: str, prefix: str, registry: CollectorRegistry):
+    def __init__(
+        self, url: str, prefix: str, registry: CollectorRegistry, timeout_s: float = TIMEOUT_S
+    ):
         import redis.asyncio as redis
 
         self.client = redis.Redis.from_url(
-            url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
         self.prefix = prefix
         self._down_until = 0.0
