@@ -62,8 +62,8 @@ class OrchestratorSettings(BaseSettings):
     anonymous_rate_limit_burst: int = Field(default=120, ge=1)
     tenant_llm_concurrency: int = Field(default=8, ge=0)  # per tenant, per replica; 0: no cap
     tenant_llm_tokens_per_minute: int = Field(default=30_000, ge=0)  # per tenant; 0: no cap
-    key_cache_s: float = Field(default=30.0, ge=0)  # without Redis, a key revoked elsewhere
-    # works this long here
+    # Without Redis, a key revoked on another replica or by the CLI works this long here.
+    key_cache_s: float = Field(default=30.0, ge=0)
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     redis_prefix: str = Field(default="support", min_length=1)  # keys are <prefix>:...
     revocation_poll_s: float = Field(default=1.0, gt=0)  # how often replicas read revocations

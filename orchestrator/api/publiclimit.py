@@ -2,7 +2,8 @@
 docs) are charged to the client IP and the anonymous total like a bad key would be.
 
 Which routes are public is read from the app itself (its OpenAPI document shows which
-routes take a key), so that a new public route is limited without being listed. /healthz is left alone: it costs nothing, and a liveness probe must never see 429.
+routes take a key), so that a new public route is limited without being listed. /healthz is
+left alone: it costs nothing, and a liveness probe must never see 429.
 """
 
 import json

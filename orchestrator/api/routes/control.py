@@ -26,12 +26,12 @@ from orchestrator.triton.control import ControlFailed, ControlUnavailable
 from orchestrator.services.watchdog import host_memory_used_bytes
 
 router = APIRouter(prefix="/v1/model", tags=["control plane"])
-AdminKey = Annotated[Caller, require("platform")]  # model control is for platform admins
+AdminKey = Annotated[Caller, require("platform")]  # load and unload: platform admins only
 
 
 @router.get("/status", response_model=ModelStatusList)
-async def model_status(request: Request, _key: AdminKey) -> ModelStatusList:
-    """Every model in Triton's repository with its versions and states."""
+async def model_status(request: Request, _key: TenantAdminKey) -> ModelStatusList:
+    """Every model in Triton's repository with its versions and states (any admin may read)."""
     return ModelStatusList(models=await _index(request))
 
 
