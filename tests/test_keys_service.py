@@ -1,8 +1,10 @@
 """The bootstrap key and the platform tenant, on the database itself."""
 
 import pytest
-from sqlalchemy import select
+from alembic import command
+from sqlalchemy import create_engine, select, text
 
+from orchestrator.db.migrate import alembic_config
 from orchestrator.db.models import ApiKey, Tenant
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.services import keys
@@ -62,3 +64,28 @@ def test_platform_scope_only_for_the_platform_tenant(sessions):
         keys.ensure_bootstrap_key(session=session, key="sk-a")
         platform = keys.platform_tenant(session)
         assert keys.create_key(session=session, tenant_id=platform.id, scopes=["platform"])
+
+
+def test_the_migration_marks_the_earlier_admin_tenant_and_its_bootstrap_key(tmp_path):
+    url = f"sqlite:///{tmp_path / 'legacy.db'}"
+    command.upgrade(alembic_config(url), "0001")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO tenants (id, name, created_at) VALUES (1, 'admin', '2026-01-01')")
+        )
+        for digest_, scopes in (("old", "admin chat tickets:read tickets:write"), ("x", "chat")):
+            connection.execute(
+                text(
+                    "INSERT INTO api_keys (tenant_id, digest, scopes, created_at)"
+                    " VALUES (1, :digest, :scopes, '2026-01-01')"
+                ),
+                {"digest": digest_, "scopes": scopes},
+            )
+    engine.dispose()
+    sessions = session_factory(make_engine(url))  # migrates to head
+    with sessions() as session:
+        assert keys.platform_tenant(session).id == 1
+        origins = dict(session.execute(select(ApiKey.digest, ApiKey.origin)).all())
+        assert origins == {"old": "bootstrap", "x": "api"}
+        assert keys.ensure_bootstrap_key(session=session, key="sk-new") == [1]  # old revoked

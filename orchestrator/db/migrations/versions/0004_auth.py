@@ -20,14 +20,16 @@ _OLD_BOOTSTRAP_SCOPES = "admin chat tickets:read tickets:write"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("tenants", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("is_platform", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-    with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("origin", sa.String(length=20), server_default="api", nullable=False)
-        )
+    # Plain ADD COLUMN, which SQLite has: a batch operation would copy and drop `tenants`,
+    # which the foreign keys of existing rows forbid.
+    op.add_column(
+        "tenants",
+        sa.Column("is_platform", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+    op.add_column(
+        "api_keys",
+        sa.Column("origin", sa.String(length=20), server_default="api", nullable=False),
+    )
     # The earlier code made the tenant named "admin" at start and gave it the bootstrap keys;
     # mark them, so that the next start revokes the ones the environment no longer names.
     op.execute("UPDATE tenants SET is_platform = true WHERE name = 'admin'")
