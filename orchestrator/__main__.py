@@ -152,17 +152,22 @@ def _serve_orchestrator(settings: OrchestratorSettings) -> int:
 def _keys(args) -> int:
     from sqlalchemy import select
 
+    from orchestrator.api.revocations import publish_sync
     from orchestrator.db.models import Tenant
     from orchestrator.db.session import make_engine, session_factory
     from orchestrator.services import keys
 
-    sessions = session_factory(make_engine(OrchestratorSettings().database_url))
+    settings = OrchestratorSettings()
+    sessions = session_factory(make_engine(settings.database_url))
     with sessions() as session:
         if args.action == "revoke":
             if not keys.revoke_key(session=session, key_id=args.key_id):
                 print(f"no active key {args.key_id}", file=sys.stderr)
                 return 1
+            shared = publish_sync(settings.redis_url, settings.redis_prefix)
             print(f"revoked key {args.key_id}")
+            if not shared:  # without Redis, replicas trust their cached entry until it expires
+                print(f"(running replicas may accept it for up to {settings.key_cache_s:g} s)")
             return 0
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
         unknown = sorted(set(scopes) - set(SCOPES))
@@ -170,8 +175,17 @@ def _keys(args) -> int:
             print(f"unknown scopes {unknown}; use {list(SCOPES)}", file=sys.stderr)
             return 2
         tenant = session.scalar(select(Tenant).where(Tenant.name == args.tenant))
+        if tenant is None and keys.is_reserved(args.tenant):
+            print(f"{args.tenant!r} is reserved for the platform tenant", file=sys.stderr)
+            return 2
         tenant = tenant or keys.create_tenant(session=session, name=args.tenant)
-        record, key = keys.create_key(session=session, tenant_id=tenant.id, scopes=scopes)
+        try:
+            record, key = keys.create_key(
+                session=session, tenant_id=tenant.id, scopes=scopes, origin="cli"
+            )
+        except keys.NotAllowed as refused:
+            print(str(refused), file=sys.stderr)
+            return 2
         print(f"key {record.id} for tenant {tenant.name!r} (id {tenant.id}), scopes {scopes}:")
         print(f"  {key}\n(shown once)")
     return 0

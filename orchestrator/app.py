@@ -10,12 +10,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from orchestrator.api.keycache import KeyCache
 from orchestrator.api.middleware import BodySizeLimit, RequestTimer
-from orchestrator.api.ratelimit import RateLimiter
+from orchestrator.api.publiclimit import PublicRouteLimit
+from orchestrator.api.quotas import LLMQuotas
+from orchestrator.api.ratelimit import Limiter, Policy, Rate
+from orchestrator.api.revocations import Revocations
 from orchestrator.api.routes import admin, chat, control, health, intake, tickets, triage
+from orchestrator.api.shared import make_store
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.errors import install_handlers
 from orchestrator.metrics import Metrics
-from orchestrator.services.keys import ensure_admin_key
+from orchestrator.services.keys import ensure_bootstrap_key
 from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.control import ModelControl
@@ -47,8 +51,8 @@ def create_app(
         engine = await run_in_threadpool(make_engine, settings.database_url)
         app.state.sessions = session_factory(engine)
         if settings.admin_key:
-            with app.state.sessions() as session:
-                ensure_admin_key(session=session, key=settings.admin_key)
+            await _bootstrap(app, settings.admin_key)
+        revocation_task = asyncio.create_task(app.state.revocations.run())
         app.state.triage = TriageClient(triton.grpc_url, timeout_s=settings.triage_timeout_s)
         app.state.llm = LLMClient(triton.grpc_url, settings.llm_model)
         app.state.control = ModelControl(triton.grpc_url, triton.model_repository)
@@ -63,7 +67,10 @@ def create_app(
             if worker_task is not None:
                 await app.state.worker.stop()
                 await worker_task
+            revocation_task.cancel()
             app.state.watchdog.stop()
+            if app.state.shared is not None:
+                await app.state.shared.close()
             await app.state.triage.close()
             await app.state.control.close()
             engine.dispose()
@@ -77,15 +84,54 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.watchdog = ResourceWatchdog(app.state.metrics.registry)
-    app.state.key_cache = KeyCache(settings.key_cache_s)
-    app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    _limits(app, settings)
     install_handlers(app)
     for module in (health, admin, triage, tickets, intake, chat, control):
         app.include_router(module.router)
     app.include_router(tickets.feedback_router)
     _instrument(app)
+    app.add_middleware(PublicRouteLimit, fastapi_app=app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def _limits(app: FastAPI, settings: OrchestratorSettings) -> None:
+    """Key cache, rate limits, LLM quotas and revocations; shared through Redis when set."""
+    registry = app.state.metrics.registry
+    app.state.shared = make_store(settings.redis_url, settings.redis_prefix, registry)
+    app.state.key_cache = KeyCache(settings.key_cache_s)
+    app.state.revocations = Revocations(
+        app.state.key_cache, app.state.shared, settings.revocation_poll_s
+    )
+    app.state.limiter = Limiter(registry, app.state.shared)
+    key = Rate(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.policy = Policy(
+        key=key,
+        tenant=Rate(
+            settings.tenant_rate_limit_per_minute or 2 * key.per_minute,
+            settings.tenant_rate_limit_burst or 2 * key.burst,
+        ),
+        ip=Rate(settings.ip_rate_limit_per_minute, settings.ip_rate_limit_burst),
+        anonymous=Rate(
+            settings.anonymous_rate_limit_per_minute, settings.anonymous_rate_limit_burst
+        ),
+    )
+    app.state.llm_quotas = LLMQuotas(
+        app.state.limiter, settings.tenant_llm_concurrency, settings.tenant_llm_tokens_per_minute
+    )
+
+
+async def _bootstrap(app: FastAPI, key: str) -> None:
+    """The environment's admin key works; the earlier ones made from it no longer do."""
+
+    def ensure() -> list[int]:
+        with app.state.sessions() as session:
+            return ensure_bootstrap_key(session=session, key=key)
+
+    revoked = await run_in_threadpool(ensure)
+    if revoked:
+        log.warning("ORCHESTRATOR_ADMIN_KEY changed: revoked earlier bootstrap keys %s", revoked)
+        await app.state.revocations.publish()
 
 
 def make_worker(app: FastAPI, settings: OrchestratorSettings) -> Worker:

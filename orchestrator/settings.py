@@ -50,9 +50,22 @@ class OrchestratorSettings(BaseSettings):
     )
     admin_key: str | None = None  # created at start when set; never logged
     triage_timeout_s: float = 10.0
-    rate_limit_per_minute: float = Field(default=600, gt=0)  # per API key, per replica
+    # Rate limits (token buckets; per deployment with REDIS_URL, else per replica). See README.
+    rate_limit_per_minute: float = Field(default=600, gt=0)  # per API key
     rate_limit_burst: int = Field(default=60, ge=1)
-    key_cache_s: float = Field(default=30.0, ge=0)  # a key revoked elsewhere works this long here
+    tenant_rate_limit_per_minute: float | None = Field(default=None, gt=0)  # None: 2x per key
+    tenant_rate_limit_burst: int | None = Field(default=None, ge=1)  # None: 2x per key
+    ip_rate_limit_per_minute: float = Field(default=120, gt=0)  # per client IP, without a key
+    ip_rate_limit_burst: int = Field(default=30, ge=1)
+    anonymous_rate_limit_per_minute: float = Field(default=1200, gt=0)  # all IPs together
+    anonymous_rate_limit_burst: int = Field(default=120, ge=1)
+    tenant_llm_concurrency: int = Field(default=8, ge=0)  # per tenant, per replica; 0: no cap
+    tenant_llm_tokens_per_minute: int = Field(default=30_000, ge=0)  # per tenant; 0: no cap
+    # Without Redis, a key revoked on another replica or by the CLI works this long here.
+    key_cache_s: float = Field(default=30.0, ge=0)
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    redis_prefix: str = Field(default="support", min_length=1)  # keys are <prefix>:...
+    revocation_poll_s: float = Field(default=1.0, gt=0)  # how often replicas read revocations
     max_triage_texts: int = 64
     max_body_bytes: int = Field(default=1 << 20, ge=1024)  # larger bodies get 413
     ticket_wait_timeout_s: float = Field(default=30.0, gt=0, le=300)  # POST /v1/tickets?wait=true

@@ -19,15 +19,18 @@ def test_health_and_readiness(api):
 def test_missing_wrong_and_revoked_keys_get_the_same_401(api):
     key = _new_key(api, ["tickets:write"], "revocation tenant")
     body = {"texts": ["I lost my card"]}
+    doomed = admin(
+        api, "POST", "/v1/admin/keys", json={"tenant_id": 1, "scopes": ["tickets:write"]}
+    )
+    doomed_headers = {"X-API-Key": doomed.json()["key"]}
+    assert api.post("/v1/triage", json=body, headers=doomed_headers).status_code == 200
+    assert admin(api, "DELETE", f"/v1/admin/keys/{doomed.json()['id']}").status_code == 204
+    assert admin(api, "DELETE", f"/v1/admin/keys/{doomed.json()['id']}").status_code == 404
     answers = [
         api.post("/v1/triage", json=body),
         api.post("/v1/triage", json=body, headers={"X-API-Key": "sk-wrong"}),
+        api.post("/v1/triage", json=body, headers=doomed_headers),
     ]
-    key_id = admin(api, "POST", "/v1/admin/keys", json={"tenant_id": 1, "scopes": ["chat"]}).json()[
-        "id"
-    ]
-    assert admin(api, "DELETE", f"/v1/admin/keys/{key_id}").status_code == 204
-    assert admin(api, "DELETE", f"/v1/admin/keys/{key_id}").status_code == 404
     assert (
         api.post("/v1/triage", json=body, headers={"Authorization": f"Bearer {key}"}).status_code
         == 200
@@ -35,6 +38,7 @@ def test_missing_wrong_and_revoked_keys_get_the_same_401(api):
     for response in answers:
         assert response.status_code == 401
         assert _error(response)["code"] == "invalid_api_key"
+    assert answers[2].json() == answers[1].json()  # a revoked key reads like a wrong one
 
 
 def test_admin_routes_need_the_admin_scope(api):

@@ -16,6 +16,8 @@ def unlimited_api(database_url, triton_settings, triton):
         triton_settings,
         ORCHESTRATOR_RATE_LIMIT_PER_MINUTE="1000000",
         ORCHESTRATOR_RATE_LIMIT_BURST="100000",
+        ORCHESTRATOR_IP_RATE_LIMIT_PER_MINUTE="1000000",  # the webhook and /readyz too
+        ORCHESTRATOR_IP_RATE_LIMIT_BURST="100000",
     ).start()
     yield orchestrator.client
     orchestrator.close()

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -51,6 +52,8 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     # The CRM signs webhook bodies with it; HMAC needs the secret itself, so it is not hashed.
     webhook_secret: Mapped[str | None] = mapped_column(String(100), default=None)
+    # The bootstrap tenant, found by this flag, never by its name: its keys may hold `platform`.
+    is_platform: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     keys: Mapped[list["ApiKey"]] = relationship(back_populates="tenant")
 
@@ -66,6 +69,8 @@ class ApiKey(Base):
     scopes: Mapped[str] = mapped_column(String(200))  # space-separated
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # "bootstrap" (from ORCHESTRATOR_ADMIN_KEY: a new one revokes the older), "api" or "cli".
+    origin: Mapped[str] = mapped_column(String(20), default="api", server_default="api")
     tenant: Mapped[Tenant] = relationship(back_populates="keys")
 
     @property

@@ -1,8 +1,14 @@
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.services.keys import is_reserved
 from orchestrator.services.security import SCOPES
+
+# Ids are 64-bit integers in the database; a larger one is a bad request, not a server fault.
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class Strict(BaseModel):
@@ -11,6 +17,13 @@ class Strict(BaseModel):
 
 class TenantCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if is_reserved(name):
+            raise ValueError(f"{name!r} is reserved for the platform tenant")
+        return name
 
 
 class TenantPublic(BaseModel):
@@ -26,7 +39,9 @@ class TenantCreated(TenantPublic):
 
 
 class KeyCreate(Strict):
-    tenant_id: int
+    tenant_id: RowId | None = Field(
+        default=None, description="Default: the calling key's tenant. Tenant admins: only theirs"
+    )
     scopes: list[str] = Field(min_length=1)
 
     @field_validator("scopes")
@@ -43,3 +58,19 @@ class KeyCreated(BaseModel):
     tenant_id: int
     scopes: list[str]
     key: str = Field(description="Shown once; only its digest is stored.")
+
+
+class KeyPublic(BaseModel):
+    id: int
+    tenant_id: int
+    scopes: list[str]
+    origin: str = Field(description="bootstrap (ORCHESTRATOR_ADMIN_KEY), api or cli")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyPage(BaseModel):
+    data: list[KeyPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end"
+    )

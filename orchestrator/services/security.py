@@ -1,9 +1,19 @@
-"""API keys: generated once, stored as a digest, compared in constant time."""
+"""API keys: generated once, stored as a digest, compared in constant time.
+
+Scopes:
+- `tickets:write`, `tickets:read`, `chat`: the tenant's own data and the models.
+- `admin`: a tenant admin; manages its own tenant's keys and webhook secret, reads its own
+  tenant's audit entries.
+- `platform`: a platform admin; creates tenants, manages every tenant's keys, controls the
+  models and reads the whole audit log. Only keys of the platform tenant (the one the
+  bootstrap key `ORCHESTRATOR_ADMIN_KEY` belongs to) can hold it.
+"""
 
 import hashlib
 import secrets
 
-SCOPES = ("tickets:write", "tickets:read", "chat", "admin")
+SCOPES = ("tickets:write", "tickets:read", "chat", "admin", "platform")
+PLATFORM_SCOPE = "platform"
 KEY_PREFIX = "sk-"
 
 

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from orchestrator.api.deps import SessionDep, require
+from orchestrator.api.deps import AdminKey as TenantAdminKey
+from orchestrator.api.deps import SessionDep, acting_tenant, require
 from orchestrator.api.keycache import Caller
 from orchestrator.db.models import AuditEntry
 from orchestrator.errors import ApiError, unavailable
@@ -25,12 +26,12 @@ from orchestrator.services.watchdog import host_memory_used_bytes
 from orchestrator.triton.control import ControlFailed, ControlUnavailable
 
 router = APIRouter(prefix="/v1/model", tags=["control plane"])
-AdminKey = Annotated[Caller, require("admin")]
+AdminKey = Annotated[Caller, require("platform")]  # load and unload: platform admins only
 
 
 @router.get("/status", response_model=ModelStatusList)
-async def model_status(request: Request, _key: AdminKey) -> ModelStatusList:
-    """Every model in Triton's repository with its versions and states."""
+async def model_status(request: Request, _key: TenantAdminKey) -> ModelStatusList:
+    """Every model in Triton's repository with its versions and states (any admin may read)."""
     return ModelStatusList(models=await _index(request))
 
 
@@ -128,12 +129,15 @@ async def _index(request: Request) -> list[ModelStatus]:
 @router.get("/audit", response_model=AuditPage)
 def audit_log(
     session: SessionDep,
-    _key: AdminKey,
+    key: TenantAdminKey,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> AuditPage:
-    """Who loaded or unloaded what, when, and how it went; newest first."""
+    """Who loaded or unloaded what, when, and how it went; newest first. A tenant admin sees
+    its own tenant's entries only."""
     query = select(AuditEntry)
+    if (confined := acting_tenant(key)) is not None:
+        query = query.where(AuditEntry.tenant_id == confined)
     rows, next_cursor = page(session, query, AuditEntry.id, limit, cursor)
     return AuditPage(
         data=[AuditRecord.model_validate(r, from_attributes=True) for r in rows],
