@@ -8,7 +8,7 @@ their server settings.
 import os
 import secrets
 import socket
-import subprocess
+import subprocess  # nosec B404  # starts uvicorn for the bench, fixed argv
 import sys
 import tempfile
 import time
@@ -60,7 +60,7 @@ def uvicorn_command(app: str, port: int) -> list[str]:
 def uvicorn_app(app: str, env: dict[str, str], ready_path: str = "/healthz") -> Iterator[Served]:
     """Starts `app` (a factory, "module:function"), waits until `ready_path` answers 200."""
     port = free_port()
-    process = subprocess.Popen(uvicorn_command(app, port), env=dict(os.environ, **env))
+    process = subprocess.Popen(uvicorn_command(app, port), env=dict(os.environ, **env))  # nosec B603  # fixed argv (our interpreter, uvicorn), no shell
     served = Served(f"http://127.0.0.1:{port}", process)
     try:
         _wait_for(served, ready_path, timeout_s=120)
