@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: up test test-fast lint build train-full evaluate triton clean-venv
+.PHONY: up test test-fast lint audit build train-full evaluate triton clean-venv
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -32,6 +32,14 @@ test-fast: $(INSTALLED)
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## audit: bandit over the project's code (findings fixed or justified inline with `# nosec`),
+## then pip-audit over the installed packages (ignores need a reason in .ci/pip-audit-ignore.txt;
+## skipped, not failed, when PyPI's advisory service is unreachable). CI runs it (.ci/run).
+AUDITED := contracts orchestrator export llm_engine loadtest triton_backends model_repository
+audit: $(INSTALLED)
+	$(VENV)/bin/bandit -q -r $(AUDITED)
+	$(PY) .ci/pip_audit.py
 
 ## build: the quick build that `make up` runs when the repository is missing (2 epochs)
 build: $(INSTALLED)

@@ -44,7 +44,7 @@ class IntentModel(nn.Module):
 
     def __init__(self, num_intents: int):
         super().__init__()
-        self.encoder = MeanPoolingEncoder(AutoModel.from_pretrained(str(encoder_dir())))
+        self.encoder = MeanPoolingEncoder(AutoModel.from_pretrained(str(encoder_dir())))  # nosec B615  # a local folder (the packaged encoder), never a Hub download
         self.head = nn.Linear(EMBEDDING_DIM, num_intents)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

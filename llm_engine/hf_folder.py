@@ -9,8 +9,8 @@ from llm_engine.packaged import packaged_gguf
 
 def folder_from_gguf(target: Path, gguf: Path | None = None) -> Path:
     gguf = gguf or packaged_gguf()
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)  # nosec B615  # the packaged GGUF's own folder, not the Hub
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)  # nosec B615  # the packaged GGUF's own folder, not the Hub
     # The weights arrive dequantized, but the model still says "gguf-quantized" and refuses
     # to save; a plain model of the same config takes them over.
     config = loaded.config

@@ -51,8 +51,8 @@ class TransformersEngine:
         context_size: int = DEFAULTS.context_size,
     ):
         self.device, self.dtype = pick_device_and_dtype()
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self.model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=self.dtype)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))  # nosec B615  # a local model folder, not the Hub
+        self.model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=self.dtype)  # nosec B615  # a local model folder, not the Hub
         self.model.to(self.device).eval()
         trained = getattr(self.model.config, "max_position_embeddings", context_size)
         self.context_length = min(context_size, trained)

@@ -98,7 +98,7 @@ class TicketUser(ApiUser):
     poll_interval_s = 0.5
 
     def _new_ticket(self) -> dict:
-        text = random.choice(TEXTS)
+        text = random.choice(TEXTS)  # nosec B311  # which load-test text to send: nothing secret
         return {"subject": text[:60], "body": text, "channel": "web"}
 
     @tag("tickets", "orchestrator")
@@ -182,12 +182,12 @@ class TriageUser(ApiUser):
     @tag("triage", "orchestrator")
     @task(3)
     def one_text(self) -> None:
-        self._triage([random.choice(TEXTS)], "/v1/triage [1 text]")
+        self._triage([random.choice(TEXTS)], "/v1/triage [1 text]")  # nosec B311  # which load-test text to send: nothing secret
 
     @tag("triage", "orchestrator")
     @task(1)
     def batch(self) -> None:
-        texts = random.sample(TEXTS, random.randint(2, min(MAX_BATCH, len(TEXTS))))
+        texts = random.sample(TEXTS, random.randint(2, min(MAX_BATCH, len(TEXTS))))  # nosec B311  # which load-test text to send: nothing secret
         self._triage(texts, f"/v1/triage [2-{MAX_BATCH} texts]")
 
 
@@ -209,7 +209,7 @@ class ChatUser(ApiUser):
             "model": LLM_MODEL,
             "messages": [
                 {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": random.choice(TEXTS)},
+                {"role": "user", "content": random.choice(TEXTS)},  # nosec B311  # which load-test text to send: nothing secret
             ],
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -352,10 +352,10 @@ class TritonTriageUser(User):
     @tag("triton")
     @task(3)
     def one_text(self) -> None:
-        self._infer([random.choice(TEXTS)], "ticket_triage [1 text]")
+        self._infer([random.choice(TEXTS)], "ticket_triage [1 text]")  # nosec B311  # which load-test text to send: nothing secret
 
     @tag("triton")
     @task(1)
     def batch(self) -> None:
-        texts = random.sample(TEXTS, random.randint(2, min(MAX_BATCH, len(TEXTS))))
+        texts = random.sample(TEXTS, random.randint(2, min(MAX_BATCH, len(TEXTS))))  # nosec B311  # which load-test text to send: nothing secret
         self._infer(texts, f"ticket_triage [2-{MAX_BATCH} texts]")

@@ -64,6 +64,9 @@ def unavailable(message: str, retry_after_s: int = 5) -> ApiError:
     )
 
 
+REQUEST_PARTS = ("body", "path", "query", "header", "cookie")
+
+
 def body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
@@ -81,7 +84,10 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ValidationError)
     async def _validation(_request: Request, error: RequestValidationError | ValidationError):
         first = error.errors()[0]
-        param = ".".join(str(part) for part in first["loc"] if part != "body")
+        loc = first["loc"]
+        if loc and loc[0] in REQUEST_PARTS:  # "path.ticket_id" names nothing the caller sent
+            loc = loc[1:]
+        param = ".".join(str(part) for part in loc)
         message = f"{param or 'body'}: {first['msg']}"
         return JSONResponse(
             body(message, "invalid_request_error", param or None, first["type"]), status_code=422

@@ -69,6 +69,7 @@ class OrchestratorSettings(BaseSettings):
     max_triage_texts: int = 64
     max_body_bytes: int = Field(default=1 << 20, ge=1024)  # larger bodies get 413
     ticket_wait_timeout_s: float = Field(default=30.0, gt=0, le=300)  # POST /v1/tickets?wait=true
+    ready_timeout_s: float = Field(default=2.0, gt=0)  # each /readyz check; slower counts as down
 
     # The job worker: in this process by default, or `python -m orchestrator worker`.
     worker_in_process: bool = True

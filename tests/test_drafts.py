@@ -18,11 +18,23 @@ def test_prompt_carries_the_policy_note_and_the_ticket():
 def test_a_draft_missing_key_facts_gets_the_note_appended():
     note = load_notes()["lost_or_stolen_card"]
     complete = " ".join(note.key_facts)
+    assert missing_facts(complete, note) == []
     assert grounded(complete, note).text == complete
-    partial = grounded("Sorry to hear that. Please freeze your card.", note)
+    reply = "Sorry to hear that. Please freeze your card."
+    # What the guardrail reacts to is checked on the LLM's reply, before it acts ...
+    assert missing_facts(reply, note) == list(note.key_facts)
+    assert missing_facts("Use Cards > FREEZE now.", note) == list(note.key_facts[1:])
+    partial = grounded(reply, note)
+    # ... and what it does: the reply kept whole, the note appended once.
     assert partial.source == "llm"
-    assert partial.text.endswith(note.note)
-    assert missing_facts(partial.text, note) == []
+    assert partial.text == f"{reply}\n\nWhat to do: {note.note}"
+
+
+def test_every_note_states_its_own_key_facts():
+    """The guardrail appends the note to carry missing facts: that works only if it has them."""
+    for intent, note in load_notes().items():
+        assert note.key_facts, intent
+        assert missing_facts(note.note, note) == [], intent
 
 
 def test_fallback_is_built_from_the_note_and_marked():

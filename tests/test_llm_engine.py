@@ -100,14 +100,17 @@ def test_cancelled_sequence_frees_its_slot_for_a_waiting_request(engine):
 
 
 def test_new_request_joins_the_running_batch_without_waiting(engine, scheduler):
+    # ignore_eos: the first always runs its 32 tokens, so the second is submitted while it runs
+    # and, joining its batch, streams and finishes before it (one slot: it would wait it out).
     first, second = Collected(), Collected()
-    scheduler.submit(first.request(chat_prompt(engine), max_tokens=80))
+    scheduler.submit(first.request(chat_prompt(engine), max_tokens=32, ignore_eos=True))
     while len(first.deltas) < 2:
         time.sleep(0.005)
     scheduler.submit(second.request(chat_prompt(engine), max_tokens=4))
-    assert first.done.wait(120) and second.done.wait(120)
-    if first.finish.reason is FinishReason.LENGTH:  # only meaningful if the first ran long
-        assert second.times[0] < first.times[-1]
+    assert first.done.wait(300) and second.done.wait(300)
+    assert first.finish.reason is FinishReason.LENGTH
+    assert first.finish.generated_tokens == 32
+    assert second.times and second.times[-1] < first.times[-1]
 
 
 def test_stop_ends_running_and_waiting_requests_with_an_error(engine):

@@ -52,3 +52,10 @@ def test_ensemble_steps_map_tensors_of_matching_type_and_shape():
 def test_generated_files_are_ignored_by_git():
     ignore = (Path(COMMITTED_REPOSITORY).parent / ".gitignore").read_text()
     assert "model_repository/*/[0-9]*/*" in ignore
+
+
+def test_the_tokenizers_text_limit_is_the_contracts():
+    from contracts.models import MAX_TEXT_BYTES
+
+    parameters = _config("ticket_tokenizer").parameters
+    assert int(parameters["max_text_bytes"].string_value) == MAX_TEXT_BYTES

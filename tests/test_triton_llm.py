@@ -145,7 +145,7 @@ def test_non_streaming_request_gets_the_whole_text_once(llm_server):
     assert "Paris" in result.as_numpy("text_output").reshape(-1)[0].decode()
 
 
-def test_sixteen_concurrent_streams_all_finish(llm_server):
+def test_sixteen_streams_queue_for_four_slots_and_all_finish(llm_server):
     url = llm_server.settings.grpc_url
     streams = [_send(url, max_tokens=16, seed=i, temperature=0.7) for i in range(16)]
     try:
@@ -156,6 +156,34 @@ def test_sixteen_concurrent_streams_all_finish(llm_server):
             stream.close()
     assert [s.error for s in streams] == [None] * 16
     assert all(s.text.strip() for s in streams)
+
+
+def test_sixteen_concurrent_streams_run_at_once_in_sixteen_slots(llm_server):
+    """The committed config's 16 slots: every stream has its first token before any stream
+    ends (with fewer slots, the later ones would wait for a finished stream's slot)."""
+    slots = 16
+    sixteen = config_json(
+        llm_server.settings.model_repository / "llm",
+        max_active_sequences=str(slots),
+        context_size="2048",
+        threads="2",
+    )
+    llm_server.client.load_model("llm", config=sixteen)
+    url = llm_server.settings.grpc_url
+    try:
+        streams = [_send(url, max_tokens=24, ignore_eos=True) for _ in range(slots)]
+        try:
+            for i, stream in enumerate(streams):
+                assert stream.finished.wait(300), i
+        finally:
+            for stream in streams:
+                stream.close()
+    finally:
+        llm_server.client.load_model("llm", config=llm_server.config)
+    assert [s.error for s in streams] == [None] * slots
+    first_tokens = [next(t for t, text, _ in s.events if text) for s in streams]
+    ends = [s.events[-1][0] for s in streams]
+    assert max(first_tokens) < min(ends), "a stream waited for another to finish"
 
 
 def test_bad_requests_get_clear_errors(llm_server):

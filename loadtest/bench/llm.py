@@ -13,7 +13,7 @@ and to each peer follow.
 
 import asyncio
 import json
-import subprocess
+import subprocess  # nosec B404  # starts the bench's own servers, fixed argv
 import sys
 import threading
 import time
@@ -213,7 +213,7 @@ def start_llama_cpp_server(port: int, threads: int) -> subprocess.Popen:
         "--interrupt_requests",
         "False",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # nosec B603  # fixed argv built here, no shell
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -232,8 +232,8 @@ def transformers_sequential(folder: Path, n: int, max_tokens: int, threads: int)
     from transformers.generation.streamers import BaseStreamer
 
     torch.set_num_threads(threads)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))  # nosec B615  # a local model folder, not the Hub
+    model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()  # nosec B615  # a local model folder, not the Hub
 
     class Timing(BaseStreamer):
         def __init__(self, stream):

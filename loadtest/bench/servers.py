@@ -8,7 +8,7 @@ their server settings.
 import os
 import secrets
 import socket
-import subprocess
+import subprocess  # nosec B404  # starts uvicorn for the bench, fixed argv
 import sys
 import tempfile
 import time
@@ -59,7 +59,8 @@ def uvicorn_command(app: str, port: int) -> list[str]:
 def start_uvicorn(app: str, port: int, env: dict[str, str]) -> subprocess.Popen:
     """`app` (a factory, "module:function") under uvicorn on 127.0.0.1:`port`; `env` is added
     to this process's environment."""
-    return subprocess.Popen(uvicorn_command(app, port), env=dict(os.environ, **env))
+    command = uvicorn_command(app, port)
+    return subprocess.Popen(command, env=dict(os.environ, **env))  # nosec B603  # fixed argv, no shell
 
 
 def stop_process(process: subprocess.Popen, timeout_s: float = 30) -> None:

@@ -1,10 +1,14 @@
+import logging
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from orchestrator.schemas.common import Metadata, metadata_problem
 from orchestrator.schemas.triage import Triage
+
+log = logging.getLogger(__name__)
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -36,7 +40,7 @@ class TicketCreate(BaseModel):
     channel: Channel = Channel.api
     customer_email: str | None = Field(default=None, max_length=320, pattern=EMAIL_PATTERN)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
     @field_validator("subject", "body")
     @classmethod
@@ -82,6 +86,17 @@ class TicketPublic(BaseModel):
     attachments: list[AttachmentPublic] = Field(
         default_factory=list, description="E-mail parts that are not the text"
     )
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _withhold_unreadable(cls, value: Any, info: ValidationInfo) -> Any:
+        """Rows stored before the metadata limits may hold JSON too deep to serialise; {} in
+        its place (and a log line) keeps that ticket, and every page listing it, readable."""
+        problem = metadata_problem(value) if isinstance(value, dict) else None
+        if problem is None:
+            return value
+        log.warning("ticket %s: stored metadata withheld: %s", info.data.get("id"), problem)
+        return {}
 
 
 class TicketPage(BaseModel):

@@ -1,9 +1,23 @@
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-# Triage reads the first 128 tokens; longer texts are refused rather than silently cut.
-TriageText = Annotated[str, Field(max_length=10_000)]
+from contracts.models import MAX_TEXT_BYTES
+
+
+def _within_byte_limit(text: str) -> str:
+    size = len(text.encode())
+    if size > MAX_TEXT_BYTES:
+        raise ValueError(f"{size} bytes as UTF-8; the limit is {MAX_TEXT_BYTES}")
+    return text
+
+
+# Longer texts are refused rather than silently cut (the limit is the tokenizer's own).
+TriageText = Annotated[
+    str,
+    Field(max_length=MAX_TEXT_BYTES, description=f"At most {MAX_TEXT_BYTES} bytes as UTF-8"),
+    AfterValidator(_within_byte_limit),
+]
 
 
 class TriageRequest(BaseModel):

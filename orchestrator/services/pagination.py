@@ -7,6 +7,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from orchestrator.errors import ApiError
+from orchestrator.schemas.common import MAX_ID
 
 
 def page(
@@ -36,12 +37,25 @@ def encode_cursor(row_id: int) -> str:
     return base64.urlsafe_b64encode(f"t:{row_id}".encode()).decode().rstrip("=")
 
 
+MAX_CURSOR_CHARS = 64  # "t:" and a 19-digit id, base64: 28 characters
+
+
 def decode_cursor(cursor: str) -> int:
+    """The id a cursor names; anything encode_cursor could not have written is a 422.
+
+    Bounded before decoding (a megabyte of base64 is no cursor), and the id within BIGINT's
+    range: a larger one would reach the database driver, which raises instead of matching nothing.
+    """
     try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = raw.partition(":")
-        if kind != "t":
+        if kind != "t" or not value.isascii() or not value.isdigit():
             raise ValueError(kind)
-        return int(value)
+        row_id = int(value)
+        if not 1 <= row_id <= MAX_ID:
+            raise ValueError(value)
+        return row_id
     except ValueError:
         raise ApiError(422, "cursor is not one this API gave out", param="cursor") from None

@@ -1,13 +1,10 @@
 """Turning the ensemble's predictions into triage: intent, then routing from the taxonomy."""
 
+from contracts.models import MAX_TEXT_BYTES
 from orchestrator.metrics import Metrics
 from orchestrator.schemas.triage import IntentScore, Triage
 from orchestrator.services.taxonomy import default_taxonomy
 from orchestrator.triton.triage_client import Prediction, TriageClient
-
-# The encoder reads 128 tokens; a longer text only costs tokenizing time and risks the
-# tokenizer's byte limit, so what is sent is cut here.
-MAX_TRIAGE_CHARS = 4000
 
 
 def triage_of(prediction: Prediction, text: str) -> Triage:
@@ -24,7 +21,7 @@ def triage_of(prediction: Prediction, text: str) -> Triage:
 
 async def triage_texts(client: TriageClient, texts: list[str], metrics: Metrics) -> list[Triage]:
     """One ensemble call for all `texts`; raises TritonRejected or TritonUnavailable."""
-    predictions = await client.classify([t[:MAX_TRIAGE_CHARS] for t in texts])
+    predictions = await client.classify([triage_input(t) for t in texts])
     results = [triage_of(p, t) for p, t in zip(predictions, texts, strict=True)]
     for result in results:
         metrics.triage_outcomes.labels(result.department, result.priority).inc()
@@ -33,3 +30,16 @@ async def triage_texts(client: TriageClient, texts: list[str], metrics: Metrics)
 
 def ticket_text(subject: str, body: str) -> str:
     return f"{subject}\n{body}".strip()
+
+
+def triage_input(text: str) -> str:
+    """What triage reads of `text`: its first MAX_TEXT_BYTES bytes, cut at a character boundary.
+
+    /v1/triage refuses longer texts, so only a ticket (subject and body, up to about 80 KB) is
+    ever cut here, and the cut is invisible to the result: the encoder reads the first 128
+    tokens, far fewer than 16 KB of text. The ticket itself is stored and drafted whole.
+    """
+    data = text.encode()
+    if len(data) <= MAX_TEXT_BYTES:
+        return text
+    return data[:MAX_TEXT_BYTES].decode(errors="ignore")  # drops only a split last character

@@ -25,7 +25,9 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.max_tokens = int(params.get("max_sequence_length", "128"))
-        self.max_text_bytes = int(params.get("max_text_bytes", "16384"))
+        # No default: the config holds contracts.models.MAX_TEXT_BYTES (a test keeps them equal),
+        # and a second copy of the number here could drift from it.
+        self.max_text_bytes = int(params["max_text_bytes"])
         self.buckets = sorted(int(b) for b in params.get("pad_buckets", "16,32,64,128").split(","))
         if self.buckets[-1] < self.max_tokens:
             self.buckets.append(self.max_tokens)

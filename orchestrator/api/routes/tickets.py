@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from orchestrator.api.deps import SessionDep, require
 from orchestrator.api.keycache import Caller
+from orchestrator.api.params import IdPath
 from orchestrator.db.models import Ticket
 from orchestrator.errors import ApiError
 from orchestrator.schemas.tickets import (
@@ -108,7 +109,7 @@ async def _wait_finished(request: Request, ticket_id: int, timeout_s: float) -> 
 
 
 @router.get("/{ticket_id}", response_model=TicketPublic)
-def get_ticket(ticket_id: int, session: SessionDep, key: ReadKey):
+def get_ticket(ticket_id: IdPath, session: SessionDep, key: ReadKey):
     return public(tickets.get_ticket(session, key.tenant_id, ticket_id))
 
 
@@ -136,7 +137,7 @@ def list_tickets(
 
 
 @router.patch("/{ticket_id}", response_model=TicketPublic)
-def update_ticket(ticket_id: int, changes: TicketUpdate, session: SessionDep, key: WriteKey):
+def update_ticket(ticket_id: IdPath, changes: TicketUpdate, session: SessionDep, key: WriteKey):
     """An agent's corrections of intent, department, priority or status."""
     ticket = tickets.get_ticket(session, key.tenant_id, ticket_id)
     return public(tickets.apply_update(session, ticket, changes, key.id))
@@ -148,7 +149,7 @@ def update_ticket(ticket_id: int, changes: TicketUpdate, session: SessionDep, ke
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def regenerate_draft(
-    ticket_id: int,
+    ticket_id: IdPath,
     request: Request,
     key: WriteKey,
     stream: Annotated[
