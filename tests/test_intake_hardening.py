@@ -306,7 +306,7 @@ def test_remembered_signatures_past_the_window_are_pruned(server, tenant, databa
 def test_a_hostile_tenant_header_is_a_4xx(server, tenant, tenant_id):
     response = _webhook(server.client, tenant, _event(), tenant_id=tenant_id)
     assert response.status_code == 422, response.text
-    assert error_of(response)["param"] == "header.x-tenant-id"
+    assert error_of(response)["param"] == "X-Tenant-Id"
 
 
 def test_the_largest_tenant_id_unknown_is_a_401(server, tenant):

@@ -1,14 +1,10 @@
 from datetime import datetime
-from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.schemas.common import IdField
 from orchestrator.services.keys import is_reserved
 from orchestrator.services.security import SCOPES
-
-# Ids are 64-bit integers in the database; a larger one is a bad request, not a server fault.
-MAX_ID = 2**63 - 1
-RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class Strict(BaseModel):
@@ -39,7 +35,7 @@ class TenantCreated(TenantPublic):
 
 
 class KeyCreate(Strict):
-    tenant_id: RowId | None = Field(
+    tenant_id: IdField | None = Field(
         default=None, description="Default: the calling key's tenant. Tenant admins: only theirs"
     )
     scopes: list[str] = Field(min_length=1)

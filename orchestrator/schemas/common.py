@@ -1,8 +1,9 @@
 """Types the schemas share: ids that fit the database, bounded JSON metadata.
 
-An id above BIGINT's range names no row, but the database drivers raise on it (SQLite: an
-OverflowError, PostgreSQL: NumericValueOutOfRange) instead of finding nothing; bounding ids at
-the door turns that into a 422 naming the field.
+An id past the key columns' range names no row, but the database drivers raise on it instead of
+finding nothing (PostgreSQL binds the value as the column's 32-bit INTEGER and answers
+NumericValueOutOfRange; SQLite raises OverflowError past 64 bits); bounding ids at the door turns
+that into a 422 naming the field.
 """
 
 import json
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-MAX_ID = 2**63 - 1  # the largest BIGINT; every id column is one
+MAX_ID = 2**31 - 1  # the id columns are INTEGER: 32 bits on PostgreSQL
 ID_BOUNDS: dict[str, int] = {"ge": 1, "le": MAX_ID}  # Field, Path, Query and Header take these
 
 IdField = Annotated[int, Field(**ID_BOUNDS)]  # an id in a request body; api.params has the rest

@@ -3,15 +3,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.api.deps import AdminKey, PlatformKey, SessionDep, acting_tenant, require
+from orchestrator.api.params import IdPath, IdQuery
 from orchestrator.db.models import ApiKey
 from orchestrator.errors import ApiError
 from orchestrator.schemas.admin import (
-    MAX_ID,
     KeyCreate,
     KeyCreated,
     KeyPage,
@@ -23,7 +23,6 @@ from orchestrator.services import keys
 from orchestrator.services.pagination import page
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[require("admin")])
-PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.post("/tenants", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
@@ -36,7 +35,7 @@ def create_tenant(data: TenantCreate, session: SessionDep, _key: PlatformKey):
 
 
 @router.post("/tenants/{tenant_id}/webhook-secret", response_model=TenantCreated)
-def rotate_webhook_secret(tenant_id: PathId, session: SessionDep, key: AdminKey):
+def rotate_webhook_secret(tenant_id: IdPath, session: SessionDep, key: AdminKey):
     """A new webhook secret for the tenant; the old one stops working at once."""
     tenant = keys.rotate_webhook_secret(
         session=session, tenant_id=tenant_id, acting_tenant=acting_tenant(key)
@@ -50,7 +49,7 @@ def rotate_webhook_secret(tenant_id: PathId, session: SessionDep, key: AdminKey)
 def list_keys(
     session: SessionDep,
     key: AdminKey,
-    tenant_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    tenant_id: IdQuery | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> KeyPage:
@@ -100,7 +99,7 @@ def create_key(data: KeyCreate, session: SessionDep, key: AdminKey):
 
 
 @router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: PathId, session: SessionDep, request: Request, key: AdminKey):
+async def revoke_key(key_id: IdPath, session: SessionDep, request: Request, key: AdminKey):
     """Revoke a key: it stops working at once here, within about a second on other replicas."""
     revoked = await run_in_threadpool(
         keys.revoke_key, session=session, key_id=key_id, acting_tenant=acting_tenant(key)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.api.deps import require
 from orchestrator.api.keycache import Caller
+from orchestrator.api.params import TenantIdHeader
 from orchestrator.api.routes.tickets import respond_stored
 from orchestrator.db.models import Tenant
 from orchestrator.errors import ApiError, unavailable
@@ -22,7 +23,6 @@ from orchestrator.services.email_parsers import EmailParsers, ParsersUnavailable
 
 router = APIRouter(prefix="/v1/intake", tags=["intake"])
 RESPONSES = {200: {"model": TicketPublic, "description": "A repeat of an earlier message"}}
-MAX_ID = 2**31 - 1  # tenants.id is a 32-bit INTEGER on PostgreSQL
 
 
 @router.post(
@@ -113,9 +113,7 @@ def _store_email(
 )
 async def intake_webhook(
     request: Request,
-    x_tenant_id: Annotated[
-        int, Header(ge=1, le=MAX_ID, description="The tenant whose secret signed the body")
-    ],
+    x_tenant_id: TenantIdHeader,
     x_signature: Annotated[str | None, Header(description="sha256=<hex HMAC of the body>")] = None,
 ):
     """A CRM event signed with the tenant's webhook secret; no API key needed.
