@@ -61,7 +61,9 @@ class Metrics:
         )
         self.jobs_processed = Counter(
             "support_jobs_processed_total",
-            "Job attempts by outcome: done, retry (will run again) or failed (gave up)",
+            "Job attempts by outcome: done, retry (will run again), wait (a dependency is "
+            "down; attempt not counted), failed (gave up) or lease_lost (the lease lapsed "
+            "and the result was dropped)",
             ("outcome",),
             registry=registry,
         )

@@ -8,10 +8,10 @@ from prometheus_client import start_http_server
 
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.metrics import Metrics
+from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.llm_client import LLMClient
 from orchestrator.triton.triage_client import TriageClient
-from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.worker.runner import Worker
 
 
