@@ -139,8 +139,11 @@ def test_leases_follow_the_database_clock_not_the_workers(engine, monkeypatch):
     assert 25 < left <= 30.5
 
 
-def test_a_due_time_follows_the_database_clock(engine):
+def test_a_due_time_follows_the_database_clock(engine, monkeypatch):
+    """A worker whose clock is an hour fast must not take jobs that are not due."""
     enqueue(engine, "acme", 2)
+    fast = datetime.now(UTC) + timedelta(hours=1)
+    monkeypatch.setattr(jobs, "utcnow", lambda: fast, raising=False)
     with session_factory(engine).begin() as session:
         first, second = session.scalars(select(Job.id).order_by(Job.id))
         session.execute(update(Job).where(Job.id == first).values(run_after=db_now(60)))
