@@ -146,7 +146,7 @@ def test_a_frozen_then_killed_worker_loses_no_ticket_and_overwrites_none(postgre
         scopes = ["tickets:write", "tickets:read"]
         headers = {"X-API-Key": new_key(orchestrator.client, scopes, "two workers")}
         base_url = str(orchestrator.client.base_url)
-        with Load(base_url, headers, threads=2, pause_s=0.3) as load:
+        with Load(base_url, headers, threads=2, pause_s=0.3, limit=60) as load:
             frozen = _freeze_holding_jobs(postgres, a)
             wait_until(
                 lambda: _all_done_by(postgres, frozen, b.prefix), 120, what="B to run A's batch"

@@ -194,6 +194,8 @@ class Worker:
 
     async def _settle(self, claimed: Claimed, write: Callable, detail) -> None:
         """Write one job's outcome; refused when this worker's lease on it has lapsed."""
+        if claimed.job_id not in self._held:
+            return  # housekeeping found the lease lapsed, and counted it
         try:
             outcome = await self._db(self._write, claimed.job_id, partial(write, claimed, detail))
         except jobs.LeaseLost:

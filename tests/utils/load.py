@@ -13,10 +13,17 @@ TICKET = {
 
 
 class Load:
-    """Submit tickets until stopped, keeping every id that got a 2xx."""
+    """Submit tickets until stopped (or `limit` are accepted), keeping every id that got a 2xx."""
 
-    def __init__(self, base_url: str, headers: dict, threads: int = 4, pause_s: float = 0.0):
-        self.base_url, self.headers, self.pause_s = base_url, headers, pause_s
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict,
+        threads: int = 4,
+        pause_s: float = 0.0,
+        limit: int | None = None,
+    ):
+        self.base_url, self.headers, self.pause_s, self.limit = base_url, headers, pause_s, limit
         self.accepted: list[int] = []
         self.errors = 0
         self.stop = threading.Event()
@@ -26,6 +33,8 @@ class Load:
         with httpx.Client(base_url=self.base_url, timeout=10) as client:
             i = 0
             while not self.stop.is_set():
+                if self.limit is not None and len(self.accepted) >= self.limit:
+                    return
                 i += 1
                 body = {**TICKET, "body": f"{TICKET['body']} (thread {n}, #{i})"}
                 try:
