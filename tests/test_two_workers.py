@@ -30,7 +30,13 @@ from tests.utils.orchestrator import (
 )
 from tests.utils.ports import free_ports
 
-WORKER_ENV = {"ORCHESTRATOR_JOB_LEASE_S": "3", "ORCHESTRATOR_WORKER_BATCH": "4"}
+# A short lease, because lease expiry is tested; a short draft timeout (then the fallback
+# draft), because what is tested is who writes a result, not how fast the LLM is here.
+WORKER_ENV = {
+    "ORCHESTRATOR_JOB_LEASE_S": "3",
+    "ORCHESTRATOR_WORKER_BATCH": "4",
+    "ORCHESTRATOR_DRAFT_TIMEOUT_S": "10",
+}
 
 
 class WorkerProcess:
@@ -146,7 +152,7 @@ def test_a_frozen_then_killed_worker_loses_no_ticket_and_overwrites_none(postgre
         scopes = ["tickets:write", "tickets:read"]
         headers = {"X-API-Key": new_key(orchestrator.client, scopes, "two workers")}
         base_url = str(orchestrator.client.base_url)
-        with Load(base_url, headers, threads=2, pause_s=0.3, limit=60) as load:
+        with Load(base_url, headers, threads=1, pause_s=1.0, limit=80) as load:
             frozen = _freeze_holding_jobs(postgres, a)
             wait_until(
                 lambda: _all_done_by(postgres, frozen, b.prefix), 120, what="B to run A's batch"
@@ -176,7 +182,7 @@ def test_a_frozen_then_killed_worker_loses_no_ticket_and_overwrites_none(postgre
             assert ("failed", "failed") not in statuses
             return all(s == ("done", "done") for s in statuses)
 
-        wait_until(all_done, 300, interval_s=1, what=f"all {len(accepted)} tickets")
+        wait_until(all_done, 600, interval_s=1, what=f"all {len(accepted)} tickets")
         assert _all_done_by(postgres, killed, b.prefix)
         with postgres.connect() as connection:
             finished_by_b = connection.scalar(
