@@ -116,7 +116,14 @@ def _freeze_holding_jobs(engine, worker: WorkerProcess) -> list[int]:
 def _results(engine, job_ids: list[int]) -> dict[int, tuple]:
     with engine.connect() as connection:
         rows = connection.execute(
-            select(Job.id, Job.status, Job.lease_token, Ticket.draft_text, Ticket.processed_at)
+            select(
+                Job.id,
+                Job.status,
+                Job.lease_token,
+                Job.attempts,
+                Ticket.draft_text,
+                Ticket.processed_at,
+            )
             .join(Ticket, Ticket.id == Job.ticket_id)
             .where(Job.id.in_(job_ids))
         )
@@ -125,7 +132,12 @@ def _results(engine, job_ids: list[int]) -> dict[int, tuple]:
 
 def _all_done_by(engine, job_ids: list[int], prefix: str) -> bool:
     results = _results(engine, job_ids)
-    return all(r[0] == "done" and r[1].startswith(prefix) for r in results.values())
+    return all(r[0] == "done" and (r[1] or "").startswith(prefix) for r in results.values())
+
+
+def _all_run_again(engine, job_ids: list[int]) -> bool:
+    """Done, on a second attempt: another worker ran them after the first lease lapsed."""
+    return all(r[0] == "done" and r[2] >= 2 for r in _results(engine, job_ids).values())
 
 
 @pytest.fixture
@@ -154,15 +166,19 @@ def test_a_frozen_then_killed_worker_loses_no_ticket_and_overwrites_none(postgre
         base_url = str(orchestrator.client.base_url)
         with Load(base_url, headers, threads=1, pause_s=1.0, limit=80) as load:
             frozen = _freeze_holding_jobs(postgres, a)
-            wait_until(
-                lambda: _all_done_by(postgres, frozen, b.prefix), 120, what="B to run A's batch"
-            )
+            wait_until(lambda: _all_run_again(postgres, frozen), 120, what="B to run A's batch")
             taken_over = _results(postgres, frozen)
             a.process.send_signal(signal.SIGCONT)
             wait_until(
-                lambda: a.outcomes().get("lease_lost", 0) >= 1, 60, what="A's refused writes"
+                lambda: (
+                    a.outcomes().get("lease_lost", 0) >= 1
+                    or _results(postgres, frozen) != taken_over
+                ),
+                60,
+                what="A to try to write its stale results",
             )
             assert _results(postgres, frozen) == taken_over, "a stale worker overwrote a result"
+            assert _all_done_by(postgres, frozen, b.prefix)
 
             killed = wait_until(lambda: _held_by(postgres, a), 120, interval_s=0.05, what="A")
             a.process.kill()
