@@ -34,7 +34,9 @@ def test_tickets_are_accepted_while_triton_is_down_and_processed_after(api, trit
         ]  # fmt: skip
         assert [a.status_code for a in answers] == [202] * 8
         ids = [a.json()["id"] for a in answers]
-        time.sleep(2)  # the worker tries, fails and schedules retries
+        # Down for longer than every attempt's backoff together (0.5 + 1 + 2 + ... s over
+        # the default 8 attempts: about 14 s): an outage must not use up the attempts.
+        time.sleep(20)
         ticket = api.get(f"/v1/tickets/{ids[0]}", headers=headers).json()
         assert ticket["status"] in ("queued", "processing") and ticket["triage"] is None
         assert api.get("/readyz").status_code == 503
