@@ -4,6 +4,9 @@ from pathlib import Path
 
 TRIAGE_MODELS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier", "ticket_triage")
 LLM_MODEL = "llm"
+# max_batch_size of ticket_triage and of each of its steps (their config.pbtxt): the most
+# texts one triage call may carry.
+TRIAGE_MAX_BATCH = 64
 SERVED_MODELS = (*TRIAGE_MODELS, LLM_MODEL)
 
 # The longest text triage takes, in UTF-8 bytes: /v1/triage refuses longer texts (422), tickets'

@@ -66,7 +66,9 @@ class Metrics:
         )
         self.jobs_processed = counter(
             "support_jobs_processed_total",
-            "Job attempts by outcome: done, retry (will run again) or failed (gave up)",
+            "Job attempts by outcome: done, retry (will run again), wait (a dependency is "
+            "down; attempt not counted), failed (gave up) or lease_lost (the lease lapsed "
+            "and the result was dropped)",
             ("outcome",),
         )
         # The control plane

@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import PROJECT_ROOT
-from contracts.models import LLM_MODEL, SERVED_MODELS
+from contracts.models import LLM_MODEL, SERVED_MODELS, TRIAGE_MAX_BATCH
 
 
 class TritonSettings(BaseSettings):
@@ -73,13 +73,15 @@ class OrchestratorSettings(BaseSettings):
 
     # The job worker: in this process by default, or `python -m orchestrator worker`.
     worker_in_process: bool = True
-    worker_batch: int = Field(default=16, ge=1, le=256)  # jobs claimed, and triaged, at once
+    # jobs one worker holds at once, triaged in one call: at most the ensemble's batch
+    worker_batch: int = Field(default=16, ge=1, le=TRIAGE_MAX_BATCH)
     worker_drafts: int = Field(default=4, ge=1, le=64)  # drafts generated concurrently
     worker_poll_s: float = Field(default=0.5, gt=0)
-    job_max_attempts: int = Field(default=8, ge=1)
+    job_max_attempts: int = Field(default=8, ge=1)  # the job's own failures; outages wait
     job_backoff_base_s: float = Field(default=1.0, gt=0)  # doubles per attempt ...
     job_backoff_max_s: float = Field(default=30.0, gt=0)  # ... up to this
-    job_lease_s: float = Field(default=120.0, gt=0)  # a crashed worker's jobs return after it
+    # Renewed every third of it; a crashed worker's jobs run elsewhere at most this late.
+    job_lease_s: float = Field(default=30.0, ge=1)
 
     # Generation
     llm_model: str = LLM_MODEL

@@ -10,6 +10,7 @@ from typing import ClassVar
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     LargeBinary,
@@ -17,8 +18,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    literal,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 
@@ -39,6 +43,33 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+class db_now(FunctionElement):  # a SQL function, named like one
+    """The database's clock, plus `offset_s` seconds: one clock for every worker.
+
+    Leases and due times compared against it agree across hosts whose clocks drift.
+    """
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "db_now"
+
+    def __init__(self, offset_s: float = 0.0):
+        super().__init__(literal(float(offset_s), Float()))
+
+
+@compiles(db_now, "postgresql")
+def _db_now_postgresql(element, compiler, **kw) -> str:
+    return f"(now() + make_interval(secs => {compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(db_now, "sqlite")
+def _db_now_sqlite(element, compiler, **kw) -> str:
+    # The text SQLAlchemy stores for a UTC datetime (microseconds), so that comparisons
+    # with stored values, which SQLite makes on the text, are exact.
+    offset = compiler.process(element.clauses, **kw)
+    return f"(strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', {offset})) || '000')"
 
 
 class Base(DeclarativeBase):
@@ -117,16 +148,21 @@ class Ticket(Base):
 
 
 class Job(Base):
-    """Work owed on a ticket. Stored in the ticket's transaction, so none is ever lost."""
+    """Work owed on a ticket. Stored in the ticket's transaction, so none is ever lost.
+
+    States and transitions: orchestrator/worker/queue.py (JobStatus).
+    """
 
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # running, done, failed
-    attempts: Mapped[int] = mapped_column(default=0)
-    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))  # for fair claiming
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # see JobStatus
+    attempts: Mapped[int] = mapped_column(default=0)  # the job's own failures, not outages
+    run_after: Mapped[datetime] = mapped_column(default=db_now())  # the database's clock
+    # The holder's token while running; after done or failed, the worker that wrote it.
     lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
     leased_until: Mapped[datetime | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)

@@ -59,7 +59,7 @@ def create_ticket(
     session.add(ticket)
     try:
         session.flush()
-        session.add(Job(ticket_id=ticket.id))
+        session.add(Job(ticket_id=ticket.id, tenant_id=tenant_id))
         session.commit()
     except IntegrityError:  # the same key raced us; the winner's ticket is the answer
         session.rollback()
