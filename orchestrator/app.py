@@ -20,6 +20,7 @@ from orchestrator.db.session import make_engine, session_factory
 from orchestrator.errors import install_handlers
 from orchestrator.metrics import Metrics
 from orchestrator.services.keys import ensure_bootstrap_key
+from orchestrator.services.settled import SettledTickets
 from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.control import ModelControl
@@ -82,6 +83,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.settled = SettledTickets()
     app.state.metrics = Metrics()
     app.state.watchdog = ResourceWatchdog(app.state.metrics.registry)
     _limits(app, settings)
@@ -135,7 +137,10 @@ async def _bootstrap(app: FastAPI, key: str) -> None:
 
 
 def make_worker(app: FastAPI, settings: OrchestratorSettings) -> Worker:
-    return Worker(app.state.sessions, app.state.triage, app.state.llm, app.state.metrics, settings)
+    state = app.state
+    worker = Worker(state.sessions, state.triage, state.llm, state.metrics, settings)
+    worker.on_settled = state.settled.notify  # requests waiting on a ticket answer at once
+    return worker
 
 
 def _instrument(app: FastAPI) -> None:

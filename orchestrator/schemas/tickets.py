@@ -50,7 +50,7 @@ class TicketCreate(BaseModel):
         return value
 
 
-class Draft(BaseModel):
+class DraftPublic(BaseModel):
     text: str
     source: str = Field(description='"llm", or "fallback" when the LLM could not answer')
 
@@ -78,7 +78,7 @@ class TicketPublic(BaseModel):
     external_id: str | None
     metadata: dict[str, Any]
     triage: Triage | None
-    draft: Draft | None
+    draft: DraftPublic | None
     error: str | None
     created_at: datetime
     updated_at: datetime

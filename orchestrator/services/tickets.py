@@ -10,7 +10,7 @@ from orchestrator.db.models import Feedback, Job, Ticket, utcnow
 from orchestrator.errors import ApiError
 from orchestrator.schemas.tickets import (
     AGENT_STATUSES,
-    Draft,
+    DraftPublic,
     FeedbackItem,
     FeedbackPage,
     TicketCreate,
@@ -20,6 +20,7 @@ from orchestrator.schemas.tickets import (
 from orchestrator.schemas.triage import IntentScore, Triage
 from orchestrator.services.pagination import page
 from orchestrator.services.taxonomy import PRIORITIES, default_taxonomy
+from orchestrator.services.triage import TriageResult
 
 
 @dataclass(frozen=True)
@@ -183,14 +184,14 @@ def list_feedback(session: Session, tenant_id: int, *, limit: int, cursor: str |
     return FeedbackPage(data=items, next_cursor=next_cursor)
 
 
-def store_triage(ticket: Ticket, triage: Triage) -> None:
+def store_triage(ticket: Ticket, triage: TriageResult) -> None:
     ticket.intent, ticket.confidence = triage.intent, triage.confidence
     ticket.department, ticket.type, ticket.priority = (
         triage.department,
         triage.type,
         triage.priority,
     )
-    ticket.top = [item.model_dump() for item in triage.top]
+    ticket.top = [{"intent": intent, "score": score} for intent, score in triage.top]
 
 
 def public(ticket: Ticket) -> TicketPublic:
@@ -204,7 +205,9 @@ def public(ticket: Ticket) -> TicketPublic:
             priority=ticket.priority,
             top=[IntentScore(**item) for item in ticket.top or []],
         )
-    draft = Draft(text=ticket.draft_text, source=ticket.draft_source) if ticket.draft_text else None
+    draft = None
+    if ticket.draft_text:
+        draft = DraftPublic(text=ticket.draft_text, source=ticket.draft_source)
     return TicketPublic(
         id=ticket.id,
         status=ticket.status,

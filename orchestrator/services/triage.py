@@ -1,5 +1,7 @@
 """Turning the ensemble's predictions into triage: intent, then routing from the taxonomy."""
 
+from dataclasses import dataclass
+
 from contracts.models import MAX_TEXT_BYTES
 from orchestrator.metrics import Metrics
 from orchestrator.schemas.triage import IntentScore, Triage
@@ -7,19 +9,44 @@ from orchestrator.services.taxonomy import default_taxonomy
 from orchestrator.triton.triage_client import Prediction, TriageClient
 
 
-def triage_of(prediction: Prediction, text: str) -> Triage:
+@dataclass(frozen=True)
+class TriageResult:
+    """What triage decided for one text: the domain object the worker and routes share."""
+
+    intent: str
+    confidence: float
+    department: str
+    type: str
+    priority: str
+    top: tuple[tuple[str, float], ...]  # the most likely intents with their scores
+
+    def public(self) -> Triage:
+        top = [IntentScore(intent=intent, score=score) for intent, score in self.top]
+        return Triage(
+            intent=self.intent,
+            confidence=self.confidence,
+            department=self.department,
+            type=self.type,
+            priority=self.priority,
+            top=top,
+        )
+
+
+def triage_of(prediction: Prediction, text: str) -> TriageResult:
     route = default_taxonomy().route(prediction.intent, text)
-    return Triage(
+    return TriageResult(
         intent=prediction.intent,
         confidence=prediction.confidence,
         department=route.department,
         type=route.type,
         priority=route.priority,
-        top=[IntentScore(intent=n, score=s) for n, s in prediction.top],
+        top=tuple((name, score) for name, score in prediction.top),
     )
 
 
-async def triage_texts(client: TriageClient, texts: list[str], metrics: Metrics) -> list[Triage]:
+async def triage_texts(
+    client: TriageClient, texts: list[str], metrics: Metrics
+) -> list[TriageResult]:
     """One ensemble call for all `texts`; raises TritonRejected or TritonUnavailable."""
     predictions = await client.classify([triage_input(t) for t in texts])
     results = [triage_of(p, t) for p, t in zip(predictions, texts, strict=True)]

@@ -65,6 +65,8 @@ class Worker:
         self._held: set[int] = set()  # ids of the jobs claimed and not settled yet
         self._outages = 0  # dependency failures in a row: how long a waiting job sleeps
         self._stopping = False
+        # Told each settled ticket's id, on the event loop (the app wakes waiting requests).
+        self.on_settled: Callable[[int], None] | None = None
 
     def wake(self) -> None:
         """A job was stored: look now rather than at the next poll."""
@@ -207,6 +209,8 @@ class Worker:
         finally:
             self._held.discard(claimed.job_id)
         self.metrics.jobs_processed.labels(outcome).inc()
+        if self.on_settled is not None:
+            self.on_settled(claimed.ticket.id)
 
     def _lease_lost(self, job_id: int, what: str) -> None:
         self._held.discard(job_id)

@@ -1,8 +1,6 @@
 """Tickets: submit (async or wait), read, list, correct, and regenerate the draft."""
 
-import asyncio
 import json
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -26,6 +24,7 @@ from orchestrator.schemas.tickets import (
 from orchestrator.services import tickets
 from orchestrator.services.drafts import Draft, stream_draft
 from orchestrator.services.generation import GenerationTimer
+from orchestrator.services.settled import SettledTickets
 from orchestrator.services.tickets import Stored, public
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
@@ -95,16 +94,19 @@ async def respond_stored(request: Request, stored: Stored, wait: bool, timeout: 
 
 
 async def _wait_finished(request: Request, ticket_id: int, timeout_s: float) -> TicketPublic | None:
+    found: list[Ticket] = []
+
     def read() -> Ticket:
         with request.app.state.sessions() as session:
             return session.get(Ticket, ticket_id)
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        ticket = await run_in_threadpool(read)
-        if ticket.status in FINISHED:
-            return public(ticket)
-        await asyncio.sleep(0.1)
+    async def finished() -> bool:
+        found[:] = [await run_in_threadpool(read)]
+        return found[0].status in FINISHED
+
+    settled: SettledTickets = request.app.state.settled
+    if await settled.wait(ticket_id, finished, timeout_s):
+        return public(found[0])
     return None
 
 

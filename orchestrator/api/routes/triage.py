@@ -25,4 +25,4 @@ async def triage(data: TriageRequest, request: Request) -> TriageResponse:
         raise ApiError(422, str(error), param="texts") from None
     except TritonUnavailable:
         raise unavailable("the triage model is unavailable; retry shortly") from None
-    return TriageResponse(results=results)
+    return TriageResponse(results=[result.public() for result in results])
