@@ -91,7 +91,8 @@ class MemoryBuckets:
 # KEYS: bucket names; ARGV: per bucket (tokens per second, burst, cost). Returns "<wait in
 # seconds> <1-based index of the bucket that needs it>" as a string (a Lua number would be
 # truncated to an integer reply).
-TOKEN_BUCKETS_LUA = """
+TOKEN_BUCKETS_LUA = (  # nosec B105  # a Lua script, not a password
+    """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local levels, wait, which = {}, 0, 1
@@ -115,6 +116,7 @@ for i = 1, #KEYS do
 end
 return '0 1'
 """
+)
 
 
 class Limiter:

@@ -34,8 +34,10 @@ def upgrade() -> None:
     # mark them, so that the next start revokes the ones the environment no longer names.
     op.execute("UPDATE tenants SET is_platform = true WHERE name = 'admin'")
     op.execute(
-        "UPDATE api_keys SET origin = 'bootstrap' WHERE scopes = "
-        f"'{_OLD_BOOTSTRAP_SCOPES}' AND tenant_id IN (SELECT id FROM tenants WHERE is_platform)"
+        sa.text(
+            "UPDATE api_keys SET origin = 'bootstrap' WHERE scopes = :scopes"
+            " AND tenant_id IN (SELECT id FROM tenants WHERE is_platform)"
+        ).bindparams(scopes=_OLD_BOOTSTRAP_SCOPES)
     )
 
 
