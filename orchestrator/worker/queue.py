@@ -184,11 +184,13 @@ def _held(token: str, job_ids: list[int]):
     return Job.id.in_(job_ids) & (Job.lease_token == token) & (Job.status == JobStatus.RUNNING)
 
 
+_NO_LEASE = dict.fromkeys(("lease_token", "leased_until"))  # a job back in the queue
+
+
 def _back(error: str | None, delay_s: float) -> dict:
     return {
         "status": JobStatus.PENDING,
-        "lease_token": None,
-        "leased_until": None,
+        **_NO_LEASE,
         "last_error": error,
         "run_after": db_now(delay_s),
     }
