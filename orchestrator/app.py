@@ -19,7 +19,9 @@ from orchestrator.worker import queue as jobs
 from orchestrator.services.keys import ensure_admin_key
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.api.middleware import RequestTimer
-from orchestrator.triton.control import ModelControl
+from orchestrator.services.chat import ChatService
+from orchestrator.services.control import ControlService
+from orchestrator.triton.control import ModelControl, TritonProcesses
 from orchestrator.triton.llm_client import LLMClient
 from orchestrator.triton.triage_client import TriageClient
 from orchestrator.services.watchdog import ResourceWatchdog
@@ -50,9 +52,27 @@ def create_app(
         if settings.admin_key:
             with app.state.sessions() as session:
                 ensure_admin_key(session=session, key=settings.admin_key)
-        app.state.triage = TriageClient(triton.grpc_url, timeout_s=settings.triage_timeout_s)
+        app.state.triage = TriageClient(
+            triton.grpc_url,
+            timeout_s=settings.triage_timeout_s,
+            call_timeout_s=settings.triton_call_timeout_s,
+        )
         app.state.llm = LLMClient(triton.grpc_url, settings.llm_model)
-        app.state.control = ModelControl(triton.grpc_url, triton.model_repository)
+        app.state.control = ModelControl(
+            triton.grpc_url,
+            triton.model_repository,
+            call_timeout_s=settings.triton_call_timeout_s,
+            load_timeout_s=settings.triton_load_timeout_s,
+            headers=triton.control_headers,
+        )
+        app.state.control_service = ControlService(
+            app.state.control,
+            TritonProcesses(triton.grpc_port),
+            app.state.sessions,
+            app.state.metrics,
+            wait_s=settings.triton_load_timeout_s,
+        )
+        app.state.chat = ChatService(app.state.llm, app.state.sessions, app.state.metrics, settings)
         app.state.watchdog.start()
         worker_task = None
         if settings.worker_in_process:
@@ -66,6 +86,7 @@ def create_app(
                 await worker_task
             app.state.watchdog.stop()
             await app.state.triage.close()
+            await app.state.llm.close()
             await app.state.control.close()
             engine.dispose()
 

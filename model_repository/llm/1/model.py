@@ -120,7 +120,9 @@ class Reply:
 
     def on_finish(self, finish: Finish) -> None:
         if finish.reason is FinishReason.ERROR:
-            _send_error(self.sender, finish.error or "generation failed")
+            message = finish.error or "generation failed"
+            # A stable "[code] " prefix lets clients tell the caller's errors from faults.
+            _send_error(self.sender, f"[{finish.code}] {message}" if finish.code else message)
             return
         if finish.reason is FinishReason.CANCELLED:
             self._send(None, flags=FINAL)
