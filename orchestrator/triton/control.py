@@ -36,6 +36,7 @@ class ModelState:
 
 
 TRANSIENT_STATES = ("LOADING", "UNLOADING")
+GRPC_HEADER_PREFIX = "triton-grpc-protocol-"
 
 
 class ModelControl:
@@ -53,7 +54,8 @@ class ModelControl:
         self.repository = repository
         self.call_timeout_s = call_timeout_s
         self.load_timeout_s = load_timeout_s
-        self._headers = headers or None  # holds a secret: never logged or shown
+        # Triton's gRPC frontend wants a restricted protocol's header under this prefix.
+        self._headers = {f"{GRPC_HEADER_PREFIX}{k}": v for k, v in (headers or {}).items()} or None
 
     async def index(self) -> list[ModelState]:
         """Every model of the repository, loaded or not, one entry per version Triton knows."""
@@ -135,7 +137,9 @@ class ModelControl:
         try:
             return await awaitable
         except InferenceServerException as error:
-            status = error.status() or ""
+            status, message = error.status() or "", error.message() or ""
+            if "protocol is restricted" in message:  # a server that wants the control header
+                raise ControlFailed(message) from None
             if "UNAVAILABLE" in status or "DEADLINE" in status:
                 raise ControlUnavailable(error.message() or str(error)) from None
             raise ControlFailed(error.message() or str(error)) from None
