@@ -160,6 +160,10 @@ class Scheduler:
             self._thread.join(timeout_s)
 
     @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
     def counts(self) -> tuple[int, int]:
         return len(self._active), len(self._waiting)
 
@@ -173,9 +177,9 @@ class Scheduler:
                     break
             try:
                 self._iterate()
+                self.observer.state(len(self._active), len(self._waiting))
             except Exception as error:  # never let the thread die: streams would hang
                 self._end_all(f"internal error in the scheduler: {error!r}")
-            self.observer.state(len(self._active), len(self._waiting))
         self._end_all(self._closed_reason)
 
     def _iterate(self) -> None:

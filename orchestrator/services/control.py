@@ -195,17 +195,35 @@ class ControlService:
     async def unload(self, caller: Caller, data: UnloadRequest) -> ControlResult:
         async with self._lock:
             await self._known(data.model)
-            dependents = []
-            if data.unload_dependents:
-                dependents = _composing(self.control.repository_config(data.model))
+            dependents = await self._only_needed_by(data.model) if data.unload_dependents else []
             models = [data.model, *dependents]
+
+            async def unload() -> None:
+                # Triton's unload_dependents leaves composing models that were loaded by
+                # name (--load-model, or an earlier load) up: unload those ourselves.
+                await self.control.unload(data.model, data.unload_dependents)
+                for dependent in dependents:
+                    await self.control.unload(dependent, False)
+
             return await self._audited(
                 caller, "unload", data.model, data.model_dump(), models,
-                operation=lambda: self.control.unload(data.model, data.unload_dependents),
+                operation=unload,
                 done=lambda snap: all(self._freed(snap, m) for m in models),
             )  # fmt: skip
 
     # ---- the steps ------------------------------------------------------------------------
+    async def _only_needed_by(self, model: str) -> list[str]:
+        """The composing models of `model` that no other loaded model uses."""
+        config = self.control.repository_config(model) or await self._guard(
+            self.control.served_config(model)
+        )
+        wanted = _composing(config)
+        loaded = {s.name for s in await self._index() if s.state == "READY"} - {model}
+        for other in loaded:
+            used = set(_composing(self.control.repository_config(other)))
+            wanted = [m for m in wanted if m not in used]
+        return wanted
+
     async def _config_to_send(self, data: LoadRequest) -> dict | None:
         # Triton reloads a model from its repository only when the files changed, so a model
         # running under an override would keep it: send the repository's config instead.
