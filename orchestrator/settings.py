@@ -9,7 +9,6 @@ from contracts import PROJECT_ROOT
 from contracts.models import SERVED_MODELS
 
 
-
 class TritonSettings(BaseSettings):
     """Where Triton listens and what the local launcher starts (`TRITON_*`)."""
 

@@ -196,9 +196,7 @@ def test_api_probes_and_triton_gpu_and_model_volume(rendered):
     restricted = [a for a in triton["args"] if "restricted" in a]
     assert {a.split("=", 1)[0] for a in restricted} == {
         "--grpc-restricted-protocol", "--http-restricted-api"}  # fmt: skip
-    assert all(
-        a.endswith(":triton-repository-key=$(TRITON_CONTROL_SECRET)") for a in restricted
-    )
+    assert all(a.endswith(":triton-repository-key=$(TRITON_CONTROL_SECRET)") for a in restricted)
     for name in ("orchestrator", "worker", "triton"):
         annotations = deployments[name]["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true", name
