@@ -40,6 +40,13 @@ class Finish:
     prompt_tokens: int
     generated_tokens: int
     error: str | None = None
+    code: str | None = None  # for an error the request itself caused: a stable code
+
+
+class ContextLengthExceeded(ValueError):
+    """The prompt plus max_tokens does not fit one sequence's context."""
+
+    code = "context_length_exceeded"
 
 
 @dataclass
@@ -126,13 +133,15 @@ class Scheduler:
             tokens = self.engine.tokenize(request.prompt)
             if not tokens:
                 raise ValueError("the prompt is empty")
-            if len(tokens) >= self.engine.context_length:
-                raise ValueError(
-                    f"the prompt has {len(tokens)} tokens; the context holds "
+            if len(tokens) + request.params.max_tokens > self.engine.context_length:
+                raise ContextLengthExceeded(
+                    f"the prompt has {len(tokens)} tokens and max_tokens is "
+                    f"{request.params.max_tokens}; the context holds "
                     f"{self.engine.context_length} including the reply"
                 )
         except ValueError as error:
-            request.on_finish(Finish(FinishReason.ERROR, 0, 0, str(error)))
+            code = getattr(error, "code", None)
+            request.on_finish(Finish(FinishReason.ERROR, 0, 0, str(error), code))
             return
         with self._wake:
             if self._stopping:
@@ -151,6 +160,10 @@ class Scheduler:
             self._thread.join(timeout_s)
 
     @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
     def counts(self) -> tuple[int, int]:
         return len(self._active), len(self._waiting)
 
@@ -164,9 +177,9 @@ class Scheduler:
                     break
             try:
                 self._iterate()
+                self.observer.state(len(self._active), len(self._waiting))
             except Exception as error:  # never let the thread die: streams would hang
                 self._end_all(f"internal error in the scheduler: {error!r}")
-            self.observer.state(len(self._active), len(self._waiting))
         self._end_all(self._closed_reason)
 
     def _iterate(self) -> None:

@@ -8,10 +8,10 @@ from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from orchestrator.api.keycache import KeyCache
+from orchestrator.api.keycache import Caller, KeyCache
 from orchestrator.api.middleware import BodySizeLimit, RequestTimer
 from orchestrator.api.publiclimit import PublicRouteLimit
-from orchestrator.api.quotas import LLMQuotas
+from orchestrator.api.quotas import LLMQuotas, llm_slot
 from orchestrator.api.ratelimit import Limiter, Policy, Rate
 from orchestrator.api.revocations import Revocations
 from orchestrator.api.routes import admin, chat, control, health, intake, tickets, triage
@@ -19,11 +19,13 @@ from orchestrator.api.shared import make_store
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.errors import install_handlers
 from orchestrator.metrics import Metrics
+from orchestrator.services.chat import ChatService
+from orchestrator.services.control import ControlService
 from orchestrator.services.keys import ensure_bootstrap_key
 from orchestrator.services.settled import SettledTickets
 from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import OrchestratorSettings, TritonSettings
-from orchestrator.triton.control import ModelControl
+from orchestrator.triton.control import ModelControl, TritonProcesses
 from orchestrator.triton.llm_client import LLMClient
 from orchestrator.triton.triage_client import TriageClient
 from orchestrator.worker import queue as jobs
@@ -54,9 +56,29 @@ def create_app(
         if settings.admin_key:
             await _bootstrap(app, settings.admin_key)
         revocation_task = asyncio.create_task(app.state.revocations.run())
-        app.state.triage = TriageClient(triton.grpc_url, timeout_s=settings.triage_timeout_s)
+        app.state.triage = TriageClient(
+            triton.grpc_url,
+            timeout_s=settings.triage_timeout_s,
+            call_timeout_s=settings.triton_call_timeout_s,
+        )
         app.state.llm = LLMClient(triton.grpc_url, settings.llm_model)
-        app.state.control = ModelControl(triton.grpc_url, triton.model_repository)
+        app.state.control = ModelControl(
+            triton.grpc_url,
+            triton.model_repository,
+            call_timeout_s=settings.triton_call_timeout_s,
+            load_timeout_s=settings.triton_load_timeout_s,
+            headers=triton.control_headers,
+        )
+        app.state.control_service = ControlService(
+            app.state.control,
+            TritonProcesses(triton.grpc_port),
+            app.state.sessions,
+            app.state.metrics,
+            wait_s=settings.triton_load_timeout_s,
+        )
+        app.state.chat = ChatService(
+            app.state.llm, app.state.sessions, app.state.metrics, settings, quota=_tenant_quota(app)
+        )
         app.state.watchdog.start()
         worker_task = None
         if settings.worker_in_process:
@@ -73,6 +95,7 @@ def create_app(
             if app.state.shared is not None:
                 await app.state.shared.close()
             await app.state.triage.close()
+            await app.state.llm.close()
             await app.state.control.close()
             engine.dispose()
 
@@ -134,6 +157,17 @@ async def _bootstrap(app: FastAPI, key: str) -> None:
     if revoked:
         log.warning("ORCHESTRATOR_ADMIN_KEY changed: revoked earlier bootstrap keys %s", revoked)
         await app.state.revocations.publish()
+
+
+def _tenant_quota(app: FastAPI):
+    """Chat's per-tenant concurrency and token budget (orchestrator.api.quotas)."""
+
+    @asynccontextmanager
+    async def quota(caller: Caller, max_tokens: int):
+        async with llm_slot(app.state, caller.tenant_id, max_tokens) as slot:
+            yield slot
+
+    return quota
 
 
 def make_worker(app: FastAPI, settings: OrchestratorSettings) -> Worker:

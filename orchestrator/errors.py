@@ -72,6 +72,8 @@ def body(message: str, type: str, param: str | None = None, code: str | None = N
 
 
 def install_handlers(app: FastAPI) -> None:
+    install_domain_handlers(app)
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, error: ApiError):
         return JSONResponse(
@@ -110,3 +112,59 @@ def install_handlers(app: FastAPI) -> None:
             body("internal error; it has been logged", "server_error", code="internal_error"),
             status_code=500,
         )
+
+
+class DomainError(Exception):
+    """A service's refusal or a dependency's fault, free of HTTP; see DOMAIN_ERRORS."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message, self.param, self.code = message, param, code
+
+
+class ModelNotFound(DomainError):
+    """No such model (in Triton's repository, or among the chat models)."""
+
+
+class ControlRefused(DomainError):
+    """The control plane refuses the request (a config field, a version) or Triton refused it."""
+
+
+class ContextTooLong(DomainError):
+    """The prompt plus max_tokens does not fit the model's context: the caller's error."""
+
+
+class DependencyUnavailable(DomainError):
+    """Triton or a model cannot answer now (down, unloaded, slow): retry later."""
+
+
+class ControlTimeout(DependencyUnavailable):
+    """A load or unload did not finish in time; the audit entry says how far it got."""
+
+
+# One place maps domain errors to HTTP: (status, error type, default code, Retry-After seconds).
+DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str | None, int | None]] = {
+    ModelNotFound: (404, "invalid_request_error", "model_not_found", None),
+    ControlRefused: (422, "invalid_request_error", "control_refused", None),
+    ContextTooLong: (400, "invalid_request_error", "context_length_exceeded", None),
+    DependencyUnavailable: (503, "service_unavailable", "dependency_unavailable", 5),
+    ControlTimeout: (503, "service_unavailable", "control_timeout", 10),
+}
+
+
+def _domain_handler(status: int, type_: str, default_code: str | None, retry_after: int | None):
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+
+    async def handle(_request: Request, error: DomainError) -> JSONResponse:
+        return JSONResponse(
+            body(error.message, type_, error.param, error.code or default_code),
+            status_code=status,
+            headers=headers,
+        )
+
+    return handle
+
+
+def install_domain_handlers(app: FastAPI) -> None:
+    for kind, mapping in DOMAIN_ERRORS.items():
+        app.add_exception_handler(kind, _domain_handler(*mapping))

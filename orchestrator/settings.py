@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import PROJECT_ROOT
@@ -23,6 +23,10 @@ class TritonSettings(BaseSettings):
     log_file: Path = PROJECT_ROOT / "var" / "log" / "triton.log"
     models: tuple[str, ...] = SERVED_MODELS
     startup_timeout_s: float = 120.0
+    # Triton's repository API (load/unload/index) answers only requests carrying this header
+    # with this value when the secret is set (`--grpc/http-restricted-...`); never logged.
+    control_header: str = Field(default="triton-repository-key", pattern=r"^[a-z0-9-]+$")
+    control_secret: SecretStr | None = None
 
     @property
     def http_url(self) -> str:
@@ -31,6 +35,13 @@ class TritonSettings(BaseSettings):
     @property
     def grpc_url(self) -> str:
         return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def control_headers(self) -> dict[str, str] | None:
+        """The header the repository API wants, or None when it is not restricted."""
+        if self.control_secret is None:
+            return None
+        return {self.control_header: self.control_secret.get_secret_value()}
 
     @property
     def metrics_url(self) -> str:
@@ -89,6 +100,10 @@ class OrchestratorSettings(BaseSettings):
     draft_timeout_s: float = Field(default=30.0, gt=0)  # then the marked fallback draft
     chat_default_max_tokens: int = Field(default=256, ge=1)
     chat_timeout_s: float = Field(default=120.0, gt=0)
+    # Triton calls: short ones (index, readiness, configs), and load/unload with their wait
+    # for Triton to settle and free the model's processes.
+    triton_call_timeout_s: float = Field(default=10.0, gt=0)
+    triton_load_timeout_s: float = Field(default=180.0, gt=0)
     webhook_tolerance_s: int = Field(default=300, ge=1)  # signed timestamps older are refused
     webhook_max_json_depth: int = Field(default=32, ge=2, le=200)  # deeper payloads get 422
 

@@ -1,5 +1,8 @@
 """OpenAI-compatible chat through the official `openai` client, against the real LLM on Triton."""
 
+import time
+
+import httpx
 import openai
 import pytest
 
@@ -104,3 +107,58 @@ def test_ttft_and_tpot_are_exported(api, client):
     assert 'support_generation_ttft_seconds_count{source="chat"}' in text
     assert 'support_generation_tpot_seconds_count{source="chat"}' in text
     assert 'support_generation_tokens_total{kind="completion",source="chat"}' in text
+
+
+def _counting_client(api, chat_key, sent: list) -> openai.OpenAI:
+    """The official client with its default retries, counting the requests it sends."""
+    http = httpx.Client(event_hooks={"request": [sent.append]})
+    return openai.OpenAI(
+        base_url=str(api.base_url).rstrip("/") + "/v1", api_key=chat_key, http_client=http
+    )
+
+
+@pytest.mark.parametrize(
+    ("messages", "max_tokens"),
+    [
+        # longer than the whole context (8192 tokens)
+        ([{"role": "user", "content": "word " * 5000}] * 2, None),
+        # fits, but not with the reply asked for
+        ([{"role": "user", "content": "word " * 4500}], 4096),
+    ],
+    ids=["prompt", "prompt-plus-max-tokens"],
+)
+def test_a_request_longer_than_the_context_is_a_400_that_clients_do_not_retry(
+    api, chat_key, messages, max_tokens
+):
+    sent: list = []
+    client = _counting_client(api, chat_key, sent)
+    extra = {} if max_tokens is None else {"max_tokens": max_tokens}
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="llm", messages=messages, **extra)
+    assert len(sent) == 1  # a 503 would have been retried twice
+    error = raised.value.body
+    assert error["code"] == "context_length_exceeded"
+    assert error["type"] == "invalid_request_error" and error["param"] == "messages"
+    assert "the context holds 8192" in error["message"]
+    with pytest.raises(openai.BadRequestError):  # the same answer before a stream starts
+        client.chat.completions.create(model="llm", messages=messages, stream=True, **extra)
+
+
+def test_a_stream_the_client_leaves_is_stored_as_cancelled(api, chat_key):
+    ask = [{"role": "user", "content": "Write a long story about a lost bank card."}]
+    headers = {"X-API-Key": chat_key}
+    body = {"model": "llm", "messages": ask, "max_tokens": 400, "stream": True}
+    with api.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        for _ in range(6):  # a few chunks, then hang up mid-answer
+            next(lines)
+    deadline = time.monotonic() + 30
+    while True:
+        history = api.get("/v1/chat/history", headers=headers).json()["data"]
+        stored = [h for h in history if h["messages"] == ask]
+        if stored or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert stored and stored[0]["finish_reason"] == "cancelled", history[:2]
+    assert stored[0]["reply"]  # what had been sent before the client left

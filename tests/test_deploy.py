@@ -193,6 +193,10 @@ def test_api_probes_and_triton_gpu_and_model_volume(rendered):
         _of_kind(documents, "PersistentVolumeClaim")
     )
     assert "--model-repository=/models" in triton["args"]
+    restricted = [a for a in triton["args"] if "restricted" in a]
+    assert {a.split("=", 1)[0] for a in restricted} == {
+        "--grpc-restricted-protocol", "--http-restricted-api"}  # fmt: skip
+    assert all(a.endswith(":triton-repository-key=$(TRITON_CONTROL_SECRET)") for a in restricted)
     for name in ("orchestrator", "worker", "triton"):
         annotations = deployments[name]["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true", name
@@ -215,6 +219,7 @@ def test_secrets_are_referenced_never_committed(rendered):
         ("support-database", "url"),
         ("support-database", "password"),
         ("support-orchestrator", "admin-key"),
+        ("support-triton-control", "secret"),
     }
     for config_map in _of_kind(documents, "ConfigMap").values():
         assert not any(SECRET_NAME.search(k) for k in config_map.get("data", {})), config_map
@@ -229,10 +234,17 @@ def test_network_policies_fence_triton_postgres_and_the_orchestrator(rendered):
     }
     clients = {"key": "app.kubernetes.io/name", "operator": "In",
                "values": ["orchestrator", "worker"]}  # fmt: skip
-    for name, ports in (("triton-from-clients", {8000, 8001}), ("postgres-from-clients", {5432})):
-        first_rule = policies[name]["spec"]["ingress"][0]
-        assert first_rule["from"] == [{"podSelector": {"matchExpressions": [clients]}}], name
-        assert {p["port"] for p in first_rule["ports"]} == ports, name
+    first_rule = policies["postgres-from-clients"]["spec"]["ingress"][0]
+    assert first_rule["from"] == [{"podSelector": {"matchExpressions": [clients]}}]
+    assert {p["port"] for p in first_rule["ports"]} == {5432}
+    # Triton: HTTP only from the API, gRPC also from the worker, metrics from Prometheus.
+    reach = {}
+    for rule in policies["triton-from-clients"]["spec"]["ingress"]:
+        for source in rule["from"]:
+            who = source.get("podSelector", source.get("namespaceSelector"))["matchLabels"]
+            name = who.get("app.kubernetes.io/name") or who["kubernetes.io/metadata.name"]
+            reach.setdefault(name, set()).update(p["port"] for p in rule["ports"])
+    assert reach == {"orchestrator": {8000, 8001}, "worker": {8001}, "monitoring": {8002}}
     api_sources = policies["orchestrator-from-ingress"]["spec"]["ingress"][0]["from"]
     namespaces = {s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
                   for s in api_sources}  # fmt: skip
@@ -369,7 +381,13 @@ def test_compose_orchestrator_settings_and_triton_variants(compose):
         "TRITON_METRICS_PORT": "8002",
     }
     assert {k: environment[k] for k in expected} == expected
-    assert {"DATABASE_URL", "ORCHESTRATOR_ADMIN_KEY"} <= set(environment)
+    assert {"DATABASE_URL", "ORCHESTRATOR_ADMIN_KEY", "TRITON_CONTROL_SECRET"} <= set(environment)
+    assert "TRITON_CONTROL_SECRET" not in services["worker"]["environment"]
+    for name in ("triton", "triton-cpu"):  # the repository API wants the orchestrator's header
+        restricted = [a for a in services[name]["command"] if "restricted" in a]
+        assert len(restricted) == 2 and all(
+            ":triton-repository-key=${TRITON_CONTROL_SECRET:?" in a for a in restricted
+        ), name
     assert services["worker"]["command"][0] == "worker"
     gpu = services["triton"]["deploy"]["resources"]["reservations"]["devices"]
     assert gpu == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
@@ -401,7 +419,8 @@ def test_docker_compose_config_accepts_the_file_offline():
     base = [*cli, "-f", str(DEPLOY / "compose.yaml")]
     secrets = {name: "x" for name in ("POSTGRES_PASSWORD", "ORCHESTRATOR_ADMIN_KEY",
                                       "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
-                                      "GRAFANA_ADMIN_PASSWORD")}  # fmt: skip
+                                      "GRAFANA_ADMIN_PASSWORD",
+                                      "TRITON_CONTROL_SECRET")}  # fmt: skip
     clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
     for profile in ("gpu", "cpu"):
         result = _run([*base, "--profile", profile, "config", "-q"], env={**clean, **secrets})

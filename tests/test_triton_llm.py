@@ -249,6 +249,41 @@ def test_metrics_follow_vllms_names(llm_server):
         assert name in text, name
 
 
+def _stub_processes(server) -> int:
+    import psutil
+
+    children = psutil.Process(server.process.pid).children(recursive=True)
+    return sum(1 for c in children if c.name() == "triton_python_backend_stub")
+
+
+def test_a_reply_that_cannot_fit_the_context_is_refused_with_a_stable_code(llm_server):
+    stream = _send(llm_server.settings.grpc_url, max_tokens=2040)  # the prompt fits, not both
+    try:
+        assert stream.finished.wait(30)
+    finally:
+        stream.close()
+    assert (stream.error or "").startswith("[context_length_exceeded] the prompt has")
+    assert "the context holds 2048" in stream.error
+
+
+def test_the_llm_client_keeps_one_channel_per_event_loop(llm_server):
+    import asyncio
+
+    from orchestrator.triton.llm_client import LLMClient
+
+    async def two_requests() -> bool:
+        llm = LLMClient(llm_server.settings.grpc_url)
+        await llm.generate([{"role": "user", "content": "Hi"}], max_tokens=2)
+        channel = llm._client
+        await llm.generate([{"role": "user", "content": "Hi"}], max_tokens=2)
+        try:
+            return channel is not None and llm._client is channel
+        finally:
+            await llm.close()
+
+    assert asyncio.run(two_requests())
+
+
 def test_unloading_during_streams_ends_them_with_an_error_not_a_hang(llm_server):
     url = llm_server.settings.grpc_url
     streams = [_send(url, max_tokens=300, ignore_eos=True) for _ in range(3)]
@@ -263,9 +298,16 @@ def test_unloading_during_streams_ends_them_with_an_error_not_a_hang(llm_server)
     finally:
         for stream in streams:
             stream.close()
-    assert all("unloading" in (s.error or "") for s in streams), [s.error for s in streams]
-    assert llm_server.client.is_server_live()
-    llm_server.client.load_model("llm", config=llm_server.config)
+    try:
+        assert all("unloading" in (s.error or "") for s in streams), [s.error for s in streams]
+        assert llm_server.client.is_server_live()
+        # Unloading really ends: the model's process exits, its memory back to the host.
+        deadline = time.monotonic() + 60
+        while _stub_processes(llm_server):
+            assert time.monotonic() < deadline, "the llm's stub process is still running"
+            time.sleep(0.2)
+    finally:
+        llm_server.client.load_model("llm", config=llm_server.config)
     assert llm_server.client.is_model_ready("llm")
 
 

@@ -1,7 +1,9 @@
+import contextlib
+import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ModelStatus(BaseModel):
@@ -21,7 +23,14 @@ class LoadRequest(BaseModel):
     model: str = Field(min_length=1, max_length=200)
     version: int | None = Field(default=None, ge=1, description="Serve only this version")
     config: dict[str, Any] | None = Field(
-        default=None, description="A complete model config (JSON) that replaces config.pbtxt"
+        default=None,
+        description=(
+            "Fields merged onto the repository's config.pbtxt (protobuf JSON names). Allowed: "
+            "version_policy; dynamic_batching (max_queue_delay_microseconds, "
+            "preferred_batch_size, preserve_ordering, priority_levels, default_priority_level, "
+            "default_queue_policy); instance_group (count 1-8, kind unchanged). Any other "
+            "field is refused with 422 naming it."
+        ),
     )
 
 
@@ -33,17 +42,36 @@ class UnloadRequest(BaseModel):
 
 
 class MemoryChange(BaseModel):
+    scope: str = Field(
+        description="triton_processes: RSS of tritonserver and its children (Triton on this "
+        "host); host: memory in use on the orchestrator's host (Triton elsewhere)"
+    )
     before_bytes: int
     after_bytes: int
     delta_bytes: int
+    freed_bytes: int = Field(description="before - after, 0 when memory grew")
+
+
+class ModelReport(BaseModel):
+    """What one model went through; process figures are null when Triton runs elsewhere."""
+
+    model: str
+    state_before: str
+    state_after: str
+    processes_before: int | None = Field(description="Its triton_python_backend_stub processes")
+    processes_after: int | None
+    memory_before_bytes: int | None = Field(description="RSS of those processes")
+    memory_after_bytes: int | None
+    freed_bytes: int | None
 
 
 class ControlResult(BaseModel):
     model: str
     action: str
-    result: str
+    result: str = Field(description="ok; a timeout answers 503 and is audited as timeout")
     models: list[ModelStatus] = Field(description="The model's versions after the action")
-    memory: MemoryChange = Field(description="Host memory in use before and after")
+    memory: MemoryChange
+    report: list[ModelReport] = Field(description="Each model the action touched")
 
 
 class AuditRecord(BaseModel):
@@ -52,9 +80,20 @@ class AuditRecord(BaseModel):
     action: str
     target: str
     request: dict[str, Any]
-    result: str
+    result: str = Field(description="ok, error or timeout")
     detail: str | None
+    report: dict[str, Any] | None = Field(
+        default=None, description="For load and unload: the memory and per-model report"
+    )
     created_at: datetime
+
+    @model_validator(mode="after")
+    def _report_from_detail(self) -> "AuditRecord":
+        # The report is stored as JSON in `detail` (no schema change); shown parsed here.
+        if self.report is None and self.detail and self.detail.startswith("{"):
+            with contextlib.suppress(ValueError):
+                self.report = json.loads(self.detail)
+        return self
 
 
 class AuditPage(BaseModel):

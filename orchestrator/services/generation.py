@@ -12,9 +12,11 @@ class GenerationTimer:
     started: float = field(default_factory=time.perf_counter)
     first_token: float | None = None
     last_token: float | None = None
+    tokens: int = 0  # streamed pieces seen, about one token each
 
     def token(self) -> None:
         now = time.perf_counter()
+        self.tokens += 1
         if self.first_token is None:
             self.first_token = now
         self.last_token = now

@@ -55,6 +55,22 @@ def assemble_backends(target: Path) -> Path:
     return target
 
 
+# What only the control plane may call: load/unload/index, model configs (they name files),
+# and the logging and trace settings (they can point Triton's output at a host path).
+RESTRICTED = "model-repository,model-config,logging,trace"
+
+
+def restricted_flags(settings: TritonSettings) -> list[str]:
+    """Triton's flags that make these APIs want the control header, when a secret is set."""
+    if settings.control_secret is None:
+        return []
+    pair = f"{settings.control_header}={settings.control_secret.get_secret_value()}"
+    return [
+        f"--grpc-restricted-protocol={RESTRICTED}:{pair}",
+        f"--http-restricted-api={RESTRICTED}:{pair}",
+    ]
+
+
 class TritonServer:
     """One tritonserver process on loopback ports; use as a context manager or call start/stop."""
 
@@ -88,6 +104,7 @@ class TritonServer:
             "--log-verbose=0",
         ]
         command += [f"--load-model={model}" for model in self.models]
+        command += restricted_flags(s)
         return command
 
     def environment(self) -> dict[str, str]:

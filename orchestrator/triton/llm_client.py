@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,6 +18,30 @@ class LLMUnavailable(RuntimeError):
 
 class LLMTimeout(LLMUnavailable):
     """The model answered too slowly; it is up, so retrying at once would not help."""
+
+
+class LLMRejected(LLMUnavailable):
+    """The model refused the request itself (e.g. the prompt does not fit its context).
+
+    A subclass of LLMUnavailable so that callers which only know "no answer" (drafts) keep
+    their fallback; callers that can blame the client (chat) catch this first.
+    """
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+# The llm model starts the message of an error the caller caused with "[<code>] ".
+_CODED_ERROR = re.compile(r"\[(context_length_exceeded)\] (.*)", re.DOTALL)
+
+
+def _model_error(error) -> LLMUnavailable:
+    message = error.message() if hasattr(error, "message") else str(error)
+    coded = _CODED_ERROR.search(message or str(error))
+    if coded:
+        return LLMRejected(coded.group(1), coded.group(2))
+    return LLMUnavailable(str(error))
 
 
 @dataclass(frozen=True)
@@ -70,9 +95,28 @@ def request_inputs(
 
 
 class LLMClient:
+    """One gRPC channel, opened on first use and shared by every request of its event loop.
+
+    A channel belongs to the loop it was opened in: a client used from a new loop (scripts
+    and tests that call `asyncio.run` more than once) opens a new one there.
+    """
+
     def __init__(self, url: str, model: str = LLM_MODEL):
         self.url = url
         self.model = model
+        self._client: aio.InferenceServerClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _channel(self) -> aio.InferenceServerClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client, self._loop = aio.InferenceServerClient(self.url), loop
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._client.close()
+        self._client = self._loop = None
 
     async def stream(
         self, messages: list[dict], *, timeout_s: float = 120.0, **params
@@ -84,7 +128,7 @@ class LLMClient:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        client = aio.InferenceServerClient(self.url)
+        client = self._channel()
 
         async def requests():
             yield {"model_name": self.model, "inputs": request_inputs(messages, **params)}
@@ -101,7 +145,7 @@ class LLMClient:
                 except StopAsyncIteration:
                     break
                 if error is not None:
-                    raise LLMUnavailable(str(error))
+                    raise _model_error(error)
                 text = result.as_numpy("text_output")
                 piece = text.reshape(-1)[0].decode() if text is not None else ""
                 if piece:
@@ -120,7 +164,8 @@ class LLMClient:
         except Exception as error:  # gRPC errors: server down, model not loaded
             raise LLMUnavailable(str(error)) from error
         finally:
-            await client.close()
+            # Ends this request's stream only (Triton cancels it); the channel stays open.
+            await responses.aclose() if hasattr(responses, "aclose") else None
         raise LLMUnavailable("the stream ended without a final response")
 
     async def generate(self, messages: list[dict], **params) -> Generation:

@@ -28,8 +28,14 @@ _CLIENT_MISTAKES = ("is empty", "is not valid UTF-8", "the limit is")
 
 
 class TriageClient:
-    def __init__(self, url: str, model: str = "ticket_triage", timeout_s: float = 10.0):
-        self.model, self.timeout_s = model, timeout_s
+    def __init__(
+        self,
+        url: str,
+        model: str = "ticket_triage",
+        timeout_s: float = 10.0,
+        call_timeout_s: float = 10.0,
+    ):
+        self.model, self.timeout_s, self.call_timeout_s = model, timeout_s, call_timeout_s
         self._client = aio.InferenceServerClient(url)
 
     async def classify(self, texts: list[str]) -> list[Prediction]:
@@ -64,7 +70,7 @@ class TriageClient:
 
     async def ready(self) -> bool:
         try:
-            return await self._client.is_model_ready(self.model)
+            return await self._client.is_model_ready(self.model, client_timeout=self.call_timeout_s)
         except InferenceServerException:
             return False
 

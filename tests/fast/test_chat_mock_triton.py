@@ -132,6 +132,7 @@ def test_a_model_failing_mid_stream_ends_it_with_an_error_event_and_keeps_the_hi
         headers=headers,
     )
     assert response.status_code == 200  # the headers had gone out with the first chunk
+    assert _sse(response)[-1] == "[DONE]"  # the error event, then the end, as for any stream
     events = [json.loads(e) for e in _sse(response) if e != "[DONE]"]
     contents = [c["choices"][0]["delta"].get("content") for c in events if c.get("choices")]
     assert [c for c in contents if c] == [WORDS[0], " " + WORDS[1]]
@@ -139,6 +140,31 @@ def test_a_model_failing_mid_stream_ends_it_with_an_error_event_and_keeps_the_hi
     history = app_client.get("/v1/chat/history", headers=headers).json()["data"]
     assert history[0]["finish_reason"] == "error"
     assert history[0]["reply"] == " ".join(WORDS[:2])
+
+
+def test_a_tenant_over_its_llm_token_budget_gets_429_and_unused_tokens_come_back(
+    mock_triton, tmp_path
+):
+    settings = OrchestratorSettings(
+        database_url=f"sqlite:///{tmp_path / 'quota.db'}",
+        admin_key=ADMIN_KEY,
+        worker_in_process=False,
+        tenant_llm_tokens_per_minute=100,
+    )
+    with TestClient(create_app(settings, mock_triton.settings)) as client:
+        headers = {"X-API-Key": new_key(client, ["chat"], "quota tenant")}
+
+        def ask(max_tokens: int):
+            body = {"model": "llm", "messages": _messages(), "max_tokens": max_tokens}
+            return client.post("/v1/chat/completions", json=body, headers=headers)
+
+        # Each reserves 60 of the 100 tokens but spends only the reply's 11: the rest returns.
+        for _ in range(4):
+            assert ask(60).status_code == 200
+        refused = ask(100)  # then one that needs the whole budget at once
+        assert refused.status_code == 429, refused.text
+        assert error_of(refused)["code"] == "tenant_llm_tokens"
+        assert int(refused.headers["retry-after"]) >= 1
 
 
 def test_a_model_too_slow_to_answer_is_a_503(app_client, chat_key):

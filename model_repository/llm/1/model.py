@@ -60,10 +60,20 @@ class TritonPythonModel:
         return None
 
     def finalize(self):
+        """Free what the model holds, so that its process can exit and give the memory back.
+
+        Triton calls this once every stream has ended; the scheduler's thread is stopped
+        first, and the engine (llama.cpp's context and weights) is freed only once that
+        thread is gone: freeing it under a running step would crash the process instead.
+        """
         self.scheduler.stop("the llm model is unloading")
+        if self.scheduler.running:
+            print("llm: the scheduler did not stop; its engine is kept", flush=True)
+            return
         close = getattr(self.engine, "close", None)
         if close:
             close()
+        self.scheduler = self.engine = None
 
     def _parse(self, request) -> tuple[str, SamplingParams, dict]:
         messages = _scalar(request, "messages")
@@ -121,7 +131,9 @@ class Reply:
 
     def on_finish(self, finish: Finish) -> None:
         if finish.reason is FinishReason.ERROR:
-            _send_error(self.sender, finish.error or "generation failed")
+            message = finish.error or "generation failed"
+            # A stable "[code] " prefix lets clients tell the caller's errors from faults.
+            _send_error(self.sender, f"[{finish.code}] {message}" if finish.code else message)
             return
         if finish.reason is FinishReason.CANCELLED:
             self._send(None, flags=FINAL)
