@@ -122,6 +122,14 @@ class DomainError(Exception):
         self.message, self.param, self.code = message, param, code
 
 
+class NotFound(DomainError):
+    """No such record for this caller (another tenant's is as absent as a missing one)."""
+
+
+class InvalidInput(DomainError):
+    """A value the service cannot accept, named by `param`."""
+
+
 class ModelNotFound(DomainError):
     """No such model (in Triton's repository, or among the chat models)."""
 
@@ -144,6 +152,8 @@ class ControlTimeout(DependencyUnavailable):
 
 # One place maps domain errors to HTTP: (status, error type, default code, Retry-After seconds).
 DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str | None, int | None]] = {
+    NotFound: (404, "invalid_request_error", "not_found", None),
+    InvalidInput: (422, "invalid_request_error", None, None),
     ModelNotFound: (404, "invalid_request_error", "model_not_found", None),
     ControlRefused: (422, "invalid_request_error", "control_refused", None),
     ContextTooLong: (400, "invalid_request_error", "context_length_exceeded", None),

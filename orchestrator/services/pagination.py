@@ -6,7 +6,7 @@ import base64
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from orchestrator.errors import ApiError
+from orchestrator.errors import InvalidInput
 from orchestrator.schemas.common import MAX_ID
 
 
@@ -58,4 +58,4 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(value)
         return row_id
     except ValueError:
-        raise ApiError(422, "cursor is not one this API gave out", param="cursor") from None
+        raise InvalidInput("cursor is not one this API gave out", param="cursor") from None

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.db.models import Feedback, Job, Ticket, utcnow
-from orchestrator.errors import ApiError
+from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.schemas.tickets import (
     AGENT_STATUSES,
     DraftPublic,
@@ -91,7 +91,7 @@ def get_ticket(session: Session, tenant_id: int, ticket_id: int) -> Ticket:
     """The tenant's ticket; another tenant's is as absent as one that never existed."""
     ticket = session.get(Ticket, ticket_id)
     if ticket is None or ticket.tenant_id != tenant_id:
-        raise ApiError(404, f"no ticket {ticket_id}", param="id", code="not_found")
+        raise NotFound(f"no ticket {ticket_id}", param="id")
     return ticket
 
 
@@ -151,15 +151,15 @@ def apply_update(session: Session, ticket: Ticket, changes: TicketUpdate, key_id
 def _validate_update(fields: dict) -> None:
     taxonomy = default_taxonomy()
     if "intent" in fields and fields["intent"] not in taxonomy.intents:
-        raise ApiError(422, f"unknown intent {fields['intent']!r}", param="intent")
+        raise InvalidInput(f"unknown intent {fields['intent']!r}", param="intent")
     if "department" in fields and fields["department"] not in taxonomy.departments:
         known = sorted(taxonomy.departments)
-        raise ApiError(422, f"department must be one of {known}", param="department")
+        raise InvalidInput(f"department must be one of {known}", param="department")
     if "priority" in fields and fields["priority"] not in PRIORITIES:
-        raise ApiError(422, f"priority must be one of {list(PRIORITIES)}", param="priority")
+        raise InvalidInput(f"priority must be one of {list(PRIORITIES)}", param="priority")
     if "status" in fields and fields["status"] not in AGENT_STATUSES:
         allowed = [s.value for s in AGENT_STATUSES]
-        raise ApiError(422, f"an agent may set status to {allowed}", param="status")
+        raise InvalidInput(f"an agent may set status to {allowed}", param="status")
 
 
 def list_feedback(session: Session, tenant_id: int, *, limit: int, cursor: str | None):
