@@ -17,7 +17,6 @@ from orchestrator.schemas.tickets import (
     TicketPublic,
     TicketUpdate,
 )
-from orchestrator.schemas.triage import IntentScore, Triage
 from orchestrator.services.pagination import page
 from orchestrator.services.taxonomy import PRIORITIES, default_taxonomy
 from orchestrator.services.triage import TriageResult
@@ -194,17 +193,22 @@ def store_triage(ticket: Ticket, triage: TriageResult) -> None:
     ticket.top = [{"intent": intent, "score": score} for intent, score in triage.top]
 
 
+def stored_triage(ticket: Ticket) -> TriageResult | None:
+    """The triage store_triage wrote on the ticket, if any."""
+    if ticket.intent is None:
+        return None
+    return TriageResult(
+        intent=ticket.intent,
+        confidence=ticket.confidence,
+        department=ticket.department,
+        type=ticket.type,
+        priority=ticket.priority,
+        top=tuple((item["intent"], item["score"]) for item in ticket.top or []),
+    )
+
+
 def public(ticket: Ticket) -> TicketPublic:
-    triage = None
-    if ticket.intent is not None:
-        triage = Triage(
-            intent=ticket.intent,
-            confidence=ticket.confidence,
-            department=ticket.department,
-            type=ticket.type,
-            priority=ticket.priority,
-            top=[IntentScore(**item) for item in ticket.top or []],
-        )
+    triage = stored_triage(ticket)
     draft = None
     if ticket.draft_text:
         draft = DraftPublic(text=ticket.draft_text, source=ticket.draft_source)
@@ -217,7 +221,7 @@ def public(ticket: Ticket) -> TicketPublic:
         customer_email=ticket.customer_email,
         external_id=ticket.external_id,
         metadata=ticket.extra or {},
-        triage=triage,
+        triage=triage.public() if triage else None,
         draft=draft,
         error=ticket.error,
         created_at=ticket.created_at,
