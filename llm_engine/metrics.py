@@ -3,8 +3,10 @@
 They are registered inside Triton (model_repository/llm/1/model.py binds them through the
 Python backend's metrics API) and appear on Triton's metrics port; deploy/grafana and
 deploy/prometheus chart them. Times are `_seconds` histograms with explicit buckets, counters
-end in `_total`, and every family has the same fixed labels (model, version, engine), plus
-`finished_reason` from FinishReason on the finished-requests counter.
+end in `_total`, and every family has the same fixed labels (model, version, engine, and `load`,
+one id per model instance: a reload must not share a metric with the instance it replaces, see
+model_repository/llm/1/model.py), plus `finished_reason` from FinishReason on the
+finished-requests counter.
 """
 
 from dataclasses import dataclass

@@ -154,7 +154,7 @@ def test_orchestrator_autoscaling_and_disruption_budget(rendered):
 def test_probes_resources_and_security_of_every_workload(rendered):
     _, documents = rendered
     workloads = {**_of_kind(documents, "Deployment"), **_of_kind(documents, "StatefulSet")}
-    assert set(workloads) == {"orchestrator", "worker", "triton", "postgres"}
+    assert set(workloads) == {"orchestrator", "worker", "triton", "postgres", "redis"}
     for name, workload in workloads.items():
         pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, name
@@ -225,7 +225,7 @@ def test_secrets_are_referenced_never_committed(rendered):
         assert not any(SECRET_NAME.search(k) for k in config_map.get("data", {})), config_map
 
 
-def test_network_policies_fence_triton_postgres_and_the_orchestrator(rendered):
+def test_network_policies_fence_triton_postgres_redis_and_the_orchestrator(rendered):
     _, documents = rendered
     policies = _of_kind(documents, "NetworkPolicy")
     assert policies["default-deny-ingress"]["spec"] == {
@@ -234,9 +234,10 @@ def test_network_policies_fence_triton_postgres_and_the_orchestrator(rendered):
     }
     clients = {"key": "app.kubernetes.io/name", "operator": "In",
                "values": ["orchestrator", "worker"]}  # fmt: skip
-    first_rule = policies["postgres-from-clients"]["spec"]["ingress"][0]
-    assert first_rule["from"] == [{"podSelector": {"matchExpressions": [clients]}}]
-    assert {p["port"] for p in first_rule["ports"]} == {5432}
+    for policy, port in (("postgres-from-clients", 5432), ("redis-from-clients", 6379)):
+        first_rule = policies[policy]["spec"]["ingress"][0]
+        assert first_rule["from"] == [{"podSelector": {"matchExpressions": [clients]}}]
+        assert {p["port"] for p in first_rule["ports"]} == {port}
     # Triton: HTTP only from the API, gRPC also from the worker, metrics from Prometheus.
     reach = {}
     for rule in policies["triton-from-clients"]["spec"]["ingress"]:
@@ -379,8 +380,10 @@ def test_compose_orchestrator_settings_and_triton_variants(compose):
         "TRITON_HTTP_PORT": "8000",
         "TRITON_GRPC_PORT": "8001",
         "TRITON_METRICS_PORT": "8002",
+        "REDIS_URL": "redis://redis:6379/0",  # limits and revocations shared by the replicas
     }
     assert {k: environment[k] for k in expected} == expected
+    assert services["redis"]["networks"] == ["backend"]  # internal: no route off the host
     assert {"DATABASE_URL", "ORCHESTRATOR_ADMIN_KEY", "TRITON_CONTROL_SECRET"} <= set(environment)
     assert "TRITON_CONTROL_SECRET" not in services["worker"]["environment"]
     for name in ("triton", "triton-cpu"):  # the repository API wants the orchestrator's header

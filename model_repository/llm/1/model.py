@@ -8,6 +8,7 @@ success, error, cancellation and unload alike.
 
 import contextlib
 import json
+import uuid
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -32,7 +33,12 @@ class TritonPythonModel:
         self.default_max_tokens = settings.default_max_tokens
         engine = create_engine(settings)
         name, version = config["name"], args["model_version"]
-        labels = {"model": name, "version": version, "engine": engine.name}
+        # `load` names this instance: Triton 2.51 shares a custom metric between the old and the
+        # new instance of a reloaded model when their labels match, and frees it with the old
+        # one while the new one still writes to it (a segfault of the whole server; Triton
+        # issue #8663). Each load's own series avoid that; dashboards sum over `load`.
+        load = uuid.uuid4().hex[:8]
+        labels = {"model": name, "version": version, "engine": engine.name, "load": load}
         self.scheduler = Scheduler(
             engine,
             max_active=settings.max_active_sequences,
