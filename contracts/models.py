@@ -12,8 +12,8 @@ SERVED_MODELS = (*TRIAGE_MODELS, LLM_MODEL)
 # The longest text triage takes, in UTF-8 bytes: /v1/triage refuses longer texts (422), tickets'
 # texts are cut to it at a character boundary, and ticket_tokenizer refuses longer ones (its
 # config.pbtxt `max_text_bytes` holds the same number, since Triton's Python cannot import this
-# package; tests/test_model_repository.py keeps the two equal). The encoder reads only the first
-# 128 tokens, so nothing it would read is ever cut.
+# package; tests/model_repository/test_model_repository.py keeps the two equal). The encoder
+# reads only the first 128 tokens, so nothing it would read is ever cut.
 MAX_TEXT_BYTES = 16_384
 
 # ticket_encoder's numbered versions

@@ -1,7 +1,7 @@
 """Tables: tenants and keys, tickets and their jobs, agents' feedback, chat history, audit.
 
 The schema is owned by Alembic (orchestrator/db/migrations); a change here needs a new
-revision there, and tests/test_migrations.py fails when the two disagree.
+revision there, and tests/orchestrator/db/test_migrations.py fails when the two disagree.
 """
 
 from datetime import UTC, datetime

@@ -82,7 +82,7 @@ def test_sse_lines_and_chat_chunks():
     assert delta_text(chunk) == "Hel" and delta_text({"choices": []}) == ""
 
 
-# deploy/grafana and deploy/prometheus chart and alert on these names (tests/test_deploy.py
+# deploy/grafana and deploy/prometheus chart and alert on these names (tests/deploy/test_deploy.py
 # checks them against live scrapes, in the slow lane); renaming one breaks a dashboard.
 METRIC_NAMES = {
     "support_http_request_duration_seconds", "support_triage_outcomes",

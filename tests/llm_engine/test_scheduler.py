@@ -6,8 +6,8 @@ import time
 import pytest
 
 from llm_engine.scheduler import FinishReason, Observer, Scheduler
-from tests.llm_helpers import Collected, generate
 from tests.utils.fake_engine import FakeEngine
+from tests.utils.llm import Collected, generate
 
 REPLY = "Hello, world."
 

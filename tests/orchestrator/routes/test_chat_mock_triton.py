@@ -2,7 +2,7 @@
 protocol, usage, limits and every failure path, deterministic and in seconds.
 
 The app runs in process (no uvicorn); Triton is real (tests/utils/mock_triton.py); only the
-model's text is fake. The real model's answers are tested in tests/test_chat.py (slow).
+model's text is fake. The real model's answers are tested in test_chat.py beside it (slow).
 """
 
 import asyncio

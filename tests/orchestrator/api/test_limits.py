@@ -15,7 +15,7 @@ from orchestrator.errors import install_handlers
 from orchestrator.metrics import Metrics
 from orchestrator.services import keys
 from orchestrator.settings import OrchestratorSettings
-from tests.test_ratelimit import REDIS_URL, redis_up
+from tests.orchestrator.api.test_ratelimit import REDIS_URL, redis_up
 from tests.utils.orchestrator import ADMIN_KEY, error_of, new_key, new_tenant, wait_until
 from tests.utils.replicas import start
 

@@ -6,9 +6,9 @@ import pytest
 
 from llm_engine.chat import parse_messages
 from llm_engine.scheduler import FinishReason, Observer, Scheduler
-from tests.llm_helpers import Collected, generate
+from tests.utils.llm import Collected, generate
 
-pytestmark = pytest.mark.slow  # real engines; the fast lane has tests/fast/test_scheduler.py
+pytestmark = pytest.mark.slow  # real engines; the fast lane has tests/llm_engine/test_scheduler.py
 
 QUESTION = '[{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]'
 
