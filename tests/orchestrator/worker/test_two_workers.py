@@ -183,7 +183,9 @@ def test_a_frozen_then_killed_worker_loses_no_ticket_and_overwrites_none(postgre
             killed = wait_until(lambda: _held_by(postgres, a), 120, interval_s=0.05, what="A")
             a.process.kill()
             a.process.wait(30)
-            time.sleep(1)
+            # Keep submitting after the kill: on an idle machine the steps above take only
+            # seconds, and the check below wants a real load behind it.
+            wait_until(lambda: len(load.accepted) >= 10, 60, what="ten accepted tickets")
         accepted = list(load.accepted)
         assert len(accepted) >= 10
 
