@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from loadtest.bench.servers import UNLIMITED_RATE
 from orchestrator.db.models import Ticket
 from tests.utils.orchestrator import ADMIN_KEY, Orchestrator, error_of, new_key
 
@@ -32,12 +33,7 @@ TICKET = {"subject": "Card stolen", "body": "My card was stolen on the train thi
 @pytest.fixture(scope="module")
 def stack(database_url, triton_settings, triton):
     """The real orchestrator, rate limits out of the way so every request reaches its route."""
-    orchestrator = Orchestrator(
-        database_url,
-        triton_settings,
-        ORCHESTRATOR_RATE_LIMIT_PER_MINUTE="1000000",
-        ORCHESTRATOR_RATE_LIMIT_BURST="100000",
-    ).start()
+    orchestrator = Orchestrator(database_url, triton_settings, **UNLIMITED_RATE).start()
     orchestrator.database_url = database_url
     yield orchestrator
     orchestrator.close()

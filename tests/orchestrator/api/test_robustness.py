@@ -2,6 +2,7 @@
 
 import pytest
 
+from loadtest.bench.servers import UNLIMITED_RATE
 from tests.utils.orchestrator import Orchestrator, new_key
 
 GARBAGE_BODIES = (None, b"", b"{}", b"[]", b"null", b'{"model": 5}', b"\xff\xfe", b'"text"')
@@ -11,14 +12,7 @@ IDS = ("0", "-1", "x", "99999", "1e9")  # none exists, so nothing is revoked or 
 @pytest.fixture(scope="module")
 def unlimited_api(database_url, triton_settings, triton):
     """Rate limits out of the way, so that every request reaches its handler."""
-    orchestrator = Orchestrator(
-        database_url,
-        triton_settings,
-        ORCHESTRATOR_RATE_LIMIT_PER_MINUTE="1000000",
-        ORCHESTRATOR_RATE_LIMIT_BURST="100000",
-        ORCHESTRATOR_IP_RATE_LIMIT_PER_MINUTE="1000000",  # the webhook and /readyz too
-        ORCHESTRATOR_IP_RATE_LIMIT_BURST="100000",
-    ).start()
+    orchestrator = Orchestrator(database_url, triton_settings, **UNLIMITED_RATE).start()
     yield orchestrator.client
     orchestrator.close()
 
