@@ -6,8 +6,8 @@ import time
 import pytest
 
 from orchestrator.services.email_intake import MalformedEmail, html_to_text, parse_email
-from orchestrator.services.webhooks import sign
 from tests.utils.orchestrator import admin, error_of, new_key, new_tenant
+from tests.utils.webhooks import send_webhook, webhook_event
 
 PLAIN_MAIL = b"""From: Ana Silva <ana@example.com>
 To: support@northwind.example
@@ -94,27 +94,8 @@ def test_malformed_email_gets_422(api, tenant):
     assert api.post("/v1/intake/email", content=PLAIN_MAIL).status_code == 401
 
 
-def _event(**changes) -> bytes:
-    event = {
-        "event_id": f"evt-{time.time_ns()}",
-        "timestamp": int(time.time()),
-        "subject": "Refund missing",
-        "body": "I returned an item but the refund is not showing up.",
-        "customer_email": "carla@example.com",
-        "external_id": None,
-        "metadata": {"crm": "test"},
-    }
-    return json.dumps({**event, **changes}).encode()
-
-
-def _webhook(api, tenant, body: bytes, signature: str | None = None, tenant_id=None):
-    headers = {"X-Tenant-Id": str(tenant_id or tenant["id"]), "Content-Type": "application/json"}
-    headers["X-Signature"] = signature if signature is not None else sign(tenant["secret"], body)
-    return api.post("/v1/intake/webhook", content=body, headers=headers)
-
-
 def test_a_signed_webhook_makes_a_ticket(api, tenant):
-    response = _webhook(api, tenant, _event(external_id="crm-7"))
+    response = send_webhook(api, tenant, webhook_event(external_id="crm-7"))
     assert response.status_code == 202, response.text
     ticket = api.get(f"/v1/tickets/{response.json()['id']}", headers=tenant["key"]).json()
     assert ticket["channel"] == "webhook" and ticket["external_id"] == "crm-7"
@@ -122,35 +103,36 @@ def test_a_signed_webhook_makes_a_ticket(api, tenant):
 
 
 def test_bad_and_stale_signatures_get_401_and_a_replay_the_same_ticket(api, tenant):
-    body = _event()
-    first = _webhook(api, tenant, body)
+    body = webhook_event()
+    first = send_webhook(api, tenant, body)
     assert first.status_code == 202
-    replay = _webhook(api, tenant, body)  # answered with the ticket it made, nothing more
+    replay = send_webhook(api, tenant, body)  # answered with the ticket it made, nothing more
     assert replay.status_code == 200 and replay.json()["id"] == first.json()["id"]
-    wrong = _webhook(api, tenant, _event(), signature="sha256=" + "0" * 64)
+    wrong = send_webhook(api, tenant, webhook_event(), signature="sha256=" + "0" * 64)
     assert wrong.status_code == 401 and error_of(wrong)["code"] == "bad_signature"
-    assert _webhook(api, tenant, _event(), signature="").status_code == 401
-    stale = _webhook(api, tenant, _event(timestamp=int(time.time()) - 3600))
+    assert send_webhook(api, tenant, webhook_event(), signature="").status_code == 401
+    stale = send_webhook(api, tenant, webhook_event(timestamp=int(time.time()) - 3600))
     assert stale.status_code == 401 and "window" in error_of(stale)["message"]
     other = new_tenant(api, "other intake tenant")
-    foreign = _webhook(api, tenant, _event(), tenant_id=other["id"])  # signed with A's secret
+    # Signed with this tenant's secret but sent as the other one.
+    foreign = send_webhook(api, tenant, webhook_event(), tenant_id=other["id"])
     assert foreign.status_code == 401
-    assert _webhook(api, tenant, _event(), tenant_id=987654).status_code == 401
+    assert send_webhook(api, tenant, webhook_event(), tenant_id=987654).status_code == 401
 
 
 def test_a_rotated_secret_replaces_the_old_one(api, tenant):
     rotated = admin(api, "POST", f"/v1/admin/tenants/{tenant['id']}/webhook-secret")
     assert rotated.status_code == 200
-    assert _webhook(api, tenant, _event()).status_code == 401
+    assert send_webhook(api, tenant, webhook_event()).status_code == 401
     tenant["secret"] = rotated.json()["webhook_secret"]
-    assert _webhook(api, tenant, _event()).status_code == 202
+    assert send_webhook(api, tenant, webhook_event()).status_code == 202
 
 
 def test_a_signed_but_invalid_payload_gets_422(api, tenant):
     not_json = b"{broken"
-    assert _webhook(api, tenant, not_json).status_code == 422
+    assert send_webhook(api, tenant, not_json).status_code == 422
     missing = json.dumps({"event_id": "e", "timestamp": int(time.time())}).encode()
-    response = _webhook(api, tenant, missing)
+    response = send_webhook(api, tenant, missing)
     assert response.status_code == 422 and error_of(response)["param"] == "subject"
-    no_tenant_header = api.post("/v1/intake/webhook", content=_event())
+    no_tenant_header = api.post("/v1/intake/webhook", content=webhook_event())
     assert no_tenant_header.status_code == 422

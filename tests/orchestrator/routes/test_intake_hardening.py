@@ -2,7 +2,6 @@
 without stalling the server, real customer mail is never bounced, and a webhook delivery that
 failed can be delivered again."""
 
-import json
 import threading
 import time
 from datetime import timedelta
@@ -13,11 +12,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from orchestrator.db.models import WebhookDelivery, utcnow
-from orchestrator.services.webhooks import sign
 from orchestrator.settings import TritonSettings
 from tests.utils import mail
 from tests.utils.orchestrator import Orchestrator, error_of, new_key, new_tenant
 from tests.utils.ports import free_ports
+from tests.utils.webhooks import send_webhook, webhook_event
 
 WORST = "280 KB of encoded words in Subject"  # 10.8 s of parsing on the event loop before
 NO_LIMITS = {  # every cap out of the way, so that only the parse-time cap stops a message
@@ -212,27 +211,6 @@ def test_mail_without_a_sender_is_refused_naming_the_problem(server, tenant):
 # 3. Webhooks: a failed delivery leaves no trace; replays; pruning; hostile input.
 
 
-def _event(**changes) -> bytes:
-    event = {
-        "event_id": f"evt-{time.time_ns()}",
-        "timestamp": int(time.time()),
-        "subject": "Refund missing",
-        "body": "I returned an item but the refund is not showing up.",
-        "customer_email": "carla@example.com",
-        "metadata": {"crm": "test"},
-    }
-    return json.dumps({**event, **changes}).encode()
-
-
-def _webhook(client, tenant, body: bytes, *, signature=None, tenant_id=None) -> httpx.Response:
-    headers = {
-        "X-Tenant-Id": str(tenant_id if tenant_id is not None else tenant["id"]),
-        "Content-Type": "application/json",
-        "X-Signature": signature if signature is not None else sign(tenant["secret"], body),
-    }
-    return client.post("/v1/intake/webhook", content=body, headers=headers)
-
-
 REFUSE_TICKETS = {
     "sqlite": [
         "CREATE TRIGGER refuse_tickets BEFORE INSERT ON tickets "
@@ -263,16 +241,16 @@ def test_a_delivery_that_failed_can_be_delivered_again_and_then_succeeds(
     server, tenant, database_url
 ):
     dialect = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-    body = _event(external_id="crm-retry-1")
+    body = webhook_event(external_id="crm-retry-1")
     _execute(database_url, REFUSE_TICKETS[dialect])  # the database refuses to store tickets
     try:
-        failed = _webhook(server.client, tenant, body)
+        failed = send_webhook(server.client, tenant, body)
     finally:
         _execute(database_url, ALLOW_TICKETS[dialect])
     assert failed.status_code == 503 and failed.headers["Retry-After"], failed.text
-    again = _webhook(server.client, tenant, body)  # the CRM retries the very same delivery
+    again = send_webhook(server.client, tenant, body)  # the CRM retries the very same delivery
     assert again.status_code == 202, again.text
-    replay = _webhook(server.client, tenant, body)  # a replay of a success: the same ticket
+    replay = send_webhook(server.client, tenant, body)  # a replay of a success: the same ticket
     assert replay.status_code == 200 and replay.json() == {
         "id": again.json()["id"],
         "status": "queued",
@@ -293,7 +271,7 @@ def test_remembered_signatures_past_the_window_are_pruned(server, tenant, databa
             for signature, age_s in rows.items()
         )
         session.commit()
-    assert _webhook(server.client, tenant, _event()).status_code == 202
+    assert send_webhook(server.client, tenant, webhook_event()).status_code == 202
     with engine.connect() as connection:
         left = set(connection.scalars(text("SELECT signature FROM webhook_deliveries")))
     engine.dispose()
@@ -304,34 +282,34 @@ def test_remembered_signatures_past_the_window_are_pruned(server, tenant, databa
     "tenant_id", [str(2**31), "9223372036854775808", str(2**70), "-1", "0", "abc", "1.5"]
 )
 def test_a_hostile_tenant_header_is_a_4xx(server, tenant, tenant_id):
-    response = _webhook(server.client, tenant, _event(), tenant_id=tenant_id)
+    response = send_webhook(server.client, tenant, webhook_event(), tenant_id=tenant_id)
     assert response.status_code == 422, response.text
     assert error_of(response)["param"] == "X-Tenant-Id"
 
 
 def test_the_largest_tenant_id_unknown_is_a_401(server, tenant):
-    response = _webhook(server.client, tenant, _event(), tenant_id=str(2**31 - 1))
+    response = send_webhook(server.client, tenant, webhook_event(), tenant_id=str(2**31 - 1))
     assert response.status_code == 401 and error_of(response)["code"] == "bad_signature"
 
 
 def test_a_non_ascii_signature_is_a_401(server, tenant):
-    body = _event()
+    body = webhook_event()
     signature = ("sha256=" + "é" * 64).encode("utf-8")  # httpx sends bytes as they are
-    response = _webhook(server.client, tenant, body, signature=signature)
+    response = send_webhook(server.client, tenant, body, signature=signature)
     assert response.status_code == 401 and error_of(response)["code"] == "bad_signature"
 
 
 @pytest.mark.parametrize("depth", [40, 3000])
 def test_a_signed_deeply_nested_payload_is_a_422(server, tenant, depth):
     nested = '{"a": ' * depth + "1" + "}" * depth
-    body = _event(metadata="NESTED").replace(b'"NESTED"', nested.encode())
-    response = _webhook(server.client, tenant, body)
+    body = webhook_event(metadata="NESTED").replace(b'"NESTED"', nested.encode())
+    response = send_webhook(server.client, tenant, body)
     assert response.status_code == 422, response.text[:300]
     assert error_of(response)["code"] == "json_too_deep"
 
 
 def test_nul_characters_in_a_webhook_are_a_422_or_kept(server, tenant):
-    refused = _webhook(server.client, tenant, _event(subject="a\u0000b"))
+    refused = send_webhook(server.client, tenant, webhook_event(subject="a\u0000b"))
     assert refused.status_code == 422 and error_of(refused)["param"] == "subject"
-    kept = _webhook(server.client, tenant, _event(metadata={"note": "a\u0000b"}))
+    kept = send_webhook(server.client, tenant, webhook_event(metadata={"note": "a\u0000b"}))
     assert kept.status_code == 202, kept.text
