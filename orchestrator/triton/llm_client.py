@@ -32,15 +32,29 @@ class LLMRejected(LLMUnavailable):
         self.code = code
 
 
-# The llm model starts the message of an error the caller caused with "[<code>] ".
-_CODED_ERROR = re.compile(r"\[(context_length_exceeded)\] (.*)", re.DOTALL)
+class LLMOverloaded(LLMUnavailable):
+    """The model is up but its waiting queue is full or the request waited past its deadline:
+    retryable, and a reason to fail over to another model."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+# The llm model starts the message of an error with a stable "[<code>] ": the caller's own
+# (rejected) or a full queue (overloaded).
+_CODED_ERROR = re.compile(r"\[([a-z_]+)\] (.*)", re.DOTALL)
+REJECTED_CODES = frozenset({"context_length_exceeded"})
+OVERLOADED_CODES = frozenset({"queue_full", "queue_timeout"})
 
 
 def _model_error(error) -> LLMUnavailable:
     message = error.message() if hasattr(error, "message") else str(error)
     coded = _CODED_ERROR.search(message or str(error))
-    if coded:
+    if coded and coded.group(1) in REJECTED_CODES:
         return LLMRejected(coded.group(1), coded.group(2))
+    if coded and coded.group(1) in OVERLOADED_CODES:
+        return LLMOverloaded(coded.group(1), coded.group(2))
     return LLMUnavailable(str(error))
 
 
