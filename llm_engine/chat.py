@@ -1,4 +1,9 @@
-"""Chat templates: the model's own Jinja template applied to OpenAI-style messages."""
+"""Chat templates: the model's own Jinja template applied to OpenAI-style messages.
+
+A last assistant message marked `"prefix": true` is the start of the reply (a "prefix
+completion", as some OpenAI-compatible servers call it): the model continues it instead of
+starting a new turn, and only the continuation is returned.
+"""
 
 import json
 from functools import lru_cache
@@ -21,7 +26,15 @@ def parse_messages(raw: str | bytes) -> list[dict]:
             raise ValueError(f"messages[{i}].role must be one of {', '.join(ROLES)}")
         if not isinstance(message.get("content"), str):
             raise ValueError(f"messages[{i}].content must be a string")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+    prefix = messages[-1].get("prefix", False)
+    if prefix is not False and (prefix is not True or messages[-1]["role"] != "assistant"):
+        raise ValueError("only the last message, an assistant's, may be a prefix (true)")
+    if any("prefix" in m for m in messages[:-1]):
+        raise ValueError("only the last message may be a prefix")
+    parsed = [{"role": m["role"], "content": m["content"]} for m in messages]
+    if prefix:
+        parsed[-1]["prefix"] = True
+    return parsed
 
 
 @lru_cache(maxsize=8)
@@ -36,4 +49,7 @@ def _raise(message: str):
 
 
 def render_chat_template(template: str, messages: list[dict]) -> str:
+    if messages[-1].get("prefix"):
+        opened = _compiled(template).render(messages=messages[:-1], add_generation_prompt=True)
+        return opened + messages[-1]["content"]
     return _compiled(template).render(messages=messages, add_generation_prompt=True)

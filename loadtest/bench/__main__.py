@@ -1,8 +1,9 @@
-"""`python -m loadtest.bench triage|llm ...`: side-by-side benchmarks printing JSON."""
+"""`python -m loadtest.bench triage|llm|drafts ...`: side-by-side benchmarks printing JSON."""
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from contracts.runtime import usable_cores
@@ -40,9 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     llm.add_argument("--hf-folder", type=Path, help="HF folder for the transformers peer")
     llm.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     llm.add_argument("--output", type=Path, help="also write the JSON here")
+    drafts = commands.add_parser("drafts", help="the draft evaluation: every check scored")
+    drafts.add_argument("--url", help="a running Triton's gRPC address (default: start one)")
+    drafts.add_argument("--strategies", default="composed", help="composed,freeform")
+    drafts.add_argument("--concurrency", type=int, default=4, help="drafts at once")
+    drafts.add_argument("--limit", type=int, help="only the first N tickets")
+    drafts.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     settings = TritonSettings()
-    report = _llm(args, settings) if args.command == "llm" else _triage(args, settings)
+    commands_run = {"llm": _llm, "triage": _triage, "drafts": _drafts}
+    report = commands_run[args.command](args, settings)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
@@ -88,6 +96,30 @@ def _triage(args, settings: TritonSettings) -> dict:
         triton_env=bench.orchestrator_triton_env(url, repository, settings),
         http_variants=not args.no_http,
     )
+
+
+def _drafts(args, settings: TritonSettings) -> dict:
+    from loadtest.bench import drafts as bench
+    from loadtest.machine import command_line, machine_facts
+
+    options = {
+        "strategies": args.strategies.split(","),
+        "concurrency": args.concurrency,
+        "limit": args.limit,
+    }
+    started = time.perf_counter()
+    if args.url:
+        results = bench.run(url=args.url, **options)
+    else:
+        with bench.triton_with_llm(settings) as url:
+            results = bench.run(url=url, **options)
+    return {
+        "benchmark": "drafts",
+        "command": command_line(),
+        "machine": machine_facts(),
+        "seconds": round(time.perf_counter() - started, 1),
+        "results": results,
+    }
 
 
 if __name__ == "__main__":

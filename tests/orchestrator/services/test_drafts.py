@@ -1,45 +1,127 @@
+import asyncio
+
+import pytest
+
+from orchestrator.services.draft_checks import check_draft, missing_facts
 from orchestrator.services.drafts import (
-    draft_messages,
-    fallback,
-    grounded,
+    CLOSING,
+    OPENING_PREFIX,
+    PLAIN_OPENING,
+    clean_opening,
+    compose,
     load_notes,
-    missing_facts,
+    opening_messages,
+    ticket_text,
+    write_draft,
 )
+from orchestrator.triton.llm_client import Generation, LLMTimeout, LLMUnavailable
+
+BODY = "Hello,\n\nMy new card has not come in the post yet. What should I do?\n\nThanks,\nTom"
 
 
-def test_prompt_carries_the_policy_note_and_the_ticket():
+class ScriptedLLM:
+    """Answers each call with the next of `replies` (or raises it, when it is an error)."""
+
+    def __init__(self, *replies):
+        self.replies = list(replies)
+        self.calls: list[dict] = []
+
+    async def generate(self, messages, **params) -> Generation:
+        self.calls.append({"messages": messages, **params})
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return Generation(reply, "stop", 100, 12)
+
+
+def _draft(llm, intent="card_arrival", body=BODY, **options):
+    return asyncio.run(write_draft(llm, intent, "Card", body, **options))
+
+
+def test_the_opening_prompt_is_few_shot_and_ends_with_the_ticket_then_the_prefix():
+    messages = opening_messages("Where is my card?", "Ordered it two weeks ago.")
+    assert messages[0]["role"] == "system"
+    examples = messages[1:-2]
+    assert examples and [m["role"] for m in examples] == ["user", "assistant"] * (
+        len(examples) // 2
+    )
+    assert all(m["content"].startswith(OPENING_PREFIX) for m in examples[1::2])
+    assert messages[-2] == {
+        "role": "user",
+        "content": ticket_text("Where is my card?", "Ordered it two weeks ago."),
+    }
+    assert messages[-1] == {"role": "assistant", "content": OPENING_PREFIX, "prefix": True}
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "your card, arriving in 3 days",  # a number the note does not hold
+        "Cards > Track",  # a menu path
+        "this; as an AI, I'm unable to help with that",  # a refusal
+        "how my new card has not come in the post yet",  # the customer's own words
+        "the " + "card " * 30,  # too long for one opening sentence
+        "what, could you tell us more?",  # a question back
+        "",
+    ],
+)
+def test_an_opening_failing_a_check_is_not_used(sentence):
     note = load_notes()["card_arrival"]
-    messages = draft_messages(note, "Where is my card?", "Ordered it two weeks ago.")
-    assert note.note in messages[0]["content"]
-    assert "Where is my card?" in messages[1]["content"]
-    assert "Ordered it two weeks ago." in messages[1]["content"]
+    assert clean_opening(sentence, note, ticket_text("Card", BODY)) is None
 
 
-def test_a_draft_missing_key_facts_gets_the_note_appended():
-    note = load_notes()["lost_or_stolen_card"]
-    complete = " ".join(note.key_facts)
-    assert missing_facts(complete, note) == []
-    assert grounded(complete, note).text == complete
-    reply = "Sorry to hear that. Please freeze your card."
-    # What the guardrail reacts to is checked on the LLM's reply, before it acts ...
-    assert missing_facts(reply, note) == list(note.key_facts)
-    assert missing_facts("Use Cards > FREEZE now.", note) == list(note.key_facts[1:])
-    partial = grounded(reply, note)
-    # ... and what it does: the reply kept whole, the note appended once.
-    assert partial.source == "llm"
-    assert partial.text == f"{reply}\n\nWhat to do: {note.note}"
+def test_a_good_opening_is_tidied_into_one_sentence():
+    note = load_notes()["card_arrival"]
+    text = ' your card,\n which is late" '
+    assert clean_opening(text, note, BODY) == f"{OPENING_PREFIX} your card, which is late."
+
+
+def test_the_letter_greets_the_customer_and_carries_the_note_whole():
+    llm = ScriptedLLM(" your new card, which has not arrived")
+    draft = _draft(llm, seed=5)
+    note = load_notes()["card_arrival"]
+    assert draft.source == "llm"
+    opening = f"{OPENING_PREFIX} your new card, which has not arrived."
+    assert draft.text == f"Hi Tom,\n\n{opening} {note.note}\n\n{CLOSING}"
+    assert draft.generation.completion_tokens == 12
+    assert llm.calls[0]["temperature"] == 0.0 and llm.calls[0]["seed"] == 5
+    check = check_draft(
+        draft.text, note=note.note, key_facts=note.key_facts, ticket=BODY, name="Tom"
+    )
+    assert check.passed, check.failures
+
+
+def test_a_rejected_opening_is_retried_with_sampling_then_replaced():
+    retried = ScriptedLLM("the 3 days", "your new card")
+    assert f"{OPENING_PREFIX} your new card. " in _draft(retried).text
+    assert retried.calls[1]["temperature"] > 0
+    plain = ScriptedLLM("Cards > Track", "nothing, as an AI I cannot help")
+    draft = _draft(plain, body="Where is my card?")
+    assert draft.source == "fallback"
+    assert draft.text.startswith(f"Hello,\n\n{PLAIN_OPENING} ")
+
+
+def test_an_unavailable_llm_gives_the_marked_fallback_or_raises_for_a_retry():
+    note = load_notes()["exchange_charge"]
+    for error in (LLMUnavailable("down"), LLMTimeout("slow")):
+        draft = _draft(ScriptedLLM(error), intent="exchange_charge")
+        assert draft.source == "fallback" and note.note in draft.text
+        assert draft.generation is None
+    with pytest.raises(LLMUnavailable):
+        _draft(ScriptedLLM(LLMUnavailable("down")), fallback_when_down=False)
+    # a slow LLM is not retried later: the fallback answers even then
+    assert _draft(ScriptedLLM(LLMTimeout("slow")), fallback_when_down=False).source == "fallback"
 
 
 def test_every_note_states_its_own_key_facts():
-    """The guardrail appends the note to carry missing facts: that works only if it has them."""
+    """The letter carries the note whole: that states the facts only if the note has them."""
     for intent, note in load_notes().items():
         assert note.key_facts, intent
-        assert missing_facts(note.note, note) == [], intent
+        assert missing_facts(note.note, note.key_facts) == [], intent
 
 
-def test_fallback_is_built_from_the_note_and_marked():
-    note = load_notes()["exchange_charge"]
-    draft = fallback(note)
-    assert draft.source == "fallback"
-    assert note.note in draft.text
-    assert grounded("   ", note).text == draft.text
+def test_the_plain_letter_passes_every_check_for_every_intent():
+    for intent, note in load_notes().items():
+        text = compose(note, PLAIN_OPENING, "Sam")
+        check = check_draft(text, note=note.note, key_facts=note.key_facts, ticket="Hi", name="Sam")
+        assert check.passed, (intent, check.failures)

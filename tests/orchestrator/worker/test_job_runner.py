@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from orchestrator.db.models import Job, Ticket, db_now
 from orchestrator.db.session import session_factory
 from orchestrator.metrics import Metrics
-from orchestrator.services.drafts import load_notes
+from orchestrator.services.drafts import OPENING_PREFIX, load_notes
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.triton.llm_client import Generation, LLMUnavailable
 from orchestrator.worker import queue as jobs
@@ -26,11 +26,11 @@ INTENT = sorted(load_notes())[0]
 class ScriptedLLM:
     """Answers `reply`; a ticket whose body names a fault gets that fault instead."""
 
-    def __init__(self, reply: str = "Here is what to do.", hold: asyncio.Event | None = None):
+    def __init__(self, reply: str = " your card", hold: asyncio.Event | None = None):
         self.reply, self.hold = reply, hold
 
     async def stream(self, messages: list[dict], **_params):
-        ticket = messages[-1]["content"]
+        ticket = next(m["content"] for m in reversed(messages) if m["role"] == "user")
         if self.hold is not None:
             await self.hold.wait()
         if "boom" in ticket:
@@ -40,6 +40,11 @@ class ScriptedLLM:
             raise LLMUnavailable("connection refused")
         yield self.reply
         yield Generation(self.reply, "stop", 10, 5)
+
+    async def generate(self, messages: list[dict], **params) -> Generation:
+        async for item in self.stream(messages, **params):
+            if isinstance(item, Generation):
+                return item
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -61,9 +66,10 @@ def _rows(engine) -> dict[int, tuple]:
             .join(Job, Job.ticket_id == Ticket.id)
             .order_by(Ticket.id)
         )
-        # the LLM's words come first; the grounding note may follow them
+        # the LLM writes the sentence after the greeting; the note follows it
         return {
-            i: (status, draft and draft.split("\n")[0], *job) for i, status, draft, *job in rows
+            i: (status, draft and draft.split("\n\n")[1].split(". ")[0], *job)
+            for i, status, draft, *job in rows
         }
 
 
@@ -87,8 +93,8 @@ def test_a_failed_draft_sends_back_only_its_own_job(engine):
     worker = _worker(engine, ScriptedLLM())
     asyncio.run(worker._process(worker._claim(3)))
     rows = _rows(engine)
-    assert rows[first] == ("done", "Here is what to do.", "done", 1)
-    assert rows[second] == ("done", "Here is what to do.", "done", 1)
+    assert rows[first] == ("done", f"{OPENING_PREFIX} your card", "done", 1)
+    assert rows[second] == ("done", f"{OPENING_PREFIX} your card", "done", 1)
     assert rows[faulty][0] == "queued" and rows[faulty][2:] == ("pending", 1)
 
 
@@ -127,15 +133,20 @@ def test_a_worker_holds_at_most_worker_batch_jobs(engine):
 
 def test_a_stale_workers_draft_does_not_replace_the_new_holders(engine):
     (ticket,) = enqueue(engine, "acme", 1, intent=INTENT)
-    stale = _worker(engine, ScriptedLLM("stale draft"))
-    fresh = _worker(engine, ScriptedLLM("fresh draft"))
+    stale = _worker(engine, ScriptedLLM(" the stale request"))
+    fresh = _worker(engine, ScriptedLLM(" the fresh request"))
     stale_batch = stale._claim(1)
     with session_factory(engine).begin() as session:  # the stale worker's lease lapses
         session.execute(update(Job).values(leased_until=db_now(-1)))
         assert jobs.release_expired(session) == 1
     asyncio.run(fresh._process(fresh._claim(1)))
     asyncio.run(stale._process(stale_batch))
-    assert _rows(engine)[ticket] == ("done", "fresh draft", "done", 2)
+    assert _rows(engine)[ticket] == (
+        "done",
+        "Thank you for getting in touch about the fresh request",
+        "done",
+        2,
+    )
     with session_factory(engine)() as session:
         assert session.scalar(select(Job.lease_token)) == fresh.token
     assert _outcomes(stale).get("lease_lost") == 1 and "done" not in _outcomes(stale)
