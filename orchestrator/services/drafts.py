@@ -34,7 +34,7 @@ class AnswerNote:
 @dataclass(frozen=True)
 class Draft:
     text: str
-    source: str  # "llm" or "fallback"
+    source: str  # the model that wrote it ("llm", "llm_fallback"), or "fallback" (canned)
     generation: Generation | None = None  # token counts, when the LLM wrote it
 
 
@@ -96,7 +96,7 @@ async def stream_draft(
         ):
             if isinstance(item, Generation):
                 draft = grounded(item.text, note)
-                yield Draft(draft.text, draft.source, item)
+                yield Draft(draft.text, item.model or draft.source, item)
                 return
             yield item
     except LLMTimeout:
