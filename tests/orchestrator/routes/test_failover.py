@@ -122,7 +122,8 @@ def test_the_fallback_answers_while_the_primary_is_unloaded_then_the_breaker_ret
         """The sources of a draft written again through the API, and of one the worker wrote."""
         (ticket,) = enqueue(engine, TENANT, 1, intent="card_arrival")
         with engine.begin() as connection:  # the rest of a triage, for the API to show it
-            connection.execute(update(Ticket).where(Ticket.id == ticket).values(confidence=0.9, type="request", top=[]))
+            triaged = {"confidence": 0.9, "type": "request", "top": []}
+            connection.execute(update(Ticket).where(Ticket.id == ticket).values(**triaged))
 
         def worker_draft():
             answer = client.get(f"/v1/tickets/{ticket}", headers=ticket_key).json()
