@@ -191,7 +191,7 @@ class FailoverLLM:
             return [self.primary, self.fallback], route, ""
         if route is Route.FALLBACK:
             return [self.fallback, self.primary], route, "breaker_open"
-        try:  # the probe: a primary Triton does not call ready is not sent the request
+        try:  # the probe: a primary that Triton does not call ready is not sent the request
             ready = await self.primary.ready(self.ready_timeout_s)
         except BaseException:
             self.breaker.release()
