@@ -4,10 +4,13 @@ from pathlib import Path
 
 TRIAGE_MODELS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier", "ticket_triage")
 LLM_MODEL = "llm"
+# The same model code with a smaller KV cache: chat and drafts fail over to it (the
+# orchestrator's ORCHESTRATOR_LLM_PRIMARY / ORCHESTRATOR_LLM_FALLBACK choose the roles).
+LLM_FALLBACK_MODEL = "llm_fallback"
 # max_batch_size of ticket_triage and of each of its steps (their config.pbtxt): the most
 # texts one triage call may carry.
 TRIAGE_MAX_BATCH = 64
-SERVED_MODELS = (*TRIAGE_MODELS, LLM_MODEL)
+SERVED_MODELS = (*TRIAGE_MODELS, LLM_MODEL, LLM_FALLBACK_MODEL)
 
 # The longest text triage takes, in UTF-8 bytes: /v1/triage refuses longer texts (422), tickets'
 # texts are cut to it at a character boundary, and ticket_tokenizer refuses longer ones (its

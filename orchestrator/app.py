@@ -21,12 +21,12 @@ from orchestrator.errors import install_handlers
 from orchestrator.metrics import Metrics
 from orchestrator.services.chat import ChatService
 from orchestrator.services.control import ControlService
+from orchestrator.services.failover import make_llm
 from orchestrator.services.keys import ensure_bootstrap_key
 from orchestrator.services.settled import SettledTickets
 from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.control import ModelControl, TritonProcesses
-from orchestrator.triton.llm_client import LLMClient
 from orchestrator.triton.triage_client import TriageClient
 from orchestrator.worker import queue as jobs
 from orchestrator.worker.runner import Worker
@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 The public door of the support back end: tickets (JSON, e-mail, signed webhooks) are stored
-durably, triaged by Triton's `ticket_triage` ensemble and drafted by the `llm` model;
+durably, triaged by Triton's `ticket_triage` ensemble and drafted by the `llm` model (or its
+fallback, `llm_fallback`, while `llm` fails: answers name the model that wrote them);
 OpenAI-compatible chat; and a control plane for Triton's models.
 
 Authenticate with `X-API-Key: <key>` or `Authorization: Bearer <key>`. Errors have one shape:
@@ -61,7 +62,8 @@ def create_app(
             timeout_s=settings.triage_timeout_s,
             call_timeout_s=settings.triton_call_timeout_s,
         )
-        app.state.llm = LLMClient(triton.grpc_url, settings.llm_model)
+        # The primary LLM and its fallback behind one breaker (services/failover.py)
+        app.state.llm = make_llm(settings, triton.grpc_url, app.state.metrics)
         app.state.control = ModelControl(
             triton.grpc_url,
             triton.model_repository,

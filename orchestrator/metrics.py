@@ -3,7 +3,8 @@
 Rules (vLLM's): prefix `support_`; counters end in `_total`; times are `_seconds` histograms
 with explicit buckets; label sets are fixed and bounded: routes are path templates
 (`/v1/tickets/{id}`), never raw paths; departments and priorities come from the taxonomy;
-`source` is "chat" or "draft"; `gpu` is an index. The names are a contract: deploy/grafana and
+`source` is "chat" or "draft"; `gpu` is an index; model names (`model`, `primary`,
+`fallback`) come from the configuration. The names are a contract: deploy/grafana and
 deploy/prometheus chart and alert on them.
 """
 
@@ -54,6 +55,20 @@ class Metrics:
             "support_generation_tokens_total",
             "Tokens read (prompt) and written (completion) by the LLM",
             (*per_source, "kind"),
+        )
+        # LLM failover (services/failover.py): labels are the configured model names
+        self.llm_failovers = counter(
+            "support_llm_failovers_total",
+            "Chat and draft requests sent to the fallback model, by reason: the primary was "
+            "unavailable, timed_out or overloaded before its first token, or its breaker was "
+            "open (breaker_open)",
+            ("primary", "fallback", "reason"),
+        )
+        self.llm_breaker_state = gauge(
+            "support_llm_breaker_state",
+            "The primary model's circuit breaker: 0 closed, 1 half-open (probing the primary), "
+            "2 open (requests go to the fallback first)",
+            ("model",),
         )
         # The job queue (read at scrape time) and the worker
         self.queue_depth = gauge(

@@ -2,11 +2,15 @@
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import PROJECT_ROOT
-from contracts.models import LLM_MODEL, SERVED_MODELS, TRIAGE_MAX_BATCH
+from contracts.models import LLM_FALLBACK_MODEL, LLM_MODEL, SERVED_MODELS, TRIAGE_MAX_BATCH
+
+# A Triton model name that fits tickets.draft_source (a draft names the model that wrote it).
+MODEL_NAME = r"^[A-Za-z0-9_.-]{1,20}$"
+MODEL_NAME_OR_NONE = r"^[A-Za-z0-9_.-]{0,20}$"
 
 
 class TritonSettings(BaseSettings):
@@ -95,7 +99,18 @@ class OrchestratorSettings(BaseSettings):
     job_lease_s: float = Field(default=30.0, ge=1)
 
     # Generation
-    llm_model: str = LLM_MODEL
+    llm_model: str = LLM_MODEL  # the name chat requests give (GET /v1/models)
+    # Failover (services/failover.py): the Triton model tried first and the one chat and
+    # drafts fail over to ("" for none), per environment. Answers name the model that wrote
+    # them. The breaker opens after this many failures of the primary in a row (errors,
+    # timeouts, overload), sends traffic to the fallback for the cooldown, then probes.
+    llm_primary: str = Field(default=LLM_MODEL, pattern=MODEL_NAME)
+    llm_fallback: str = Field(default=LLM_FALLBACK_MODEL, pattern=MODEL_NAME_OR_NONE)
+    llm_breaker_failures: int = Field(default=3, ge=1)
+    llm_breaker_cooldown_s: float = Field(default=15.0, gt=0)
+    # The first model's first token must come within this, else the request fails over as a
+    # timeout; the second gets what is left of the request's own timeout.
+    llm_failover_wait_s: float = Field(default=15.0, gt=0)
     draft_max_tokens: int = Field(default=96, ge=1, le=1024)
     draft_timeout_s: float = Field(default=30.0, gt=0)  # then the marked fallback draft
     chat_default_max_tokens: int = Field(default=256, ge=1)
@@ -115,3 +130,9 @@ class OrchestratorSettings(BaseSettings):
     email_max_header_bytes: int = Field(default=64 * 1024, ge=1024)  # top-level header section
     email_max_headers: int = Field(default=500, ge=10)  # header fields in that section
     email_max_encoded_words: int = Field(default=1000, ge=1)  # RFC 2047 =?...?= words
+
+    @model_validator(mode="after")
+    def _distinct_llms(self) -> "OrchestratorSettings":
+        if self.llm_fallback == self.llm_primary:
+            raise ValueError("llm_fallback must name another model than llm_primary (or be empty)")
+        return self

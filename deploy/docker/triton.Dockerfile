@@ -2,7 +2,8 @@
 #   make build     # first: the model repository's weights are build outputs, not in git
 #   docker build -f deploy/docker/triton.Dockerfile -t support/triton .
 # ticket_encoder and ticket_classifier run on the image's native onnxruntime backend;
-# ticket_tokenizer and llm run on the Python backend.
+# ticket_tokenizer, llm and llm_fallback run on the Python backend (llm_fallback/1/model.py is a
+# relative symlink to llm's, which COPY keeps).
 #
 # Why Python 3.11 is added: the project (llm_engine) needs Python >= 3.11, while the 24.10
 # image's own Python is 3.10. Triton's Python backend runs models in a "stub" process linked
@@ -85,6 +86,7 @@ CMD ["tritonserver", \
      "--load-model=ticket_classifier", \
      "--load-model=ticket_triage", \
      "--load-model=llm", \
+     "--load-model=llm_fallback", \
      "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", \
      "--allow-metrics=true", "--allow-gpu-metrics=true", \
      "--backend-config=python,shm-default-byte-size=4194304", \

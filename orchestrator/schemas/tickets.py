@@ -52,7 +52,10 @@ class TicketCreate(BaseModel):
 
 class DraftPublic(BaseModel):
     text: str
-    source: str = Field(description='"llm", or "fallback" when the LLM could not answer')
+    source: str = Field(
+        description='The model that wrote it ("llm", or "llm_fallback" after a failover), '
+        'or "fallback": the canned draft, when no LLM could answer'
+    )
 
 
 class TicketAccepted(BaseModel):

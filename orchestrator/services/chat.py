@@ -1,4 +1,8 @@
-"""Chat completions: generation through the `llm` model, SSE chunks, history and metrics.
+"""Chat completions: generation through the LLM, SSE chunks, history and metrics.
+
+Requests name the public model (settings.llm_model, GET /v1/models); the answer's `model`
+(every SSE chunk's, and the history's) is the Triton model that wrote it: the primary, or the
+fallback when the primary failed or its breaker is open (services/failover.py).
 
 Errors are domain errors (orchestrator.errors maps them to HTTP): an unknown model, a prompt
 that does not fit the context (the caller's error: 400 context_length_exceeded, which OpenAI
@@ -20,11 +24,11 @@ from orchestrator.db.models import ChatExchange
 from orchestrator.errors import ContextTooLong, DependencyUnavailable, ModelNotFound
 from orchestrator.metrics import Metrics
 from orchestrator.schemas.chat import AssistantMessage, ChatCompletion, ChatRequest, Choice, Usage
+from orchestrator.services.failover import Answer, FailoverLLM
 from orchestrator.services.generation import GenerationTimer
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.triton.llm_client import (
     Generation,
-    LLMClient,
     LLMRejected,
     LLMTimeout,
     LLMUnavailable,
@@ -55,7 +59,7 @@ async def no_quota(_caller: Caller, _max_tokens: int):
 class ChatService:
     def __init__(
         self,
-        llm: LLMClient,
+        llm: FailoverLLM,
         sessions,
         metrics: Metrics,
         settings: OrchestratorSettings,
@@ -70,12 +74,13 @@ class ChatService:
             exchange = _Exchange(self, caller, data, spent)
             items = self._generate(data)
             first = await _first_item(items)
+            exchange.model = items.model
             text, generation = await _collect(first, items, exchange.timer)
             await exchange.save(text, generation)
         return ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
-            model=data.model,
+            model=items.model,
             choices=[
                 Choice(
                     message=AssistantMessage(content=text), finish_reason=generation.finish_reason
@@ -93,6 +98,7 @@ class ChatService:
             exchange = _Exchange(self, caller, data, spent)
             items = self._generate(data)
             first = await _first_item(items)
+            exchange.model = items.model
         except BaseException:
             await resources.aclose()
             raise
@@ -106,7 +112,7 @@ class ChatService:
         asked = data.max_completion_tokens or data.max_tokens
         return asked or self.settings.chat_default_max_tokens
 
-    def _generate(self, data: ChatRequest) -> AsyncIterator[str | Generation]:
+    def _generate(self, data: ChatRequest) -> Answer:
         return self.llm.stream(
             [m.model_dump(exclude_none=True) for m in data.messages],
             max_tokens=self._max_tokens(data),
@@ -150,7 +156,8 @@ class _Exchange:
     """Stores one exchange once, off the event loop, and records its TTFT and TPOT."""
 
     def __init__(self, service: ChatService, caller: Caller, data: ChatRequest, spent: Spent):
-        self.service, self.caller, self.model, self.spent = service, caller, data.model, spent
+        self.service, self.caller, self.spent = service, caller, spent
+        self.model = data.model  # then the model that writes the answer
         self.messages = [m.model_dump(exclude_none=True) for m in data.messages]
         self.timer = GenerationTimer()
         self.saved = False
@@ -185,7 +192,7 @@ async def _events(
     completion_id: str,
     data: ChatRequest,
     first,
-    items: AsyncIterator,
+    items: Answer,
     exchange: _Exchange,
     resources: AsyncExitStack,
 ) -> AsyncIterator[str]:
@@ -196,7 +203,7 @@ async def _events(
             "id": completion_id,
             "object": "chat.completion.chunk",
             "created": created,
-            "model": data.model,
+            "model": items.model,
             "choices": choices,
             **extra,
         }

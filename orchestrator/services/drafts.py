@@ -78,7 +78,8 @@ class AnswerNote:
 @dataclass(frozen=True)
 class Draft:
     text: str
-    source: str  # "llm" (the model wrote its opening) or "fallback"
+    # the model that wrote its opening ("llm", "llm_fallback"), or "fallback": no model did
+    source: str
     generation: Generation | None = None  # token counts of the model's sentence
 
 
@@ -187,7 +188,7 @@ async def stream_draft(
     if opening is None:
         draft = Draft(fallback(note, name).text, "fallback", generation)
     else:
-        draft = Draft(compose(note, opening, name), "llm", generation)
+        draft = Draft(compose(note, opening, name), generation.model or "llm", generation)
     yield draft.text
     yield draft
 

@@ -64,6 +64,7 @@ class Generation:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    model: str = ""  # the Triton model that wrote it
 
 
 def _tensor(name: str, value, dtype, kind: str) -> aio.InferInput:
@@ -171,6 +172,7 @@ class LLMClient:
                         result.as_numpy("finish_reason").reshape(-1)[0].decode(),
                         int(result.as_numpy("num_input_tokens").reshape(-1)[0]),
                         int(result.as_numpy("num_output_tokens").reshape(-1)[0]),
+                        self.model,
                     )
                     return
         except LLMUnavailable:
@@ -181,6 +183,13 @@ class LLMClient:
             # Ends this request's stream only (Triton cancels it); the channel stays open.
             await responses.aclose() if hasattr(responses, "aclose") else None
         raise LLMUnavailable("the stream ended without a final response")
+
+    async def ready(self, timeout_s: float = 5.0) -> bool:
+        """Whether Triton says the model is ready; False when Triton cannot be reached."""
+        try:
+            return await self._channel().is_model_ready(self.model, client_timeout=timeout_s)
+        except Exception:  # unreachable, or no answer in time: not ready either way
+            return False
 
     async def generate(self, messages: list[dict], **params) -> Generation:
         async for item in self.stream(messages, **params):

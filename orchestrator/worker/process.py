@@ -8,9 +8,9 @@ from prometheus_client import start_http_server
 
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.metrics import Metrics
+from orchestrator.services.failover import make_llm
 from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import OrchestratorSettings, TritonSettings
-from orchestrator.triton.llm_client import LLMClient
 from orchestrator.triton.triage_client import TriageClient
 from orchestrator.worker.runner import Worker
 
@@ -29,13 +29,8 @@ async def _run(settings: OrchestratorSettings, triton: TritonSettings, metrics_p
     if metrics_port:
         start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
     triage = TriageClient(triton.grpc_url, timeout_s=settings.triage_timeout_s)
-    worker = Worker(
-        session_factory(engine),
-        triage,
-        LLMClient(triton.grpc_url, settings.llm_model),
-        metrics,
-        settings,
-    )
+    llm = make_llm(settings, triton.grpc_url, metrics)
+    worker = Worker(session_factory(engine), triage, llm, metrics, settings)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(worker.stop()))
@@ -46,5 +41,6 @@ async def _run(settings: OrchestratorSettings, triton: TritonSettings, metrics_p
     finally:
         watchdog.stop()
         await triage.close()
+        await llm.close()
         engine.dispose()
     return 0

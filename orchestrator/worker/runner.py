@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.db.models import Ticket, utcnow
 from orchestrator.metrics import Metrics
 from orchestrator.services.drafts import Draft, stream_draft
+from orchestrator.services.failover import FailoverLLM
 from orchestrator.services.generation import GenerationTimer
 from orchestrator.services.tickets import store_triage
 from orchestrator.services.triage import ticket_text, triage_texts
@@ -49,7 +50,7 @@ class Worker:
         self,
         sessions: sessionmaker[Session],
         triage: TriageClient,
-        llm: LLMClient,
+        llm: FailoverLLM | LLMClient,
         metrics: Metrics,
         settings: OrchestratorSettings,
     ):

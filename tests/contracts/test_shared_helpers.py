@@ -92,9 +92,10 @@ METRIC_NAMES = {
     "support_host_memory_used_bytes", "support_host_memory_total_bytes",
     "support_process_resident_memory_bytes", "support_gpu_utilization_percent",
     "support_gpu_memory_used_bytes", "support_gpu_memory_total_bytes",
+    "support_llm_failovers", "support_llm_breaker_state",
 }  # fmt: skip
 BOUNDED_LABELS = {"route", "method", "status", "department", "priority", "source", "kind",
-                  "outcome", "model", "action", "gpu"}  # fmt: skip
+                  "outcome", "model", "action", "gpu", "primary", "fallback", "reason"}  # fmt: skip
 
 
 def test_metric_families_keep_their_names_bounded_labels_and_explicit_buckets():

@@ -1,4 +1,5 @@
-"""A real Triton serving only the mock LLM (tests/models/mock_llm) under the `llm` model's name.
+"""A real Triton serving the mock LLM (tests/models/mock_llm) under the `llm` model's name
+(and, for the failover tests, under `llm_fallback`'s too).
 
 Triton from the wheel starts in about ten seconds with one Python model and no ONNX files,
 so the chat path (gRPC streaming, SSE, errors mid-stream, timeouts) is tested in the fast
@@ -19,25 +20,27 @@ from tests.utils.ports import free_ports
 MOCK_LLM = Path(__file__).parents[1] / "models" / "mock_llm"
 
 
-def mock_repository(target: Path) -> Path:
-    """`target/llm`: the committed llm config with the mock's model.py as version 1."""
-    model = target / LLM_MODEL
-    (model / "1").mkdir(parents=True)
-    shutil.copy2(PROJECT_ROOT / "model_repository" / LLM_MODEL / "config.pbtxt", model)
-    shutil.copy2(MOCK_LLM / "1" / "model.py", model / "1" / "model.py")
+def mock_repository(target: Path, models: tuple[str, ...] = (LLM_MODEL,)) -> Path:
+    """`target/<model>` per model (`llm`, `llm_fallback`): its committed config with the
+    mock's model.py as version 1."""
+    for name in models:
+        model = target / name
+        (model / "1").mkdir(parents=True)
+        shutil.copy2(PROJECT_ROOT / "model_repository" / name / "config.pbtxt", model)
+        shutil.copy2(MOCK_LLM / "1" / "model.py", model / "1" / "model.py")
     return target
 
 
-def mock_triton_settings(work: Path) -> TritonSettings:
+def mock_triton_settings(work: Path, models: tuple[str, ...] = (LLM_MODEL,)) -> TritonSettings:
     http, grpc, metrics = free_ports(3)
     return TritonSettings(
         http_port=http,
         grpc_port=grpc,
         metrics_port=metrics,
-        model_repository=mock_repository(work / "repository"),
+        model_repository=mock_repository(work / "repository", models),
         work_dir=work,
         log_file=work / "triton.log",
-        models=(LLM_MODEL,),
+        models=models,
     )
 
 

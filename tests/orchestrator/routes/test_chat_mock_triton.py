@@ -196,7 +196,7 @@ def test_llm_client_streams_pieces_then_the_totals(mock_triton):
     items = asyncio.run(collect())
     assert "".join(items[:-1]) == " ".join(WORDS * 2)
     assert items[-1] == Generation(
-        " ".join(WORDS * 2), "stop", items[-1].prompt_tokens, 2 * len(WORDS)
+        " ".join(WORDS * 2), "stop", items[-1].prompt_tokens, 2 * len(WORDS), model="llm"
     )
 
 
