@@ -19,6 +19,7 @@ When the LLM is unavailable or too slow, the same letter with the plain opening 
 fallback draft, marked `source="fallback"`.
 """
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cache
@@ -140,16 +141,21 @@ def fallback(note: AnswerNote, name: str | None = None) -> Draft:
 async def _opening(
     llm: LLMClient, subject: str, body: str, note: AnswerNote, *, seed, timeout_s: float
 ) -> tuple[str | None, Generation | None]:
-    """The model's checked sentence (greedy, then one sampled retry), with its token counts."""
+    """The model's checked sentence (greedy, then one sampled retry), with its token counts;
+    both attempts together take at most `timeout_s`."""
     ticket, generation = ticket_text(subject, body), None
+    deadline = time.monotonic() + timeout_s
     for attempt in range(2):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LLMTimeout(f"no acceptable opening within {timeout_s} s")
         generation = await llm.generate(
             opening_messages(subject, body),
             max_tokens=OPENING_MAX_TOKENS,
             temperature=0.0 if attempt == 0 else 0.7,
             seed=seed if seed is not None else attempt,
             stop=list(OPENING_STOP),
-            timeout_s=timeout_s,
+            timeout_s=remaining,
         )
         opening = clean_opening(generation.text, note, ticket)
         if opening is not None:
