@@ -31,7 +31,7 @@ from orchestrator.services import draft_checks
 from orchestrator.services.drafts import load_notes, ticket_text, write_draft
 from orchestrator.settings import TritonSettings
 from orchestrator.triton.launcher import TritonServer
-from orchestrator.triton.llm_client import LLMClient
+from orchestrator.triton.llm_client import LLMClient, LLMUnavailable
 
 DEFAULT_TICKETS = PROJECT_ROOT / "data" / "draft_tickets.yaml"
 FREEFORM_TONE = (
@@ -73,8 +73,11 @@ async def _freeform(llm: LLMClient, ticket: Ticket, seed: int) -> tuple[str, str
         {"role": "system", "content": f"{FREEFORM_TONE}\n\nPolicy for this request: {note.note}"},
         {"role": "user", "content": ticket_text(ticket.subject, ticket.body)},
     ]
-    generation = await llm.generate(messages, max_tokens=96, seed=seed, timeout_s=120)
-    return generation.text.strip(), "llm"
+    try:
+        generation = await llm.generate(messages, max_tokens=96, seed=seed, timeout_s=300)
+    except LLMUnavailable as error:  # scored as a failed draft, not a crashed evaluation
+        return f"(no draft: {error})", "error"
+    return generation.text.strip(), generation.model or "llm"
 
 
 STRATEGIES: dict[str, Callable[[LLMClient, Ticket, int], Awaitable[tuple[str, str]]]] = {
