@@ -1,8 +1,9 @@
 """transformers engine: any Hugging Face causal-LM folder; CUDA with bf16/fp16 where present.
 
-Each sequence keeps its own KV cache, and a step runs its items one after another: correct
-for every architecture, and enough for the GPU path and functional parity on CPU. (On CPU
-the llama.cpp engine is the fast one; see the README's figures.)
+Each sequence keeps its own KV cache (a shared or cached prefix is a copy), and a step runs
+its items one after another: correct for every architecture, and enough for the GPU path and
+functional parity on CPU. (On CPU the llama.cpp engine is the fast one; see the README's
+figures.)
 """
 
 import copy
