@@ -80,6 +80,7 @@ async def stream_draft(
     timeout_s: float = 20.0,
     seed: int | None = None,
     fallback_when_down: bool = True,
+    priority: str | None = None,
 ) -> AsyncIterator[str | Draft]:
     """The LLM's text as it comes, then the grounded Draft.
 
@@ -93,6 +94,7 @@ async def stream_draft(
             max_tokens=max_tokens,
             timeout_s=timeout_s,
             seed=seed,
+            priority=priority,
         ):
             if isinstance(item, Generation):
                 draft = grounded(item.text, note)
