@@ -139,15 +139,7 @@ class Scheduler:
             if self._stopping:
                 request.on_finish(Finish(FinishReason.ERROR, len(tokens), 0, self._closed_reason))
                 return
-            sequence = self._sequence(request, tokens)
-            refused = self._displaced_by(sequence) if self._waiting.full else None
-            if self._waiting.full:
-                refused = sequence
-            else:
-                self._waiting.push(sequence)
-                self._wake.notify()
-            if refused is not None:
-                self._refused["queue_full"] += 1
+            refused = self._enqueue(self._sequence(request, tokens))
         if refused is not None:
             message = "the model's waiting queue is full; retry shortly"
             refused.request.on_finish(
@@ -176,11 +168,19 @@ class Scheduler:
         sampler, text = Sampler(request.params), TextStream(request.params.stop)
         return Sequence(request, tokens, len(tokens), rank, sampler, text)
 
-    def _displaced_by(self, sequence: Sequence) -> Sequence | None:
-        last = self._waiting.last()
-        if last is None or last.rank[0] <= sequence.rank[0] or last.generated:
-            return None
-        return last if self._waiting.remove([last]) else None
+    def _enqueue(self, sequence: Sequence) -> Sequence | None:
+        """Queue `sequence` unless the queue is full; return the one refused: `sequence`, or
+        the newest waiting request of a lower priority that it displaced (one not started)."""
+        refused = None
+        if self._waiting.full:
+            last = self._waiting.last()
+            displace = last is not None and last.rank[0] > sequence.rank[0] and not last.generated
+            refused = self._waiting.remove([last])[0] if displace else sequence
+            self._refused["queue_full"] += 1
+        if refused is not sequence:
+            self._waiting.push(sequence)
+            self._wake.notify()
+        return refused
 
     # ---- the scheduler's own thread ---------------------------------------------------------
     def _run(self) -> None:
@@ -205,8 +205,8 @@ class Scheduler:
             self._drop_cancelled()
             self._expire_waiting()
         self._end_all_if_going_away()
-        self._reserve_growth()
-        self._admit()
+        if not self._reserve_growth():  # after a preemption, admitting would only thrash
+            self._admit()
         if self._active:
             self._step()
 
@@ -253,9 +253,11 @@ class Scheduler:
         self._active.append(sequence)
         self._reuse_prefix(sequence)
 
-    def _reserve_growth(self) -> None:
+    def _reserve_growth(self) -> bool:
         """Give each running sequence, best rank first, the cells its next step writes; when
-        they cannot be found, the worst-ranked (newest, lowest priority) sequence gives way."""
+        they cannot be found, the worst-ranked (newest, lowest priority) sequence gives way.
+        Return whether one did."""
+        preempted = False
         for sequence in sorted(self._active, key=lambda s: s.rank):
             while sequence in self._active and len(sequence.tokens) > sequence.cells:
                 more = min(GROWTH_BLOCK, sequence.max_cells - sequence.cells)
@@ -264,6 +266,8 @@ class Scheduler:
                     self._reserved += more
                 else:
                     self._preempt(max(self._active, key=lambda s: s.rank))
+                    preempted = True
+        return preempted
 
     def _make_room(self, cells: int) -> bool:
         """Evict cached prefixes, oldest first, until `cells` more fit; False if they cannot."""
