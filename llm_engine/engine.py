@@ -19,8 +19,8 @@ class StepItem:
 class Engine(Protocol):
     name: str
     context_length: int  # longest prompt plus reply one sequence may reach
-    kv_capacity: int  # cache cells shared by all running sequences
-    max_slots: int
+    kv_capacity: int  # cache cells shared by all running sequences and cached prefixes
+    max_slots: int  # sequence ids: the scheduler's running slots, then its cached prefixes
     eos_token_ids: frozenset[int]
 
     def tokenize(self, text: str) -> list[int]:
@@ -36,7 +36,11 @@ class Engine(Protocol):
         """Run every item in one pass; return the last-position logits of each item wanting them."""
 
     def share_prefix(self, source: int, target: int, length: int) -> None:
-        """Give the empty `target` slot the cache of `source`'s first `length` positions."""
+        """Give the empty `target` slot the cache of `source`'s first `length` positions.
+
+        Both ways between running slots and cached prefixes: a new request takes a prefix
+        over, and a finished one leaves its cells to a prefix slot before it is released.
+        """
 
     def release(self, slot: int) -> None:
         """Forget everything cached for `slot` so that a new sequence can use it."""

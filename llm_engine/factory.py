@@ -6,13 +6,15 @@ from llm_engine.config import LLMConfig
 
 
 def create_engine(config: LLMConfig):
+    """An engine with a sequence id for each running sequence and each cached prefix."""
     path = Path(config.model_path) if config.model_path else None
+    slots = config.max_active_sequences + config.prefix_cache_entries
     if config.engine == "llama_cpp":
         from llm_engine.llama_cpp_engine import LlamaCppEngine
 
         return LlamaCppEngine(
             path,
-            max_slots=config.max_active_sequences,
+            max_slots=slots,
             context_size=config.context_size,
             step_tokens=config.step_tokens,
             threads=config.threads,
@@ -24,7 +26,5 @@ def create_engine(config: LLMConfig):
             raise ValueError(
                 "the transformers engine needs model_path: a Hugging Face model folder"
             )
-        return TransformersEngine(
-            path, max_slots=config.max_active_sequences, context_size=config.context_size
-        )
+        return TransformersEngine(path, max_slots=slots, context_size=config.context_size)
     raise ValueError(f"unknown engine {config.engine!r}; use llama_cpp or transformers")

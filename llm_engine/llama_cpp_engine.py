@@ -1,7 +1,9 @@
 """llama.cpp engine: one context, one sequence id per running request, one `llama_decode` per step.
 
 All running requests share the context's unified KV cache; each is its own sequence (its
-slot number), and its cells are removed when it ends. A step's tokens (prefill chunks and one
+slot number), and its cells are removed when it ends. The scheduler keeps the prompts of
+finished requests under further sequence ids (`max_slots` counts them too), tagging the same
+cells rather than copying them. A step's tokens (prefill chunks and one
 decode token per running sequence) go into a single batch, so the weights are read once for
 all of them: that is where throughput under load comes from on a CPU.
 """

@@ -6,7 +6,7 @@ deploy/prometheus chart them. Times are `_seconds` histograms with explicit buck
 end in `_total`, and every family has the same fixed labels (model, version, engine, and `load`,
 one id per model instance: a reload must not share a metric with the instance it replaces, see
 model_repository/llm/1/model.py), plus `finished_reason` from FinishReason on the
-finished-requests counter.
+finished-requests counter and `code` (queue_full, queue_timeout) on the rejected-requests one.
 """
 
 from dataclasses import dataclass
@@ -40,5 +40,13 @@ FAMILIES = {
     "finished": Family("request_finished_total", "Finished requests by reason", "counter"),
     "prefix": Family(
         "prefix_cache_hit_tokens_total", "Prompt tokens taken from the cache", "counter"
+    ),
+    "preempted": Family(
+        "num_preemptions_total", "Sequences preempted for cache cells, recomputed later", "counter"
+    ),
+    "rejected": Family(
+        "request_rejected_total",
+        "Requests refused: the queue was full or the wait too long",
+        "counter",
     ),
 }

@@ -111,7 +111,7 @@ class OrchestratorSettings(BaseSettings):
     # The first model's first token must come within this, else the request fails over as a
     # timeout; the second gets what is left of the request's own timeout.
     llm_failover_wait_s: float = Field(default=15.0, gt=0)
-    draft_max_tokens: int = Field(default=96, ge=1, le=1024)
+    draft_max_tokens: int = Field(default=40, ge=8, le=256)  # the model's sentence of a draft
     draft_timeout_s: float = Field(default=30.0, gt=0)  # then the marked fallback draft
     chat_default_max_tokens: int = Field(default=256, ge=1)
     chat_timeout_s: float = Field(default=120.0, gt=0)

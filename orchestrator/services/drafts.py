@@ -139,7 +139,15 @@ def fallback(note: AnswerNote, name: str | None = None) -> Draft:
 
 
 async def _opening(
-    llm: LLMClient, subject: str, body: str, note: AnswerNote, *, seed, timeout_s: float
+    llm: LLMClient,
+    subject: str,
+    body: str,
+    note: AnswerNote,
+    *,
+    timeout_s: float,
+    seed: int | None,
+    max_tokens: int,
+    priority: str | None,
 ) -> tuple[str | None, Generation | None]:
     """The model's checked sentence (greedy, then one sampled retry), with its token counts;
     both attempts together take at most `timeout_s`."""
@@ -151,11 +159,12 @@ async def _opening(
             raise LLMTimeout(f"no acceptable opening within {timeout_s} s")
         generation = await llm.generate(
             opening_messages(subject, body),
-            max_tokens=OPENING_MAX_TOKENS,
             temperature=0.0 if attempt == 0 else 0.7,
-            seed=seed if seed is not None else attempt,
+            seed=attempt if seed is None else seed,
             stop=list(OPENING_STOP),
             timeout_s=remaining,
+            max_tokens=max_tokens,
+            priority=priority,
         )
         opening = clean_opening(generation.text, note, ticket)
         if opening is not None:
@@ -172,7 +181,8 @@ async def stream_draft(
     timeout_s: float = 20.0,
     seed: int | None = None,
     fallback_when_down: bool = True,
-    **_unused,
+    max_tokens: int = OPENING_MAX_TOKENS,
+    priority: str | None = None,
 ) -> AsyncIterator[str | Draft]:
     """The letter's parts as they are ready, then the whole Draft.
 
@@ -183,7 +193,14 @@ async def stream_draft(
     name = draft_checks.customer_name(body)
     try:
         opening, generation = await _opening(
-            llm, subject, body, note, seed=seed, timeout_s=timeout_s
+            llm,
+            subject,
+            body,
+            note,
+            timeout_s=timeout_s,
+            seed=seed,
+            max_tokens=max_tokens,
+            priority=priority,
         )
     except LLMTimeout:
         opening = generation = None

@@ -84,8 +84,12 @@ def request_inputs(
     stop: list[str] | None = None,
     frequency_penalty: float | None = None,
     presence_penalty: float | None = None,
+    priority: str | None = None,
 ) -> list[aio.InferInput]:
-    """The `llm` model's inputs for one chat request (optional ones only when given)."""
+    """The `llm` model's inputs for one chat request (optional ones only when given).
+
+    `priority`: "interactive" (the model's default) or "background", which waits behind it.
+    """
     inputs = [
         _tensor("messages", json.dumps(messages).encode(), object, "BYTES"),
         _tensor("max_tokens", max_tokens, np.int32, "INT32"),
@@ -106,6 +110,8 @@ def request_inputs(
         tensor = aio.InferInput("stop_words", list(words.shape), "BYTES")
         tensor.set_data_from_numpy(words)
         inputs.append(tensor)
+    if priority is not None:
+        inputs.append(_tensor("priority", priority.encode(), object, "BYTES"))
     return inputs
 
 

@@ -182,6 +182,7 @@ class Worker:
                 max_tokens=self.settings.draft_max_tokens,
                 timeout_s=self.settings.draft_timeout_s,
                 fallback_when_down=last_attempt,
+                priority="background",  # nobody is watching: chat replies go first
             ):
                 if isinstance(item, Draft):
                     draft = item

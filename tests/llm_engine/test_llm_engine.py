@@ -5,7 +5,7 @@ import time
 import pytest
 
 from llm_engine.chat import parse_messages
-from llm_engine.scheduler import FinishReason, Observer, Scheduler
+from llm_engine.scheduler import GROWTH_BLOCK, FinishReason, Observer, Scheduler
 from tests.utils.llm import Collected, generate
 
 pytestmark = pytest.mark.slow  # real engines; the fast lane has tests/llm_engine/test_scheduler.py
@@ -152,3 +152,56 @@ def test_a_prompt_sharing_a_cached_prefix_reuses_its_cells(engine):
     assert recorder.reused and recorder.reused[0] >= 10  # the system prompt, computed once
     assert "Paris" in first.text
     assert "PIN" in second.text or "pin" in second.text.lower()
+
+
+def test_a_finished_requests_prompt_stays_cached_for_the_next_request(engine):
+    class Recorder(Observer):
+        def __init__(self):
+            self.reused: list[int] = []
+
+        def prefix_reused(self, tokens: int) -> None:
+            self.reused.append(tokens)
+
+    recorder = Recorder()
+    # Two of the engine's four sequence ids run requests; the other two hold cached prefixes.
+    scheduler = Scheduler(
+        engine, max_active=2, prefix_cache_entries=2, step_token_budget=128, observer=recorder
+    ).start()
+    try:
+        system = {"role": "system", "content": "You are a support agent at a bank. Be brief."}
+        ask = [system, {"role": "user", "content": "What is the capital of France?"}]
+        first = generate(scheduler, engine.render_chat(ask), max_tokens=24)
+        assert recorder.reused == []
+        follow_up = [*ask, {"role": "assistant", "content": first.text}]
+        follow_up.append({"role": "user", "content": "And of Italy?"})
+        second = generate(scheduler, engine.render_chat(follow_up), max_tokens=24)
+    finally:
+        scheduler.stop()
+    assert "Paris" in first.text and "Rome" in second.text
+    assert recorder.reused and recorder.reused[0] >= 20  # at least the system prompt
+
+
+def test_a_preempted_sequence_is_recomputed_and_finishes(engine, monkeypatch):
+    class Recorder(Observer):
+        preemptions = 0
+
+        def preempted(self) -> None:
+            self.preemptions += 1
+
+    prompt = chat_prompt(engine)
+    start = len(engine.tokenize(prompt)) + GROWTH_BLOCK  # the cells a sequence starts with
+    monkeypatch.setattr(engine, "kv_capacity", 2 * start + 16)  # both start; both cannot end
+    recorder = Recorder()
+    scheduler = Scheduler(engine, max_active=2, step_token_budget=128, observer=recorder).start()
+    try:
+        first, second = Collected(), Collected()
+        scheduler.submit(first.request(prompt, max_tokens=48, ignore_eos=True))
+        scheduler.submit(second.request(prompt, max_tokens=48, ignore_eos=True))
+        assert first.done.wait(300) and second.done.wait(300)
+    finally:
+        scheduler.stop()
+    assert recorder.preemptions >= 1
+    for collected in (first, second):
+        assert collected.finish.reason is FinishReason.LENGTH, collected.finish.error
+        assert collected.finish.generated_tokens == 48
+        assert "Paris" in collected.text

@@ -1,13 +1,12 @@
 """The continuous-batching scheduler against a fake engine: fast, deterministic, no model."""
 
 import threading
-import time
 
 import pytest
 
 from llm_engine.scheduler import FinishReason, Observer, Scheduler
 from tests.utils.fake_engine import FakeEngine
-from tests.utils.llm import Collected, generate
+from tests.utils.llm import Collected, generate, wait_for
 
 REPLY = "Hello, world."
 
@@ -42,13 +41,6 @@ def scheduler(engine):
     scheduler = running(engine)
     yield scheduler
     scheduler.stop()
-
-
-def wait_for(predicate, timeout_s=5.0):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.002)
 
 
 def test_greedy_reply_streams_in_pieces_and_ends_at_eos(scheduler):

@@ -65,6 +65,8 @@ def _inputs(messages: str = QUESTION, max_tokens: int = 24, stream: bool = True,
         inputs.append(tensor("ignore_eos", True, bool, "BOOL"))
     if "temperature" in extra:
         inputs.append(tensor("temperature", extra["temperature"], np.float32, "FP32"))
+    if "priority" in extra:
+        inputs.append(tensor("priority", extra["priority"].encode(), object, "BYTES"))
     return inputs
 
 
@@ -193,6 +195,7 @@ def test_bad_requests_get_clear_errors(llm_server):
         "messages are not valid JSON": {"messages": "not json"},
         "the context holds 2048": {"messages": long_message},
         "max_tokens must be at least 1": {"max_tokens": 0},
+        "priority must be interactive or background": {"priority": "urgent"},
     }
     for reason, kwargs in cases.items():
         stream = _send(url, **kwargs)
@@ -282,6 +285,50 @@ def test_the_llm_client_keeps_one_channel_per_event_loop(llm_server):
             await llm.close()
 
     assert asyncio.run(two_requests())
+
+
+def test_a_full_waiting_queue_refuses_at_once_and_the_client_calls_it_overloaded(llm_server):
+    import asyncio
+
+    from orchestrator.triton.llm_client import LLMClient, LLMOverloaded
+
+    one_slot = config_json(
+        llm_server.settings.model_repository / "llm",
+        max_active_sequences="1",
+        max_waiting="1",
+        context_size="2048",
+        threads="2",
+    )
+    llm_server.client.load_model("llm", config=one_slot)
+    url = llm_server.settings.grpc_url
+
+    async def draft():
+        llm = LLMClient(url)
+        try:
+            await llm.generate(
+                [{"role": "user", "content": "Hi"}], max_tokens=4, priority="background"
+            )
+        finally:
+            await llm.close()
+
+    running = _send(url, max_tokens=300, ignore_eos=True)
+    waiting = _send(url, max_tokens=4, priority="interactive")
+    try:
+        deadline = time.monotonic() + 60
+        while not running.events or _metric(llm_server, "support_llm_num_requests_waiting") < 1:
+            assert time.monotonic() < deadline, "the queue never filled"
+            time.sleep(0.05)
+        with pytest.raises(LLMOverloaded) as refused:
+            asyncio.run(draft())  # a background request cannot take the interactive one's place
+        assert refused.value.code == "queue_full"
+        deadline = time.monotonic() + 10
+        while _metric(llm_server, "support_llm_request_rejected_total", code="queue_full") < 1:
+            assert time.monotonic() < deadline, "the refusal was not counted"
+            time.sleep(0.1)
+    finally:
+        for stream in (running, waiting):
+            stream.close(cancel=True)
+        llm_server.client.load_model("llm", config=llm_server.config)
 
 
 def test_unloading_during_streams_ends_them_with_an_error_not_a_hang(llm_server):

@@ -2,8 +2,11 @@
 
 Tokens are UTF-8 bytes (0-255) and 256 is end-of-sequence. After a sequence's prompt the
 greedy choice spells `reply` byte by byte and then ends; the logits also give every lower-case
-letter some weight, so sampling with a temperature can wander and a seed matters. Every
-forward pass is recorded, so tests can see what ran together in one step.
+letter some weight, so sampling with a temperature can wander and a seed matters. Like a real
+model's, the logits depend only on the tokens in the sequence's cache (how much of `reply`
+they end with), so a sequence recomputed after preemption continues where it was. Every
+forward pass is recorded, so tests can see what ran together in one step, and the cells all
+sequences hold may never exceed `kv_capacity`.
 """
 
 import threading
@@ -40,7 +43,6 @@ class FakeEngine:
         self.steps: list[list[StepItem]] = []
         self.shared: list[tuple[int, int, int]] = []
         self._cache: dict[int, list[int]] = {}
-        self._prompt_end: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def tokenize(self, text: str) -> list[int]:
@@ -65,19 +67,33 @@ class FakeEngine:
                 assert item.start == len(cache), "a step must continue where the cache ends"
                 cache.extend(item.tokens)
                 if item.want_logits:
-                    end = self._prompt_end.setdefault(item.slot, len(cache))
-                    logits[item.slot] = self._logits(len(cache) - end)
+                    logits[item.slot] = self._logits(self._reply_so_far(cache))
+            cells = sum(len(c) for c in self._cache.values())
+            if cells > self.kv_capacity:
+                raise RuntimeError(f"{cells} cache cells in use, beyond {self.kv_capacity}")
             return logits
 
     def share_prefix(self, source: int, target: int, length: int) -> None:
         with self._lock:
+            assert not self._cache.get(target), "the target must be empty"
+            assert len(self._cache.get(source, [])) >= length, "only cached cells can be shared"
             self.shared.append((source, target, length))
             self._cache[target] = list(self._cache[source][:length])
 
     def release(self, slot: int) -> None:
         with self._lock:
             self._cache.pop(slot, None)
-            self._prompt_end.pop(slot, None)
+
+    def computed_tokens(self) -> int:
+        """Tokens run through forward passes so far (what a prefix cache saves)."""
+        return sum(len(item.tokens) for step in self.steps for item in step)
+
+    def _reply_so_far(self, cache: list[int]) -> int:
+        """How many bytes of the reply the cache ends with (the longest such run)."""
+        for n in range(min(len(cache), len(self.reply)), 0, -1):
+            if cache[-n:] == list(self.reply[:n]):
+                return n
+        return 0
 
     def _logits(self, generated: int) -> np.ndarray:
         logits = np.full(VOCAB, -10.0, dtype=np.float32)

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 from llm_engine.sampling import SamplingParams
-from llm_engine.scheduler import Finish, Request, Scheduler
+from llm_engine.scheduler import Finish, Priority, Request, Scheduler
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Collected:
     def text(self) -> str:
         return "".join(self.deltas)
 
-    def request(self, prompt: str, **params) -> Request:
+    def request(self, prompt: str, priority: Priority = Priority.INTERACTIVE, **params) -> Request:
         def on_text(delta: str) -> None:
             self.deltas.append(delta)
             self.times.append(time.perf_counter())
@@ -29,7 +29,8 @@ class Collected:
             self.finish = finish
             self.done.set()
 
-        return Request(prompt, SamplingParams(**params), on_text, on_finish, self.cancelled.is_set)
+        sampling = SamplingParams(**params)
+        return Request(prompt, sampling, on_text, on_finish, self.cancelled.is_set, priority)
 
 
 def generate(scheduler: Scheduler, prompt: str, timeout_s: float = 120, **params) -> Collected:
@@ -37,3 +38,10 @@ def generate(scheduler: Scheduler, prompt: str, timeout_s: float = 120, **params
     scheduler.submit(collected.request(prompt, **params))
     assert collected.done.wait(timeout_s), "generation did not finish"
     return collected
+
+
+def wait_for(predicate, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.002)

@@ -18,7 +18,7 @@ from llm_engine.config import LLMConfig
 from llm_engine.factory import create_engine
 from llm_engine.metrics import FAMILIES, PREFIX
 from llm_engine.sampling import SamplingParams
-from llm_engine.scheduler import Finish, FinishReason, Observer, Request, Scheduler
+from llm_engine.scheduler import Finish, FinishReason, Observer, Priority, Request, Scheduler
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
@@ -44,6 +44,9 @@ class TritonPythonModel:
             max_active=settings.max_active_sequences,
             step_token_budget=settings.step_tokens,
             prefill_chunk=settings.prefill_chunk,
+            prefix_cache_entries=settings.prefix_cache_entries,
+            max_waiting=settings.max_waiting,
+            queue_timeout_s=settings.queue_timeout_s,
             observer=TritonMetrics(labels),
             going_away=lambda: not pb_utils.is_model_ready(name, version),
         ).start()
@@ -53,14 +56,19 @@ class TritonPythonModel:
         for request in requests:
             sender = request.get_response_sender()
             try:
-                prompt, params, options = self._parse(request)
+                prompt, params, priority, options = self._parse(request)
             except ValueError as error:
                 _send_error(sender, str(error))
                 continue
             reply = Reply(sender, **options)
             self.scheduler.submit(
                 Request(
-                    prompt, params, reply.on_text, reply.on_finish, is_cancelled=sender.is_cancelled
+                    prompt,
+                    params,
+                    reply.on_text,
+                    reply.on_finish,
+                    is_cancelled=sender.is_cancelled,
+                    priority=priority,
                 )
             )
         return None
@@ -81,7 +89,7 @@ class TritonPythonModel:
             close()
         self.scheduler = self.engine = None
 
-    def _parse(self, request) -> tuple[str, SamplingParams, dict]:
+    def _parse(self, request) -> tuple[str, SamplingParams, Priority, dict]:
         messages = _scalar(request, "messages")
         text = _scalar(request, "text_input")
         if messages is not None:
@@ -107,12 +115,13 @@ class TritonPythonModel:
             stop=tuple(w for w in stop_words if w),
             ignore_eos=bool(_scalar(request, "ignore_eos", False)),
         )
+        priority = Priority.parse(_decode(_scalar(request, "priority", "interactive"), "priority"))
         options = {
             "stream": bool(_scalar(request, "stream", False)),
             "counts_every_response": bool(_scalar(request, "return_num_input_tokens", False))
             or bool(_scalar(request, "return_num_output_tokens", False)),
         }
-        return prompt, params, options
+        return prompt, params, priority, options
 
 
 class Reply:
@@ -184,6 +193,11 @@ class TritonMetrics(Observer):
         self.running = f["running"].Metric(labels=labels)
         self.waiting = f["waiting"].Metric(labels=labels)
         self.prefix_hits = f["prefix"].Metric(labels=labels)
+        self.preemptions = f["preempted"].Metric(labels=labels)
+        self.rejected_by_code = {
+            code: f["rejected"].Metric(labels={**labels, "code": code})
+            for code in ("queue_full", "queue_timeout")
+        }
         self.finished_by_reason = {
             reason: f["finished"].Metric(labels={**labels, "finished_reason": reason.value})
             for reason in FinishReason
@@ -207,6 +221,12 @@ class TritonMetrics(Observer):
 
     def prefix_reused(self, tokens):
         self.prefix_hits.increment(tokens)
+
+    def preempted(self):
+        self.preemptions.increment(1)
+
+    def rejected(self, code):
+        self.rejected_by_code[code].increment(1)
 
     def state(self, running, waiting):
         self.running.set(running)
