@@ -83,6 +83,7 @@ def request_inputs(
     stop: list[str] | None = None,
     frequency_penalty: float | None = None,
     presence_penalty: float | None = None,
+    ignore_eos: bool = False,
 ) -> list[aio.InferInput]:
     """The `llm` model's inputs for one chat request (optional ones only when given)."""
     inputs = [
@@ -105,6 +106,8 @@ def request_inputs(
         tensor = aio.InferInput("stop_words", list(words.shape), "BYTES")
         tensor.set_data_from_numpy(words)
         inputs.append(tensor)
+    if ignore_eos:  # generate max_tokens whatever the model predicts (benchmarks)
+        inputs.append(_tensor("ignore_eos", True, bool, "BOOL"))
     return inputs
 
 
