@@ -405,7 +405,9 @@ def run(
         sides["triton"] = lambda n: asyncio.run(triton_streams(url, prompts(n), max_tokens))
         report["sides"]["triton"] = "Triton `llm` over gRPC streams"
         if orchestrator_env is not None:
-            served = stack.enter_context(servers.orchestrator(orchestrator_env, scopes=("chat",)))
+            served = stack.enter_context(
+                servers.orchestrator(orchestrator_env, scopes=("chat",), ready_path="/healthz")
+            )
             asyncio.run(orchestrator_streams(served.base_url, served.api_key, prompts(1), 4))
             sides["orchestrator"] = lambda n: asyncio.run(
                 orchestrator_streams(served.base_url, served.api_key, prompts(n), max_tokens)
