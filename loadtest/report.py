@@ -188,4 +188,4 @@ def llm_bench_chart(report: dict, path: Path) -> Path:
         fontsize=10,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _save(figure, path, top=1 - 0.4 / figure.get_figheight())
+    return _save(figure, path, top=1 - 0.25 / figure.get_figheight())

@@ -399,7 +399,8 @@ def run(
             )
             version = binary_version(llama_server_binary)
             report["sides"]["llama_server"] = (
-                f"llama-server --parallel {parallel} --cont-batching ({version})"
+                f"llama-server --parallel {parallel} --cont-batching ({version}), "
+                f"{llama_server_binary}"
             )
         asyncio.run(triton_streams(url, prompts(1), 4))  # warm-up
         sides["triton"] = lambda n: asyncio.run(triton_streams(url, prompts(n), max_tokens))
