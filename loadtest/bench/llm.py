@@ -95,17 +95,26 @@ def summarise(streams: list[Stream], wall: float) -> dict:
         "itl_p50_ms": _ms_percentile(gaps, 50),
         "itl_p95_ms": _ms_percentile(gaps, 95),
         "wall_s": round(wall, 3),
+        "first_error": next((s.error for s in streams if s.error), None),
     }
+
+
+def warmed_up(side: str, result: dict) -> None:
+    """A side whose first request fails is not measured: the run stops, saying why."""
+    if result["errors"]:
+        raise RuntimeError(f"{side}: the warm-up request failed: {result['first_error']}")
 
 
 # ---- ceiling: llama.cpp's batch decode in this process ---------------------------------------
 class Ceiling:
     """The ceiling side, and the renderer/tokenizer the other sides' prompts come from."""
 
-    def __init__(self, threads: int, max_streams: int):
+    def __init__(self, threads: int, max_streams: int, context: int = 8192):
         from loadtest.bench.llama_ceiling import LlamaCeiling
 
-        self.llama = LlamaCeiling(threads=threads, max_sequences=max(max_streams, 1))
+        self.llama = LlamaCeiling(
+            threads=threads, max_sequences=max(max_streams, 1), context_size=context
+        )
         self.llama.run([self.tokens(1)[0]], 4)  # warm-up: pages the weights in
 
     def texts(self, n: int) -> list[str]:
@@ -383,7 +392,7 @@ def run(
         "sides": {},
     }
     with ExitStack() as stack:
-        ceiling = Ceiling(threads, max(concurrencies))
+        ceiling = Ceiling(threads, max(concurrencies), context)
         stack.callback(ceiling.close)
         sides: dict[str, Side] = {"ceiling": lambda n: ceiling(n, max_tokens)}
         report["sides"]["ceiling"] = "llama.cpp batch decode in process (llama-cpp-python)"
@@ -393,7 +402,7 @@ def run(
                     llama_server_binary, threads=threads, parallel=parallel, context=context
                 )
             )
-            asyncio.run(llama_server_streams(base, ceiling.texts(1), 4))  # warm-up
+            warmed_up("llama_server", asyncio.run(llama_server_streams(base, ceiling.texts(1), 4)))
             sides["llama_server"] = lambda n: asyncio.run(
                 llama_server_streams(base, ceiling.texts(n), max_tokens)
             )
@@ -402,14 +411,15 @@ def run(
                 f"llama-server --parallel {parallel} --cont-batching ({version}), "
                 f"{llama_server_binary}"
             )
-        asyncio.run(triton_streams(url, prompts(1), 4))  # warm-up
+        warmed_up("triton", asyncio.run(triton_streams(url, prompts(1), 4)))
         sides["triton"] = lambda n: asyncio.run(triton_streams(url, prompts(n), max_tokens))
         report["sides"]["triton"] = "Triton `llm` over gRPC streams"
         if orchestrator_env is not None:
             served = stack.enter_context(
                 servers.orchestrator(orchestrator_env, scopes=("chat",), ready_path="/healthz")
             )
-            asyncio.run(orchestrator_streams(served.base_url, served.api_key, prompts(1), 4))
+            warm = orchestrator_streams(served.base_url, served.api_key, prompts(1), 4)
+            warmed_up("orchestrator", asyncio.run(warm))
             sides["orchestrator"] = lambda n: asyncio.run(
                 orchestrator_streams(served.base_url, served.api_key, prompts(n), max_tokens)
             )

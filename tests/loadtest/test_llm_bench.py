@@ -115,6 +115,10 @@ def test_summarise_counts_reported_tokens_ttft_and_gaps():
     assert result["tokens_per_s"] == 4.0
     assert result["ttft_p50_ms"] == 200.0
     assert result["itl_p50_ms"] == 200.0  # gaps 100, 200, 200 ms
+    assert result["first_error"] == "HTTP 503"
+    with pytest.raises(RuntimeError, match="triton: the warm-up request failed: HTTP 503"):
+        bench.warmed_up("triton", result)
+    bench.warmed_up("triton", bench.summarise(streams[:2], wall=2.0))
 
 
 def _row(**rates):
@@ -266,6 +270,15 @@ def test_llama_server_streams_count_tokens_from_the_final_chunk():
     assert {b["prompt"] for b in seen} == {"a", "b"}
     assert all(b["ignore_eos"] and b["n_predict"] == 4 and b["stream"] for b in seen)
     assert all(b["temperature"] == 0 and b["cache_prompt"] is False for b in seen)
+
+
+# ---- Triton direct, against the mock LLM (a real Triton, ready in seconds) ----------------------
+def test_triton_streams_send_ignore_eos_and_count_the_reported_tokens(mock_triton):
+    # The mock answers with the ticket's words (12 or fewer), and past them only with ignore_eos.
+    url = mock_triton.settings.grpc_url
+    result = asyncio.run(bench.triton_streams(url, bench.prompts(3), 20))
+    assert result["errors"] == 0 and result["tokens"] == 3 * 20, result
+    assert result["prompt_tokens"] > 0 and result["itl_p50_ms"] is not None
 
 
 # ---- the chart and the CLI --------------------------------------------------------------------
