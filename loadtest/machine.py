@@ -22,7 +22,7 @@ def cpu_model() -> str:
 
 def machine_facts() -> dict:
     packages = {}
-    for name in ("onnxruntime", "torch", "nvidia-pytriton", "tritonclient"):
+    for name in ("onnxruntime", "torch", "nvidia-pytriton", "tritonclient", "llama-cpp-python"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             packages[name] = metadata.version(name)
     return {

@@ -1,4 +1,5 @@
-"""Charts and a summary table from Locust's CSV files (`--csv PREFIX --csv-full-history`)."""
+"""Charts and a summary table from Locust's CSV files (`--csv PREFIX --csv-full-history`), and
+the LLM bench's chart."""
 
 import csv
 import math
@@ -136,3 +137,55 @@ def summary_table(entries: list[dict]) -> str:
 
 def _ms(value: float) -> str:
     return f"{'-':>8}" if math.isnan(value) else f"{value:>8.0f}"
+
+
+# ---- the LLM bench (`python -m loadtest.bench llm`) ------------------------------------------
+LLM_SIDE_LABELS = {
+    "ceiling": "ceiling: llama.cpp batch decode in process",
+    "llama_server": "llama-server --parallel 16",
+    "triton": "Triton llm (gRPC)",
+    "orchestrator": "orchestrator /v1/chat/completions",
+}
+TTFT_AIM_MS = 1000
+
+
+def llm_bench_chart(report: dict, path: Path) -> Path:
+    """Tokens/s by number of streams, one line per side; TTFT p95 beside it, bars per side."""
+    results = report["results"]
+    streams = sorted(int(n) for n in results)
+    sides = [s for s in LLM_SIDE_LABELS if any(s in results[str(n)] for n in streams)]
+    sides += [s for n in streams for s in results[str(n)] if s not in sides]
+    figure, (rate, ttft) = plt.subplots(1, 2, figsize=(13, 5.2))
+    width = 0.8 / max(len(sides), 1)
+    for i, side in enumerate(sides):
+        label = LLM_SIDE_LABELS.get(side, side)
+        measured = [n for n in streams if side in results[str(n)]]
+        rate.plot(
+            measured,
+            [results[str(n)][side]["tokens_per_s"] for n in measured],
+            marker="o",
+            linewidth=2.2 if side == "ceiling" else 1.6,
+            linestyle="--" if side == "ceiling" else "-",
+            label=label,
+        )
+        positions = [streams.index(n) + (i - (len(sides) - 1) / 2) * width for n in measured]
+        values = [results[str(n)][side]["ttft_p95_ms"] or 0 for n in measured]
+        ttft.bar(positions, values, width, label=label)
+    rate.set_xscale("log", base=2)
+    rate.set_xticks(streams, [str(n) for n in streams])
+    rate.set(xlabel="concurrent streams", ylabel="generated tokens/s", title="Throughput")
+    rate.set_ylim(bottom=0)
+    ttft.set_xticks(range(len(streams)), [str(n) for n in streams])
+    ttft.axhline(TTFT_AIM_MS, color="red", linestyle=":", linewidth=1.2, label="aim: 1 s")
+    ttft.set(xlabel="concurrent streams", ylabel="ms", title="Time to first token, p95")
+    for axis in (rate, ttft):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="upper left")
+    machine = report.get("machine", {})
+    figure.suptitle(
+        f"LLM side by side: {report.get('max_tokens')} tokens per stream, EOS ignored, "
+        f"{report.get('threads')} threads, {machine.get('cpu', '?')}",
+        fontsize=10,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _save(figure, path, top=1 - 0.25 / figure.get_figheight())

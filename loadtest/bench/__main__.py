@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from contracts.runtime import usable_cores
+from loadtest.bench.llama_server import BuildError
 from orchestrator.settings import TritonSettings
 
 
@@ -29,18 +30,27 @@ def main(argv: list[str] | None = None) -> int:
         "--no-http", action="store_true", help="skip the orchestrator and plain FastAPI variants"
     )
     triage.add_argument("--output", type=Path, help="also write the JSON here")
-    llm = commands.add_parser("llm", help="the LLM path against its ceiling and peers")
-    llm.add_argument("--url", help="Triton gRPC address (default from TRITON_* settings)")
-    llm.add_argument("--streams", default="1,4,16", help="concurrent streams, comma-separated")
-    llm.add_argument("--max-tokens", type=int, default=64)
-    llm.add_argument("--threads", type=int, default=0, help="0: every usable core")
-    llm.add_argument(
-        "--no-peers", action="store_true", help="skip llama_cpp.server and transformers"
+    llm = commands.add_parser(
+        "llm", help="the LLM path against llama.cpp's batch decode and llama-server"
     )
-    llm.add_argument("--server-port", type=int, default=18555, help="port for llama_cpp.server")
-    llm.add_argument("--hf-folder", type=Path, help="HF folder for the transformers peer")
+    llm.add_argument("--url", help="Triton gRPC address (default from TRITON_* settings)")
+    llm.add_argument("--repository", type=Path, help="model repository Triton serves")
+    llm.add_argument("--streams", default="1,4,16", help="concurrent streams, comma-separated")
+    llm.add_argument("--max-tokens", type=int, default=64, help="generated per stream, exactly")
+    llm.add_argument("--threads", type=int, default=0, help="0: every usable core")
+    llm.add_argument("--skip-llama-server", action="store_true", help="leave llama-server out")
+    llm.add_argument(
+        "--llama-server-binary",
+        type=Path,
+        help="a llama-server to run (default: built from llama-cpp-python's sdist, cached "
+        "under var/llama-server/)",
+    )
+    llm.add_argument(
+        "--skip-orchestrator", action="store_true", help="leave /v1/chat/completions out"
+    )
     llm.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     llm.add_argument("--output", type=Path, help="also write the JSON here")
+    llm.add_argument("--chart", type=Path, help="the PNG (default: --output's, as .png)")
     drafts = commands.add_parser("drafts", help="the draft evaluation: every check scored")
     drafts.add_argument("--url", help="a running Triton's gRPC address (default: start one)")
     drafts.add_argument("--strategies", default="composed", help="composed,freeform")
@@ -50,33 +60,45 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = TritonSettings()
     commands_run = {"llm": _llm, "triage": _triage, "drafts": _drafts}
-    report = commands_run[args.command](args, settings)
+    try:
+        report = commands_run[args.command](args, settings)
+    except BuildError as error:
+        print(f"llama-server: {error}", file=sys.stderr)
+        return 2
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text + "\n")
+    chart = getattr(args, "chart", None) or (args.output and args.output.with_suffix(".png"))
+    if args.command == "llm" and chart:
+        from loadtest.report import llm_bench_chart
+
+        print(f"chart: {llm_bench_chart(report, chart)}", file=sys.stderr)
     return 0
 
 
 def _llm(args, settings: TritonSettings) -> dict:
-    from llm_engine.hf_folder import folder_from_gguf
     from loadtest.bench import llm as bench
+    from loadtest.bench.llama_server import ensure_built
+    from loadtest.bench.triage import orchestrator_triton_env
 
-    hf_folder = args.hf_folder
-    if hf_folder is None and not args.no_peers:
-        hf_folder = settings.work_dir.parent / "bench" / "hf-smollm2"
-        if not (hf_folder / "config.json").is_file():
-            folder_from_gguf(hf_folder)
+    url = args.url or settings.grpc_url
+    binary = None
+    if not args.skip_llama_server:
+        binary = args.llama_server_binary or ensure_built()  # built once, then cached
+    orchestrator_env = None
+    if not args.skip_orchestrator:
+        repository = args.repository or settings.model_repository
+        orchestrator_env = orchestrator_triton_env(url, repository, settings)
     return bench.run(
-        url=args.url or settings.grpc_url,
+        url=url,
+        orchestrator_env=orchestrator_env,
         concurrencies=[int(n) for n in args.streams.split(",")],
         max_tokens=args.max_tokens,
         threads=args.threads or usable_cores(),
-        peers=not args.no_peers,
-        server_port=args.server_port,
-        hf_folder=hf_folder,
         repeat=args.repeat,
+        llama_server_binary=binary,
     )
 
 

@@ -1,22 +1,32 @@
-"""`python -m loadtest.bench llm`: the LLM path side by side, same prompts and max_tokens.
+"""`python -m loadtest.bench llm`: the LLM path side by side, with equal work on every side.
 
-For each number of concurrent streams (1, 4, 16 by default):
-- ceiling: llama.cpp in process (same GGUF and threads), the N prompts as N sequences of one
-  batch, through the same scheduler the `llm` model uses;
-- triton: the `llm` model through the gRPC stream client, N streams at once;
-- llama_cpp_server: llama-cpp-python's bundled OpenAI server, `--interrupt_requests False`
-  so that requests queue, N SSE streams at once;
-- transformers: `generate` one request at a time (N clients waiting their turn).
-Each reports aggregate tokens/s, TTFT and inter-token latency p50/p95; ratios to the ceiling
-and to each peer follow.
+Every side decodes the same distinct prompts (rendered with the GGUF's chat template, as the
+`llm` model renders them) to exactly `max_tokens` greedy tokens each, end of sequence
+ignored, at 1, 4 and 16 concurrent streams (by default); tokens are counted from what each
+side reports it generated (usage), not from the pieces of text that arrived.
+
+- ceiling: llama.cpp's own multi-sequence batch decode in this process (llama_ceiling.py):
+  the same GGUF and threads, the N prompts as N sequences decoded together;
+- llama_server: llama.cpp's `llama-server --parallel 16 --cont-batching`, built from the
+  source llama-cpp-python vendors (llama_server.py), N streams on its `/completion` endpoint;
+- triton: the `llm` model through Triton's gRPC stream, N streams at once;
+- orchestrator: the orchestrator's `/v1/chat/completions` (the bench starts it on the same
+  Triton) through the official `openai` client, N streams with `stream_options.include_usage`
+  and the `ignore_eos` extension.
+
+The sides run one after another, never at once, in interleaved rounds (`--repeat`), and each
+figure is the median over the rounds. The report carries tokens/s, TTFT and inter-token
+latency p50/p95 per side and per number of streams, ratios to the ceiling and to
+llama-server, and the issue's aims, each marked met or not.
 """
 
 import asyncio
 import json
-import subprocess  # nosec B404  # starts the bench's own servers, fixed argv
 import sys
-import threading
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,34 +34,49 @@ import httpx
 import numpy as np
 
 from contracts.models import LLM_MODEL
-from llm_engine.packaged import packaged_gguf
 from loadtest.bench.client import median_of_runs
 from loadtest.machine import command_line, machine_facts
-from loadtest.sse import DONE, delta_text, sse_data
+from loadtest.sse import DONE, sse_data
 from loadtest.texts import FALLBACK_TEXTS
 
-TICKETS = list(FALLBACK_TEXTS[:8])  # fixed prompts, so every run decodes the same work
+SIDES = ("ceiling", "llama_server", "triton", "orchestrator")
+SYSTEM = "You are a helpful customer-support agent at a bank. Reply briefly."
+# Fixed texts, so that every run decodes the same work; 16 of them, so that 16 streams are
+# 16 distinct prompts (beyond 16 each is numbered, and still distinct).
+TICKETS = (
+    *FALLBACK_TEXTS,
+    "My salary has not shown up in my account yet.",
+    "Is there a limit on how much cash I can withdraw abroad?",
+    "I want to close my account. How do I do that?",
+    "The app says my payment is pending. How long will it stay like that?",
+)
 
 
 def prompts(n: int) -> list[list[dict]]:
-    system = "You are a helpful customer-support agent at a bank. Reply briefly."
-    return [
-        [
-            {"role": "system", "content": system},
-            {"role": "user", "content": TICKETS[i % len(TICKETS)]},
-        ]
-        for i in range(n)
-    ]
+    """N distinct chats: one system prompt, shared by all, and one ticket each."""
+    out = []
+    for i in range(n):
+        ticket = TICKETS[i % len(TICKETS)]
+        if i >= len(TICKETS):
+            ticket = f"{ticket} (ticket {i + 1})"
+        out.append([{"role": "system", "content": SYSTEM}, {"role": "user", "content": ticket}])
+    return out
 
 
 @dataclass
 class Stream:
-    """What one client saw: when it sent, when each piece of text arrived, how many tokens."""
+    """What one client saw: when it sent, when each piece of text arrived, and the tokens
+    the side reported for it."""
 
     sent: float
     arrivals: list[float] = field(default_factory=list)
     tokens: int = 0
+    prompt_tokens: int = 0
     error: str | None = None
+
+
+def _ms_percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)) * 1000, 1) if values else None
 
 
 def summarise(streams: list[Stream], wall: float) -> dict:
@@ -59,125 +84,81 @@ def summarise(streams: list[Stream], wall: float) -> dict:
     ttft = [s.arrivals[0] - s.sent for s in ok]
     gaps = [b - a for s in ok for a, b in zip(s.arrivals, s.arrivals[1:], strict=False)]
     tokens = sum(s.tokens for s in ok)
-
-    def pct(values, q):
-        return round(float(np.percentile(values, q)) * 1000, 1) if values else None
-
     return {
         "streams": len(streams),
         "errors": len(streams) - len(ok),
         "tokens": tokens,
-        "tokens_per_s": round(tokens / wall, 1),
-        "ttft_p50_ms": pct(ttft, 50),
-        "ttft_p95_ms": pct(ttft, 95),
-        "itl_p50_ms": pct(gaps, 50),
-        "itl_p95_ms": pct(gaps, 95),
-        "wall_s": round(wall, 2),
+        "prompt_tokens": sum(s.prompt_tokens for s in ok),
+        "tokens_per_s": round(tokens / wall, 1) if wall > 0 else 0.0,
+        "ttft_p50_ms": _ms_percentile(ttft, 50),
+        "ttft_p95_ms": _ms_percentile(ttft, 95),
+        "itl_p50_ms": _ms_percentile(gaps, 50),
+        "itl_p95_ms": _ms_percentile(gaps, 95),
+        "wall_s": round(wall, 3),
+        "first_error": next((s.error for s in streams if s.error), None),
     }
 
 
-# ---- ceiling: the scheduler and llama.cpp in this process -----------------------------------
-def ceiling(n: int, max_tokens: int, threads: int) -> dict:
-    from llm_engine.llama_cpp_engine import LlamaCppEngine
-    from llm_engine.sampling import SamplingParams
-    from llm_engine.scheduler import Request, Scheduler
-
-    engine = LlamaCppEngine(
-        max_slots=max(n, 1), context_size=4096, step_tokens=512, threads=threads
-    )
-    scheduler = Scheduler(engine, max_active=n, step_token_budget=512, prefill_chunk=512).start()
-    try:
-        texts = [engine.render_chat(m) for m in prompts(n)]
-        _warm_up(scheduler, texts[0])
-        streams, finished, all_done = [], [], threading.Event()
-        started = time.perf_counter()
-        for text in texts:
-            stream = Stream(sent=started)
-            streams.append(stream)
-
-            def on_text(_delta, s=stream):
-                s.arrivals.append(time.perf_counter())
-
-            def on_finish(finish, s=stream):
-                s.tokens = finish.generated_tokens
-                s.error = finish.error
-                finished.append(s)
-                if len(finished) == n:
-                    all_done.set()
-
-            scheduler.submit(
-                Request(text, SamplingParams(max_tokens=max_tokens), on_text, on_finish)
-            )
-        all_done.wait()
-        return summarise(streams, time.perf_counter() - started)
-    finally:
-        scheduler.stop()
-        engine.close()
+def warmed_up(side: str, result: dict) -> None:
+    """A side whose first request fails is not measured: the run stops, saying why."""
+    if result["errors"]:
+        raise RuntimeError(f"{side}: the warm-up request failed: {result['first_error']}")
 
 
-def _warm_up(scheduler, text: str) -> None:
-    from llm_engine.sampling import SamplingParams
-    from llm_engine.scheduler import Request
+# ---- ceiling: llama.cpp's batch decode in this process ---------------------------------------
+class Ceiling:
+    """The ceiling side, and the renderer/tokenizer the other sides' prompts come from."""
 
-    done = threading.Event()
-    warm = Request(text, SamplingParams(max_tokens=4), lambda _: None, lambda _: done.set())
-    scheduler.submit(warm)
-    done.wait(60)
+    def __init__(self, threads: int, max_streams: int, context: int = 8192):
+        from loadtest.bench.llama_ceiling import LlamaCeiling
 
-
-# ---- Triton's llm over gRPC streams ---------------------------------------------------------
-async def triton(url: str, n: int, max_tokens: int) -> dict:
-    import tritonclient.grpc.aio as aio
-
-    from orchestrator.triton.llm_client import request_inputs
-
-    client = aio.InferenceServerClient(url)
-
-    async def one(i, messages, stream: Stream):
-        async def requests():
-            yield {
-                "model_name": LLM_MODEL,
-                "inputs": request_inputs(messages, max_tokens=max_tokens),
-                "request_id": str(i),
-            }
-
-        async for result, error in client.stream_infer(requests()):
-            if error is not None:
-                stream.error = str(error)
-                return
-            response = result.get_response()
-            text = result.as_numpy("text_output")
-            if text is not None and text.reshape(-1)[0]:
-                stream.arrivals.append(time.perf_counter())
-            if response.parameters["triton_final_response"].bool_param:
-                stream.tokens = int(result.as_numpy("num_output_tokens").reshape(-1)[0])
-                return
-
-    try:
-        await one(-1, prompts(1)[0], Stream(sent=time.perf_counter()))  # warm-up
-        started = time.perf_counter()
-        streams = [Stream(sent=started) for _ in range(n)]
-        await asyncio.gather(
-            *(one(i, m, s) for i, (m, s) in enumerate(zip(prompts(n), streams, strict=True)))
+        self.llama = LlamaCeiling(
+            threads=threads, max_sequences=max(max_streams, 1), context_size=context
         )
-        return summarise(streams, time.perf_counter() - started)
-    finally:
-        await client.close()
+        self.llama.run([self.tokens(1)[0]], 4)  # warm-up: pages the weights in
+
+    def texts(self, n: int) -> list[str]:
+        return [self.llama.render(m) for m in prompts(n)]
+
+    def tokens(self, n: int) -> list[list[int]]:
+        return [self.llama.tokenize(t) for t in self.texts(n)]
+
+    def __call__(self, n: int, max_tokens: int) -> dict:
+        run = self.llama.run(self.tokens(n), max_tokens)
+        streams = [
+            Stream(run.started, d.arrivals, len(d.tokens), d.prompt_tokens) for d in run.sequences
+        ]
+        return summarise(streams, max(d.arrivals[-1] for d in run.sequences) - run.started)
+
+    def close(self) -> None:
+        self.llama.close()
 
 
-# ---- llama-cpp-python's own OpenAI server ---------------------------------------------------
-async def openai_sse(base_url: str, n: int, max_tokens: int) -> dict:
-    async with httpx.AsyncClient(base_url=base_url, timeout=600) as client:
+# ---- llama-server: /completion, streamed ------------------------------------------------------
+def completion_body(prompt: str, max_tokens: int) -> dict:
+    """llama-server's native request: exactly `max_tokens` greedy tokens, no prompt cache."""
+    return {
+        "prompt": prompt,
+        "n_predict": max_tokens,
+        "ignore_eos": True,
+        "temperature": 0.0,
+        "stream": True,
+        "cache_prompt": False,
+    }
 
-        async def one(messages, stream: Stream):
-            body = {
-                "model": "m",
-                "messages": messages,
-                "max_tokens": max_tokens,
-                "stream": True,
-                "temperature": 0.0,
-            }
-            async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+
+async def llama_server_streams(
+    base_url: str, texts: list[str], max_tokens: int, transport: httpx.AsyncBaseTransport = None
+) -> dict:
+    """N streams on `/completion`; tokens from each final chunk's `tokens_predicted`."""
+    limits = httpx.Limits(max_connections=len(texts) + 1)
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=600, limits=limits, transport=transport
+    ) as client:
+
+        async def one(text: str, stream: Stream) -> None:
+            body = completion_body(text, max_tokens)
+            async with client.stream("POST", "/completion", json=body) as response:
                 if response.status_code != 200:
                     stream.error = f"HTTP {response.status_code}"
                     return
@@ -185,149 +166,266 @@ async def openai_sse(base_url: str, n: int, max_tokens: int) -> dict:
                     data = sse_data(line)
                     if data is None or data == DONE:
                         continue
-                    if delta_text(json.loads(data)):
+                    chunk = json.loads(data)
+                    if chunk.get("content"):
                         stream.arrivals.append(time.perf_counter())
-                        stream.tokens += 1  # one content chunk per token in this server
+                    if chunk.get("stop"):
+                        stream.tokens = int(chunk.get("tokens_predicted", 0))
+                        stream.prompt_tokens = int(chunk.get("tokens_evaluated", 0))
 
         started = time.perf_counter()
-        streams = [Stream(sent=started) for _ in range(n)]
-        await asyncio.gather(*(one(m, s) for m, s in zip(prompts(n), streams, strict=True)))
+        streams = [Stream(sent=started) for _ in texts]
+        await asyncio.gather(*(one(t, s) for t, s in zip(texts, streams, strict=True)))
         return summarise(streams, time.perf_counter() - started)
 
 
-def start_llama_cpp_server(port: int, threads: int) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(packaged_gguf()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_threads",
-        str(threads),
-        "--n_ctx",
-        "4096",
-        "--interrupt_requests",
-        "False",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # nosec B603  # fixed argv built here, no shell
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+@contextmanager
+def llama_server(binary: Path, *, threads: int, parallel: int, context: int) -> Iterator[str]:
+    """llama-server on a free loopback port; yields its base URL once /health answers 200."""
+    import subprocess  # nosec B404  # the cached binary, fixed argv
+
+    from llm_engine.packaged import packaged_gguf
+    from loadtest.bench.llama_server import server_command
+    from loadtest.bench.servers import free_port, stop_process, wait_serving
+
+    port = free_port()
+    command = server_command(
+        binary, packaged_gguf(), port, threads=threads, parallel=parallel, context=context
+    )
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # nosec B603
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("llama_cpp.server did not start (is llama-cpp-python[server] installed?)")
+            base_url = f"http://127.0.0.1:{port}"
+            try:
+                wait_serving(base_url, process, "/health", timeout_s=120)
+            except RuntimeError as error:
+                log.seek(0)
+                tail = log.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"llama-server did not start: {error}\n{tail}") from None
+            yield base_url
+        finally:
+            stop_process(process)
 
 
-# ---- transformers generate, one request at a time -------------------------------------------
-def transformers_sequential(folder: Path, n: int, max_tokens: int, threads: int) -> dict:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.generation.streamers import BaseStreamer
+# ---- Triton's llm over gRPC streams ------------------------------------------------------------
+async def triton_streams(url: str, chats: list[list[dict]], max_tokens: int) -> dict:
+    import tritonclient.grpc.aio as aio
 
-    torch.set_num_threads(threads)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))  # nosec B615  # a local model folder, not the Hub
-    model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()  # nosec B615  # a local model folder, not the Hub
+    from orchestrator.triton.llm_client import request_inputs
 
-    class Timing(BaseStreamer):
-        def __init__(self, stream):
-            self.stream, self.first = stream, True
+    client = aio.InferenceServerClient(url)
 
-        def put(self, value):
-            if self.first:  # the prompt itself is put first
-                self.first = False
+    async def one(i: int, messages: list[dict], stream: Stream) -> None:
+        async def requests():
+            inputs = request_inputs(messages, max_tokens=max_tokens, ignore_eos=True)
+            yield {"model_name": LLM_MODEL, "inputs": inputs, "request_id": str(i)}
+
+        async for result, error in client.stream_infer(requests()):
+            if error is not None:
+                stream.error = str(error)
                 return
-            self.stream.arrivals.append(time.perf_counter())
-            self.stream.tokens += 1
+            text = result.as_numpy("text_output")
+            if text is not None and text.reshape(-1)[0]:
+                stream.arrivals.append(time.perf_counter())
+            if result.get_response().parameters["triton_final_response"].bool_param:
+                stream.tokens = int(result.as_numpy("num_output_tokens").reshape(-1)[0])
+                stream.prompt_tokens = int(result.as_numpy("num_input_tokens").reshape(-1)[0])
+                return
 
-        def end(self):
-            pass
-
-    started = time.perf_counter()
-    streams = [Stream(sent=started) for _ in range(n)]
-    for messages, stream in zip(prompts(n), streams, strict=True):
-        inputs = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    try:
+        started = time.perf_counter()
+        streams = [Stream(sent=started) for _ in chats]
+        await asyncio.gather(
+            *(one(i, m, s) for i, (m, s) in enumerate(zip(chats, streams, strict=True)))
         )
-        with torch.inference_mode():
-            model.generate(
-                **inputs, max_new_tokens=max_tokens, do_sample=False, streamer=Timing(stream)
+        return summarise(streams, time.perf_counter() - started)
+    finally:
+        await client.close()
+
+
+# ---- the orchestrator's /v1/chat/completions through the openai client -------------------------
+async def orchestrator_streams(
+    base_url: str, api_key: str, chats: list[list[dict]], max_tokens: int
+) -> dict:
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=0, timeout=600)
+
+    async def one(messages: list[dict], stream: Stream) -> None:
+        try:
+            chunks = await client.chat.completions.create(
+                model=LLM_MODEL,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=0.0,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body={"ignore_eos": True},  # the orchestrator's extension, as vLLM's
             )
-    return summarise(streams, time.perf_counter() - started)
+            async for chunk in chunks:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    stream.arrivals.append(time.perf_counter())
+                if chunk.usage is not None:
+                    stream.tokens = chunk.usage.completion_tokens
+                    stream.prompt_tokens = chunk.usage.prompt_tokens
+        except Exception as error:  # an error is counted, not raised: the others go on
+            stream.error = f"{type(error).__name__}: {error}"
+
+    try:
+        started = time.perf_counter()
+        streams = [Stream(sent=started) for _ in chats]
+        await asyncio.gather(*(one(m, s) for m, s in zip(chats, streams, strict=True)))
+        return summarise(streams, time.perf_counter() - started)
+    finally:
+        await client.close()
+
+
+# ---- one run, side by side ----------------------------------------------------------------------
+Side = Callable[[int], dict]  # n streams -> summarise()'s figures
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)  # stdout carries the JSON
+
+
+def side_by_side(
+    sides: dict[str, Side], concurrencies: list[int], repeat: int, log=_progress
+) -> dict[str, dict[str, dict]]:
+    """results[str(n)][side]: the median of each figure over `repeat` rounds.
+
+    Within a round each number of streams is measured on every side in turn, one side at a
+    time, so that a slow spell of a shared machine falls on all of them alike.
+    """
+    rounds: dict[tuple[int, str], list[dict]] = {}
+    for round_number in range(1, repeat + 1):
+        for n in concurrencies:
+            for name, measure in sides.items():
+                rounds.setdefault((n, name), []).append(measure(n))
+            log(
+                f"round {round_number}, {n} streams: "
+                + ", ".join(
+                    f"{name} {rounds[(n, name)][-1]['tokens_per_s']} tok/s" for name in sides
+                )
+            )
+    results: dict[str, dict[str, dict]] = {str(n): {} for n in concurrencies}
+    for (n, name), runs in rounds.items():
+        results[str(n)][name] = median_of_runs(runs, each="tokens_per_s")
+    return results
+
+
+def ratios(results: dict[str, dict[str, dict]]) -> dict[str, float]:
+    """Each side's tokens/s over the ceiling's and over llama-server's, per number of streams."""
+    out = {}
+    for n, row in results.items():
+        for base in ("ceiling", "llama_server"):
+            base_rate = row.get(base, {}).get("tokens_per_s")
+            if not base_rate:
+                continue
+            for name, figures in row.items():
+                if name not in (base, "ceiling"):
+                    out[f"n{n}_{name}_vs_{base}"] = round(figures["tokens_per_s"] / base_rate, 3)
+    return out
+
+
+# The issue's aims: (side, streams, figure, over which side's figure or None, op, target).
+AIMS = (
+    ("triton", 16, "tokens_per_s", "ceiling", ">=", 0.9),
+    ("triton", 16, "tokens_per_s", "llama_server", ">", 1.0),
+    ("triton", 1, "tokens_per_s", "llama_server", ">=", 1.0),
+    ("orchestrator", 16, "tokens_per_s", "ceiling", ">=", 0.8),
+    ("triton", 16, "ttft_p95_ms", None, "<", 1000),
+    ("orchestrator", 16, "ttft_p95_ms", None, "<", 1000),
+)
+_COMPARE = {">=": float.__ge__, ">": float.__gt__, "<": float.__lt__}
+
+
+def aims(results: dict[str, dict[str, dict]]) -> list[dict]:
+    """Each aim with its figure and whether it is met (None when a side or a number of
+    streams it needs was not measured)."""
+    out = []
+    for side, n, key, base, op, target in AIMS:
+        row = results.get(str(n), {})
+        value = row.get(side, {}).get(key)
+        if base is not None:
+            below = row.get(base, {}).get(key)
+            value = round(value / below, 3) if value is not None and below else None
+        over = f" / {base}'s" if base else ""
+        out.append(
+            {
+                "aim": f"{side} at {n} streams: {key}{over} {op} {target}",
+                "figure": value,
+                "met": None if value is None else _COMPARE[op](float(value), float(target)),
+            }
+        )
+    return out
+
+
+def prompt_tokens_match(results: dict[str, dict[str, dict]]) -> bool:
+    """Equal work: at each number of streams every side saw the same number of prompt tokens."""
+    return all(len({r["prompt_tokens"] for r in row.values()}) <= 1 for row in results.values())
 
 
 def run(
     *,
     url: str,
+    orchestrator_env: dict[str, str] | None,
     concurrencies: list[int],
     max_tokens: int,
     threads: int,
-    peers: bool,
-    server_port: int,
-    hf_folder: Path | None,
-    repeat: int = 1,
+    repeat: int,
+    llama_server_binary: Path | None,
+    context: int = 8192,
+    parallel: int = 16,
 ) -> dict:
+    """Every side at every number of streams; llama-server is skipped when its binary is None,
+    the orchestrator when its environment is None."""
+    from loadtest.bench import servers
+    from loadtest.bench.llama_server import binary_version
+
     report = {
         "command": command_line(),
         "machine": machine_facts(),
         "max_tokens": max_tokens,
         "threads": threads,
         "repeat": repeat,
-        "results": {str(n): {} for n in concurrencies},
+        "streams": concurrencies,
+        "sides": {},
     }
-    measure = {
-        "ceiling": lambda n: ceiling(n, max_tokens, threads),
-        "triton": lambda n: asyncio.run(triton(url, n, max_tokens)),
-    }
-    server = None
-    if peers:
-        server = start_llama_cpp_server(server_port, threads)
-        base = f"http://127.0.0.1:{server_port}"
-        measure["llama_cpp_server"] = lambda n: asyncio.run(openai_sse(base, n, max_tokens))
-        if hf_folder is not None:
-            measure["transformers"] = lambda n: transformers_sequential(
-                hf_folder, n, max_tokens, threads
+    with ExitStack() as stack:
+        ceiling = Ceiling(threads, max(concurrencies), context)
+        stack.callback(ceiling.close)
+        sides: dict[str, Side] = {"ceiling": lambda n: ceiling(n, max_tokens)}
+        report["sides"]["ceiling"] = "llama.cpp batch decode in process (llama-cpp-python)"
+        if llama_server_binary is not None:
+            base = stack.enter_context(
+                llama_server(
+                    llama_server_binary, threads=threads, parallel=parallel, context=context
+                )
             )
-    try:
-        # Rounds interleave the variants, so that a slow spell of the machine hits them all.
-        rounds: dict[tuple[int, str], list[dict]] = {}
-        for round_number in range(1, repeat + 1):
-            for n in concurrencies:
-                for name, fn in measure.items():
-                    rounds.setdefault((n, name), []).append(fn(n))
-                print(
-                    f"round {round_number}, n={n}: "
-                    + ", ".join(
-                        f"{name} {rounds[(n, name)][-1]['tokens_per_s']} tok/s" for name in measure
-                    ),
-                    flush=True,
-                )
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(30)
-    for (n, name), runs in rounds.items():
-        report["results"][str(n)][name] = median_of_runs(runs, each="tokens_per_s")
+            warmed_up("llama_server", asyncio.run(llama_server_streams(base, ceiling.texts(1), 4)))
+            sides["llama_server"] = lambda n: asyncio.run(
+                llama_server_streams(base, ceiling.texts(n), max_tokens)
+            )
+            version = binary_version(llama_server_binary)
+            report["sides"]["llama_server"] = (
+                f"llama-server --parallel {parallel} --cont-batching ({version}), "
+                f"{llama_server_binary}"
+            )
+        warmed_up("triton", asyncio.run(triton_streams(url, prompts(1), 4)))
+        sides["triton"] = lambda n: asyncio.run(triton_streams(url, prompts(n), max_tokens))
+        report["sides"]["triton"] = "Triton `llm` over gRPC streams"
+        if orchestrator_env is not None:
+            served = stack.enter_context(
+                servers.orchestrator(orchestrator_env, scopes=("chat",), ready_path="/healthz")
+            )
+            warm = orchestrator_streams(served.base_url, served.api_key, prompts(1), 4)
+            warmed_up("orchestrator", asyncio.run(warm))
+            sides["orchestrator"] = lambda n: asyncio.run(
+                orchestrator_streams(served.base_url, served.api_key, prompts(n), max_tokens)
+            )
+            report["sides"]["orchestrator"] = "orchestrator /v1/chat/completions (openai client)"
+        report["results"] = side_by_side(sides, concurrencies, repeat)
     report["ratios"] = ratios(report["results"])
+    report["prompt_tokens_match"] = prompt_tokens_match(report["results"])
+    report["aims"] = aims(report["results"])
     return report
-
-
-def ratios(results: dict) -> dict:
-    out = {}
-    for n, row in results.items():
-        base = row["ceiling"]["tokens_per_s"]
-        for name, r in row.items():
-            if name != "ceiling" and base:
-                out[f"n{n}_{name}_vs_ceiling"] = round(r["tokens_per_s"] / base, 3)
-        for peer in ("llama_cpp_server", "transformers"):
-            if peer in row and row[peer]["tokens_per_s"]:
-                out[f"n{n}_triton_vs_{peer}"] = round(
-                    row["triton"]["tokens_per_s"] / row[peer]["tokens_per_s"], 3
-                )
-    return out

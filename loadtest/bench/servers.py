@@ -111,12 +111,14 @@ TRIAGE_SCOPES = ("tickets:write", "tickets:read")
 
 @contextmanager
 def orchestrator(
-    triton_env: dict[str, str], scopes=TRIAGE_SCOPES, **settings: str
+    triton_env: dict[str, str], scopes=TRIAGE_SCOPES, ready_path: str = "/readyz", **settings: str
 ) -> Iterator[Served]:
     """The orchestrator on SQLite in a temporary folder, with a fresh tenant and key.
 
     The key is made through the admin API, as a customer's would be, with `scopes`; the
     rate limit is lifted (see UNLIMITED_RATE); `settings` are further ORCHESTRATOR_* values.
+    It is used once `ready_path` answers 200 (/readyz wants the triage models; a bench of the
+    chat path alone waits for /healthz and checks `llm` with a first request).
     """
     admin_key = "sk-bench-" + secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="bench-orchestrator-") as folder:
@@ -127,7 +129,7 @@ def orchestrator(
             "ORCHESTRATOR_ADMIN_KEY": admin_key,
             **settings,
         }
-        with uvicorn_app("orchestrator.app:create_app", env, ready_path="/readyz") as served:
+        with uvicorn_app("orchestrator.app:create_app", env, ready_path=ready_path) as served:
             served.api_key = create_key(served.base_url, admin_key, scopes)
             yield served
 

@@ -35,6 +35,12 @@ class ChatRequest(BaseModel):
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     n: int = Field(default=1, ge=1, le=1, description="Only 1 is supported")
     user: str | None = Field(default=None, max_length=200)
+    # Not OpenAI's: vLLM's extension, sent with the openai client's `extra_body`. Generation
+    # goes on past end of sequence to exactly max_tokens, so that a benchmark's every stream
+    # does the same work.
+    ignore_eos: bool = Field(
+        default=False, description="Extension (as vLLM's): generate max_tokens, ignoring EOS"
+    )
 
     @field_validator("stop")
     @classmethod

@@ -122,6 +122,7 @@ class ChatService:
             stop=data.stop,
             frequency_penalty=data.frequency_penalty,
             presence_penalty=data.presence_penalty,
+            ignore_eos=data.ignore_eos,
             timeout_s=self.settings.chat_timeout_s,
         )
 

@@ -85,6 +85,7 @@ def request_inputs(
     frequency_penalty: float | None = None,
     presence_penalty: float | None = None,
     priority: str | None = None,
+    ignore_eos: bool = False,
 ) -> list[aio.InferInput]:
     """The `llm` model's inputs for one chat request (optional ones only when given).
 
@@ -112,6 +113,8 @@ def request_inputs(
         inputs.append(tensor)
     if priority is not None:
         inputs.append(_tensor("priority", priority.encode(), object, "BYTES"))
+    if ignore_eos:  # generate max_tokens whatever the model predicts (benchmarks)
+        inputs.append(_tensor("ignore_eos", True, bool, "BOOL"))
     return inputs
 
 

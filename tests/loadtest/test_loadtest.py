@@ -17,6 +17,7 @@ from matplotlib import image
 from loadtest.__main__ import main as run_main
 from loadtest.bench import servers
 from loadtest.bench.__main__ import main as bench_main
+from loadtest.bench.llama_server import binary_path, installed_version
 from loadtest.bench.triage import orchestrator_triton_env
 from loadtest.run import hostname, is_loopback, listed_classes, parse_run_time, refused_targets
 
@@ -89,19 +90,33 @@ def test_triage_bench_measures_every_variant(
 
 
 @pytest.mark.slow
-def test_llm_bench_measures_the_ceiling_and_triton(triton, triton_settings, triton_env, tmp_path):
+def test_llm_bench_measures_every_side_with_equal_work(
+    triton, triton_settings, triton_env, built_repository, tmp_path
+):
+    """The ceiling, Triton direct and the orchestrator (llama-server too where it is already
+    built: building it takes minutes), each stream exactly max_tokens on every side."""
     output = tmp_path / "llm.json"
-    argv = ["llm", "--url", triton_settings.grpc_url, "--streams", "1,2", "--max-tokens", "4"]
-    argv += ["--no-peers", "--repeat", "1", "--output", str(output)]
+    argv = ["llm", "--url", triton_settings.grpc_url, "--repository", str(built_repository[0])]
+    argv += ["--streams", "1,2", "--max-tokens", "6", "--repeat", "1", "--output", str(output)]
+    binary = binary_path(installed_version())
+    sides = {"ceiling", "triton", "orchestrator"}
+    if binary.is_file():
+        argv += ["--llama-server-binary", str(binary)]
+        sides.add("llama_server")
+    else:
+        argv += ["--skip-llama-server"]
     assert bench_main(argv) == 0
 
     report = json.loads(output.read_text())
     for streams in ("1", "2"):
-        for variant in ("ceiling", "triton"):
-            result = report["results"][streams][variant]
-            assert result["errors"] == 0 and result["tokens"] > 0, result
-            assert result["ttft_p50_ms"] > 0
+        assert set(report["results"][streams]) == sides
+        for side, result in report["results"][streams].items():
+            assert result["errors"] == 0 and result["tokens"] == 6 * int(streams), (side, result)
+            assert result["ttft_p50_ms"] > 0 and result["itl_p50_ms"] > 0, (side, result)
+    assert report["prompt_tokens_match"], report["results"]
     assert report["ratios"]["n2_triton_vs_ceiling"] > 0
+    assert report["ratios"]["n2_orchestrator_vs_ceiling"] > 0
+    assert image.imread(output.with_suffix(".png")).ndim == 3
 
 
 @pytest.fixture(scope="module")

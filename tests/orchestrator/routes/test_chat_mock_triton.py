@@ -110,6 +110,20 @@ def test_max_tokens_and_stop_reach_the_model(openai_client):
     assert stopped.choices[0].message.content == REPLY[: REPLY.index(" arrive")]
 
 
+def test_ignore_eos_reaches_the_model_and_a_stream_then_has_exactly_max_tokens(openai_client):
+    """The vLLM-style extension the LLM benchmark sends through the openai client."""
+    asked = len(WORDS) + 5
+
+    def usage(**extra):
+        chunks = openai_client.chat.completions.create(
+            model="llm", messages=_messages(), max_tokens=asked, stream=True, **extra
+        )
+        return list(chunks)[-1].usage.completion_tokens
+
+    assert usage() == len(WORDS)  # the reply ends where its words do
+    assert usage(extra_body={"ignore_eos": True}) == asked
+
+
 def test_a_model_failing_before_the_first_token_is_a_503_with_retry_after(app_client, chat_key):
     for stream in (False, True):
         response = app_client.post(

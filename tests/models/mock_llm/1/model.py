@@ -12,7 +12,9 @@ the last message's content, `{"mock": {...}, "reply": "..."}`:
     delay_ms    sleep before each response (default 0)
     fail_after  send an error instead of the piece after this many pieces (0: fail at once)
 
-A cancelled request stops at the next piece; every request ends with the final flag.
+A cancelled request stops at the next piece; every request ends with the final flag. With
+`ignore_eos` the reply does not end where its words do: they come round again until
+`max_tokens`, as a real model goes on past its end of sequence.
 """
 
 import json
@@ -81,10 +83,14 @@ def _job(request) -> dict:
             options.update(directed["mock"])
             reply = directed.get("reply", "")
     stop = pb_utils.get_input_tensor_by_name(request, "stop_words")
+    words = reply.split() * int(options["repeat"])
+    max_tokens = int(_scalar(request, "max_tokens", 128))
+    if bool(_scalar(request, "ignore_eos", False)) and words:
+        words = [words[i % len(words)] for i in range(max_tokens + 1)]  # + 1: ends on length
     return {
-        "words": reply.split() * int(options["repeat"]),
+        "words": words,
         "prompt_tokens": len(prompt.split()),
-        "max_tokens": int(_scalar(request, "max_tokens", 128)),
+        "max_tokens": max_tokens,
         "stream": bool(_scalar(request, "stream", False)),
         "stop": [w.decode() for w in stop.as_numpy().reshape(-1)] if stop is not None else [],
         "delay_s": float(options["delay_ms"]) / 1000,
