@@ -52,13 +52,20 @@ TICKETS = (
 )
 
 
-def prompts(n: int) -> list[list[dict]]:
-    """N distinct chats: one system prompt, shared by all, and one ticket each."""
+def prompts(n: int, reference: str = "") -> list[list[dict]]:
+    """N distinct chats: one system prompt, shared by all, and one ticket each.
+
+    A `reference` (digits) opens every ticket: each measurement gets its own, so that no
+    side's prompt cache holds a prompt from an earlier measurement (only the shared system
+    prompt may be reused), while every side sees the same number of tokens (one per digit).
+    """
     out = []
     for i in range(n):
         ticket = TICKETS[i % len(TICKETS)]
         if i >= len(TICKETS):
             ticket = f"{ticket} (ticket {i + 1})"
+        if reference:
+            ticket = f"(ref {reference}) {ticket}"
         out.append([{"role": "system", "content": SYSTEM}, {"role": "user", "content": ticket}])
     return out
 
@@ -117,14 +124,14 @@ class Ceiling:
         )
         self.llama.run([self.tokens(1)[0]], 4)  # warm-up: pages the weights in
 
-    def texts(self, n: int) -> list[str]:
-        return [self.llama.render(m) for m in prompts(n)]
+    def texts(self, n: int, reference: str = "") -> list[str]:
+        return [self.llama.render(m) for m in prompts(n, reference)]
 
-    def tokens(self, n: int) -> list[list[int]]:
-        return [self.llama.tokenize(t) for t in self.texts(n)]
+    def tokens(self, n: int, reference: str = "") -> list[list[int]]:
+        return [self.llama.tokenize(t) for t in self.texts(n, reference)]
 
-    def __call__(self, n: int, max_tokens: int) -> dict:
-        run = self.llama.run(self.tokens(n), max_tokens)
+    def __call__(self, n: int, max_tokens: int, reference: str = "") -> dict:
+        run = self.llama.run(self.tokens(n, reference), max_tokens)
         streams = [
             Stream(run.started, d.arrivals, len(d.tokens), d.prompt_tokens) for d in run.sequences
         ]
@@ -136,14 +143,16 @@ class Ceiling:
 
 # ---- llama-server: /completion, streamed ------------------------------------------------------
 def completion_body(prompt: str, max_tokens: int) -> dict:
-    """llama-server's native request: exactly `max_tokens` greedy tokens, no prompt cache."""
+    """llama-server's native request: exactly `max_tokens` greedy tokens, with its prompt
+    cache on (its default, as a user would run it): it may reuse the shared system prompt, as
+    the `llm` model's prefix cache does."""
     return {
         "prompt": prompt,
         "n_predict": max_tokens,
         "ignore_eos": True,
         "temperature": 0.0,
         "stream": True,
-        "cache_prompt": False,
+        "cache_prompt": True,
     }
 
 
@@ -281,7 +290,7 @@ async def orchestrator_streams(
 
 
 # ---- one run, side by side ----------------------------------------------------------------------
-Side = Callable[[int], dict]  # n streams -> summarise()'s figures
+Side = Callable[[int, str], dict]  # (n streams, prompts' reference) -> summarise()'s figures
 
 
 def _progress(line: str) -> None:
@@ -297,10 +306,13 @@ def side_by_side(
     time, so that a slow spell of a shared machine falls on all of them alike.
     """
     rounds: dict[tuple[int, str], list[dict]] = {}
+    measurements = 0
     for round_number in range(1, repeat + 1):
         for n in concurrencies:
             for name, measure in sides.items():
-                rounds.setdefault((n, name), []).append(measure(n))
+                measurements += 1
+                reference = f"{measurements:04d}"  # fixed width: the same tokens on every side
+                rounds.setdefault((n, name), []).append(measure(n, reference))
             log(
                 f"round {round_number}, {n} streams: "
                 + ", ".join(
@@ -394,7 +406,7 @@ def run(
     with ExitStack() as stack:
         ceiling = Ceiling(threads, max(concurrencies), context)
         stack.callback(ceiling.close)
-        sides: dict[str, Side] = {"ceiling": lambda n: ceiling(n, max_tokens)}
+        sides: dict[str, Side] = {"ceiling": lambda n, ref: ceiling(n, max_tokens, ref)}
         report["sides"]["ceiling"] = "llama.cpp batch decode in process (llama-cpp-python)"
         if llama_server_binary is not None:
             base = stack.enter_context(
@@ -403,8 +415,8 @@ def run(
                 )
             )
             warmed_up("llama_server", asyncio.run(llama_server_streams(base, ceiling.texts(1), 4)))
-            sides["llama_server"] = lambda n: asyncio.run(
-                llama_server_streams(base, ceiling.texts(n), max_tokens)
+            sides["llama_server"] = lambda n, ref: asyncio.run(
+                llama_server_streams(base, ceiling.texts(n, ref), max_tokens)
             )
             version = binary_version(llama_server_binary)
             report["sides"]["llama_server"] = (
@@ -412,7 +424,9 @@ def run(
                 f"{llama_server_binary}"
             )
         warmed_up("triton", asyncio.run(triton_streams(url, prompts(1), 4)))
-        sides["triton"] = lambda n: asyncio.run(triton_streams(url, prompts(n), max_tokens))
+        sides["triton"] = lambda n, ref: asyncio.run(
+            triton_streams(url, prompts(n, ref), max_tokens)
+        )
         report["sides"]["triton"] = "Triton `llm` over gRPC streams"
         if orchestrator_env is not None:
             served = stack.enter_context(
@@ -420,8 +434,8 @@ def run(
             )
             warm = orchestrator_streams(served.base_url, served.api_key, prompts(1), 4)
             warmed_up("orchestrator", asyncio.run(warm))
-            sides["orchestrator"] = lambda n: asyncio.run(
-                orchestrator_streams(served.base_url, served.api_key, prompts(n), max_tokens)
+            sides["orchestrator"] = lambda n, ref: asyncio.run(
+                orchestrator_streams(served.base_url, served.api_key, prompts(n, ref), max_tokens)
             )
             report["sides"]["orchestrator"] = "orchestrator /v1/chat/completions (openai client)"
         report["results"] = side_by_side(sides, concurrencies, repeat)

@@ -39,6 +39,8 @@ def test_prompts_are_distinct_and_share_only_the_system_prompt():
     assert len(set(users)) == 20
     assert {c[0]["content"] for c in chats} == {bench.SYSTEM}
     assert bench.prompts(4) == chats[:4]  # the same work on every side and every run
+    fresh = [c[1]["content"] for c in bench.prompts(3, "0042")]
+    assert all(u.startswith("(ref 0042) ") for u in fresh)  # first: nothing past it is shared
 
 
 def test_the_ceiling_renders_and_tokenizes_as_the_llm_model_does(ceiling):
@@ -168,13 +170,14 @@ def test_prompt_tokens_must_match_on_every_side():
 
 # ---- side by side --------------------------------------------------------------------------
 def test_sides_run_one_at_a_time_round_by_round_with_medians():
-    calls, busy = [], threading.Lock()
+    calls, references, busy = [], [], threading.Lock()
 
     def side(name: str, rates: list[float]):
-        def measure(n: int) -> dict:
+        def measure(n: int, reference: str) -> dict:
             assert busy.acquire(blocking=False), "two sides at once"
             try:
                 calls.append((name, n))
+                references.append(reference)
                 return {"tokens_per_s": rates.pop(0) * n, "errors": 0, "ttft_p95_ms": None}
             finally:
                 busy.release()
@@ -185,6 +188,8 @@ def test_sides_run_one_at_a_time_round_by_round_with_medians():
     results = bench.side_by_side(sides, [1, 4], repeat=3, log=lambda _line: None)
     assert calls[:4] == [("ceiling", 1), ("triton", 1), ("ceiling", 4), ("triton", 4)]
     assert len(calls) == 12
+    # every measurement has prompts of its own (no prompt cache holds them), all as long
+    assert len(set(references)) == 12 and len({len(r) for r in references}) == 1
     assert results["1"]["ceiling"]["tokens_per_s"] == 20  # median of 10, 20, 30 (n=1)
     assert results["1"]["ceiling"]["tokens_per_s_each_run"] == [10, 20, 30]
     assert results["4"]["triton"]["tokens_per_s"] == 36 and results["4"]["triton"]["runs"] == 3
@@ -269,7 +274,7 @@ def test_llama_server_streams_count_tokens_from_the_final_chunk():
     assert result["tokens"] == 8 and result["prompt_tokens"] == 82 and result["errors"] == 0
     assert {b["prompt"] for b in seen} == {"a", "b"}
     assert all(b["ignore_eos"] and b["n_predict"] == 4 and b["stream"] for b in seen)
-    assert all(b["temperature"] == 0 and b["cache_prompt"] is False for b in seen)
+    assert all(b["temperature"] == 0 and b["cache_prompt"] is True for b in seen)
 
 
 # ---- Triton direct, against the mock LLM (a real Triton, ready in seconds) ----------------------
