@@ -129,14 +129,17 @@ def test_stop_ends_running_and_waiting_requests_with_an_error(engine):
     assert late.finish.reason is FinishReason.ERROR
 
 
+class Recorder(Observer):
+    """Records how many cached tokens each new sequence took over."""
+
+    def __init__(self):
+        self.reused: list[int] = []
+
+    def prefix_reused(self, tokens: int) -> None:
+        self.reused.append(tokens)
+
+
 def test_a_prompt_sharing_a_cached_prefix_reuses_its_cells(engine):
-    class Recorder(Observer):
-        def __init__(self):
-            self.reused: list[int] = []
-
-        def prefix_reused(self, tokens: int) -> None:
-            self.reused.append(tokens)
-
     recorder = Recorder()
     scheduler = Scheduler(engine, max_active=4, step_token_budget=128, observer=recorder).start()
     try:
@@ -155,13 +158,6 @@ def test_a_prompt_sharing_a_cached_prefix_reuses_its_cells(engine):
 
 
 def test_a_finished_requests_prompt_stays_cached_for_the_next_request(engine):
-    class Recorder(Observer):
-        def __init__(self):
-            self.reused: list[int] = []
-
-        def prefix_reused(self, tokens: int) -> None:
-            self.reused.append(tokens)
-
     recorder = Recorder()
     # Two of the engine's four sequence ids run requests; the other two hold cached prefixes.
     scheduler = Scheduler(

@@ -8,8 +8,6 @@ success, error, cancellation and unload alike.
 
 import contextlib
 import json
-import queue
-import threading
 import uuid
 
 import numpy as np
@@ -41,7 +39,6 @@ class TritonPythonModel:
         # issue #8663). Each load's own series avoid that; dashboards sum over `load`.
         load = uuid.uuid4().hex[:8]
         labels = {"model": name, "version": version, "engine": engine.name, "load": load}
-        self.outbox = Outbox()
         self.scheduler = Scheduler(
             engine,
             max_active=settings.max_active_sequences,
@@ -50,7 +47,7 @@ class TritonPythonModel:
             prefix_cache_entries=settings.prefix_cache_entries,
             max_waiting=settings.max_waiting,
             queue_timeout_s=settings.queue_timeout_s,
-            observer=Posted(TritonMetrics(labels), self.outbox),
+            observer=TritonMetrics(labels),
             going_away=lambda: not pb_utils.is_model_ready(name, version),
         ).start()
         self.engine = engine
@@ -63,7 +60,7 @@ class TritonPythonModel:
             except ValueError as error:
                 _send_error(sender, str(error))
                 continue
-            reply = Reply(sender, self.outbox, **options)
+            reply = Reply(sender, **options)
             self.scheduler.submit(
                 Request(
                     prompt,
@@ -84,7 +81,6 @@ class TritonPythonModel:
         thread is gone: freeing it under a running step would crash the process instead.
         """
         self.scheduler.stop("the llm model is unloading")
-        self.outbox.close()  # the last responses and metrics go out first
         if self.scheduler.running:
             print("llm: the scheduler did not stop; its engine is kept", flush=True)
             return
@@ -128,83 +124,11 @@ class TritonPythonModel:
         return prompt, params, priority, options
 
 
-class Outbox:
-    """Sends responses and metric updates from a thread of its own, in the order they are made.
-
-    Each send and each metric update is a message to the Triton server that waits for its
-    answer; made on the scheduler's thread, they held up every step by about a millisecond a
-    token (measured: 1 stream at 85 tok/s through Triton against 108 in process). Here the
-    next step's decode runs while they go out.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="llm-outbox", daemon=True)
-        self._thread.start()
-
-    def put(self, function, *args) -> None:
-        self._queue.put((function, args))
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            function, args = item
-            with contextlib.suppress(Exception):  # a failed send or metric must not stop the rest
-                function(*args)
-
-
-class Posted(Observer):
-    """An Observer whose calls run on the outbox's thread, in order.
-
-    Inter-token latency is observed once per decode step, as the mean gap of the tokens that
-    step made (every running sequence gets its token in the same step, so their gaps are
-    nearly equal): one metric update per token cost about a tenth of the throughput at 16
-    streams (measured: 0.84 of the ceiling with it, 0.92 without). The token counts are in
-    the generation counter.
-    """
-
-    def __init__(self, inner: Observer, outbox: Outbox):
-        self.inner, self.outbox = inner, outbox
-        self._gaps: list[float] = []
-
-    def queued(self, seconds):
-        self.outbox.put(self.inner.queued, seconds)
-
-    def first_token(self, seconds):
-        self.outbox.put(self.inner.first_token, seconds)
-
-    def token_gap(self, seconds):
-        self._gaps.append(seconds)
-
-    def finished(self, finish, seconds):
-        self.outbox.put(self.inner.finished, finish, seconds)
-
-    def prefix_reused(self, tokens):
-        self.outbox.put(self.inner.prefix_reused, tokens)
-
-    def preempted(self):
-        self.outbox.put(self.inner.preempted)
-
-    def rejected(self, code):
-        self.outbox.put(self.inner.rejected, code)
-
-    def state(self, running, waiting):  # once per scheduler iteration, after its step
-        if self._gaps:
-            self.outbox.put(self.inner.token_gap, sum(self._gaps) / len(self._gaps))
-            self._gaps = []
-        self.outbox.put(self.inner.state, running, waiting)
-
-
 class Reply:
-    """Sends one request's responses through the outbox; every path ends with exactly one
-    final flag."""
+    """Sends one request's responses; every path ends with exactly one final flag."""
 
-    def __init__(self, sender, outbox: Outbox, *, stream: bool, counts_every_response: bool):
+    def __init__(self, sender, *, stream: bool, counts_every_response: bool):
         self.sender = sender
-        self.outbox = outbox
         self.stream = stream
         self.counts_every_response = counts_every_response
         self.parts: list[str] = []
@@ -215,18 +139,12 @@ class Reply:
             self.parts.append(delta)
             return
         self.sent_tokens += 1
-        self.outbox.put(self._send_text, delta, self.sent_tokens)
-
-    def on_finish(self, finish: Finish) -> None:
-        self.outbox.put(self._send_finish, finish)
-
-    def _send_text(self, delta: str, sent_tokens: int) -> None:
         tensors = [_bytes_tensor("text_output", delta)]
         if self.counts_every_response:
-            tensors.append(_int_tensor("num_output_tokens", sent_tokens))
+            tensors.append(_int_tensor("num_output_tokens", self.sent_tokens))
         self._send(pb_utils.InferenceResponse(output_tensors=tensors))
 
-    def _send_finish(self, finish: Finish) -> None:
+    def on_finish(self, finish: Finish) -> None:
         if finish.reason is FinishReason.ERROR:
             message = finish.error or "generation failed"
             # A stable "[code] " prefix lets clients tell the caller's errors from faults.
@@ -245,13 +163,19 @@ class Reply:
         self._send(pb_utils.InferenceResponse(output_tensors=tensors), flags=FINAL)
 
     def _send(self, response, flags: int = 0) -> None:
-        # A client that went away makes send raise: there is nothing left to tell it.
-        with contextlib.suppress(Exception):
-            self.sender.send(response, flags=flags)
+        _send_safely(self.sender, response, flags)
 
 
 class TritonMetrics(Observer):
-    """llm_engine.metrics' families, bound through the Python backend's metrics API."""
+    """llm_engine.metrics' families, bound through the Python backend's metrics API.
+
+    Each update is a message to the Triton server that the scheduler's thread waits for, so
+    inter-token latency is observed once per decode step, as the mean gap of the tokens that
+    step made (every running sequence gets its token in the same step, so their gaps are
+    nearly equal), and the running/waiting gauges are set only when they change. One
+    observation per token cost about a tenth of the throughput at 16 streams (0.84 of the
+    ceiling with it, 0.92 without). The token counts are in the generation counter.
+    """
 
     def __init__(self, labels: dict[str, str]):
         kinds = {
@@ -286,6 +210,7 @@ class TritonMetrics(Observer):
         }
         self._families = f  # they must outlive their metrics
         self._last_state = None
+        self._gaps: list[float] = []
 
     def queued(self, seconds):
         self.queue.observe(seconds)
@@ -294,7 +219,7 @@ class TritonMetrics(Observer):
         self.ttft.observe(seconds)
 
     def token_gap(self, seconds):
-        self.itl.observe(seconds)
+        self._gaps.append(seconds)  # observed in state(), once per step
 
     def finished(self, finish, seconds):
         self.e2e.observe(seconds)
@@ -311,7 +236,10 @@ class TritonMetrics(Observer):
     def rejected(self, code):
         self.rejected_by_code[code].increment(1)
 
-    def state(self, running, waiting):
+    def state(self, running, waiting):  # once per scheduler iteration, after its step
+        if self._gaps:
+            self.itl.observe(sum(self._gaps) / len(self._gaps))
+            self._gaps = []
         if (running, waiting) != self._last_state:  # called every step; set only on change
             self._last_state = (running, waiting)
             self.running.set(running)
@@ -348,5 +276,17 @@ def _send_error(sender, message: str) -> None:
     error = (
         pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
     )
-    with contextlib.suppress(Exception):
-        sender.send(pb_utils.InferenceResponse(error=error), flags=FINAL)
+    _send_safely(sender, pb_utils.InferenceResponse(error=error), FINAL)
+
+
+def _send_safely(sender, response, flags: int) -> None:
+    """Send; a client that went away makes send raise, and there is nothing left to tell it.
+    A final response that cannot be sent is followed by a bare final flag: Triton unloads a
+    decoupled model only once every request has had its final flag."""
+    try:
+        sender.send(response, flags=flags)
+    except Exception as error:
+        print(f"llm: a response could not be sent ({error})", flush=True)
+        if flags & FINAL and response is not None:
+            with contextlib.suppress(Exception):
+                sender.send(None, flags=FINAL)

@@ -43,7 +43,8 @@ def test_a_ticket_is_accepted_then_triaged_and_drafted(api, tenant_a):
     triage = ticket["triage"]
     assert set(triage) == {"intent", "confidence", "department", "type", "priority", "top"}
     assert len(triage["top"]) == 5 and triage["top"][0]["intent"] == triage["intent"]
-    assert ticket["draft"]["source"] in ("llm", "fallback") and ticket["draft"]["text"].strip()
+    assert ticket["draft"]["source"] in ("llm", "llm_fallback", "fallback")
+    assert ticket["draft"]["text"].strip()
     assert ticket["processed_at"] is not None
 
 
@@ -153,7 +154,7 @@ def test_the_draft_is_regenerated_plain_and_as_server_sent_events(api, tenant_a)
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
     final = json.loads(lines[-2].removeprefix("data: "))
-    assert final["source"] in ("llm", "fallback") and final["text"]
+    assert final["source"] in ("llm", "llm_fallback", "fallback") and final["text"]
     stored = api.get(f"/v1/tickets/{ticket_id}", headers=tenant_a).json()["draft"]
     assert stored == final
 
