@@ -67,7 +67,7 @@ class TritonPythonModel:
                     params,
                     reply.on_text,
                     reply.on_finish,
-                    is_cancelled=sender.is_cancelled,
+                    is_cancelled=reply.is_cancelled,
                     priority=priority,
                 )
             )
@@ -125,7 +125,13 @@ class TritonPythonModel:
 
 
 class Reply:
-    """Sends one request's responses; every path ends with exactly one final flag."""
+    """Sends one request's responses; every path ends with exactly one final flag.
+
+    Reply holds the only reference to the request's response sender, and lets go of it with
+    the final flag: Triton frees a request's response factory, and so can unload the model,
+    only once the Python object is gone, and an object still reachable from the scheduler
+    (or kept by a reference cycle until a garbage collection) held unloads up for good.
+    """
 
     def __init__(self, sender, *, stream: bool, counts_every_response: bool):
         self.sender = sender
@@ -135,6 +141,8 @@ class Reply:
         self.sent_tokens = 0
 
     def on_text(self, delta: str) -> None:
+        if self.sender is None:
+            return
         if not self.stream:
             self.parts.append(delta)
             return
@@ -144,7 +152,18 @@ class Reply:
             tensors.append(_int_tensor("num_output_tokens", self.sent_tokens))
         self._send(pb_utils.InferenceResponse(output_tensors=tensors))
 
+    def is_cancelled(self) -> bool:
+        return self.sender is None or self.sender.is_cancelled()
+
     def on_finish(self, finish: Finish) -> None:
+        if self.sender is None:
+            return  # finished already: one final flag only
+        try:
+            self._send_final(finish)
+        finally:
+            self.sender = None
+
+    def _send_final(self, finish: Finish) -> None:
         if finish.reason is FinishReason.ERROR:
             message = finish.error or "generation failed"
             # A stable "[code] " prefix lets clients tell the caller's errors from faults.
