@@ -162,6 +162,7 @@ def run(*, url: str, strategies: list[str], concurrency: int, limit: int | None)
 def triton_with_llm(settings: TritonSettings):
     """A Triton of its own, on free loopback ports, serving only the `llm` model."""
     ports = {"http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
-    own = settings.model_copy(update={**ports, "models": (LLM_MODEL,), "control_secret": None})
+    # No control secret: this Triton is the evaluation's own, on loopback, and it is stopped after.
+    own = settings.model_copy(update={**ports, "models": (LLM_MODEL,), "control_secret": None})  # nosec B105  # a None, not a password
     with TritonServer(own):
         yield own.grpc_url
