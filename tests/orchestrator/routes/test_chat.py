@@ -56,18 +56,12 @@ def test_a_streamed_completion_ends_with_a_usage_chunk(client):
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finishes[-1] in ("stop", "length")
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
-    # Greedy answers repeat for the same request. The streamed one above prefilled the prompt
-    # from scratch; these two find it in the prefix cache, and a cached prefix can tip a near
-    # tie the other way (float sums in another order), so they are compared with each other.
-    again = [
-        client.chat.completions.create(
-            model="llm", messages=MESSAGES, max_tokens=16, temperature=0, seed=7
-        )
-        .choices[0]
-        .message.content
-        for _ in range(2)
-    ]
-    assert again[0] == again[1] and again[0].strip()
+    # No exact comparison with a plain answer: with the prefix cache, and with whatever else
+    # shares the batch, a greedy answer may tip a near tie the other way (README, "The LLM").
+    plain = client.chat.completions.create(
+        model="llm", messages=MESSAGES, max_tokens=16, temperature=0, seed=7
+    )
+    assert plain.choices[0].message.content.strip() and plain.usage.completion_tokens > 0
 
 
 def test_stop_sequences_and_sampling_settings_are_honoured(client):
