@@ -23,7 +23,7 @@ from orchestrator.settings import TritonSettings
 from orchestrator.triton.launcher import TritonServer
 from tests.utils.mock_triton import mock_triton_settings
 from tests.utils.orchestrator import POSTGRES_URL, Orchestrator, postgres_reachable, reset_postgres
-from tests.utils.ports import free_ports
+from tests.utils.ports import loopback_triton
 
 TEST_BUILD = BuildOptions(epochs=1, train_per_label=16, test_limit=200)
 
@@ -67,16 +67,7 @@ def built_repository(tmp_path_factory, export_settings) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="session")
 def triton_settings(tmp_path_factory, built_repository) -> TritonSettings:
-    http, grpc, metrics = free_ports(3)
-    work = tmp_path_factory.mktemp("triton")
-    return TritonSettings(
-        http_port=http,
-        grpc_port=grpc,
-        metrics_port=metrics,
-        model_repository=built_repository[0],
-        work_dir=work,
-        log_file=work / "triton.log",
-    )
+    return loopback_triton(built_repository[0], tmp_path_factory.mktemp("triton"))
 
 
 @pytest.fixture(scope="session")

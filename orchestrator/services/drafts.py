@@ -109,7 +109,7 @@ def opening_messages(subject: str, body: str) -> list[dict]:
     ]
 
 
-def clean_opening(text: str, note: AnswerNote, ticket: str) -> str | None:
+def clean_opening(text: str, ticket: str) -> str | None:
     """The model's continuation of OPENING_PREFIX as the letter's sentence, or None when it
     fails a check."""
     continuation = " ".join(text.split()).strip(" \"'")
@@ -142,7 +142,6 @@ async def _opening(
     llm: LLMClient,
     subject: str,
     body: str,
-    note: AnswerNote,
     *,
     timeout_s: float,
     seed: int | None,
@@ -166,7 +165,7 @@ async def _opening(
             max_tokens=max_tokens,
             priority=priority,
         )
-        opening = clean_opening(generation.text, note, ticket)
+        opening = clean_opening(generation.text, ticket)
         if opening is not None:
             return opening, generation
     return None, generation
@@ -196,7 +195,6 @@ async def stream_draft(
             llm,
             subject,
             body,
-            note,
             timeout_s=timeout_s,
             seed=seed,
             max_tokens=max_tokens,

@@ -36,6 +36,7 @@ from orchestrator.triton.llm_client import (
     LLMRejected,
     LLMTimeout,
     LLMUnavailable,
+    final_generation,
 )
 
 log = logging.getLogger(__name__)
@@ -172,10 +173,7 @@ class FailoverLLM:
         return answer
 
     async def generate(self, messages: list[dict], **params) -> Generation:
-        async for item in self.stream(messages, **params):
-            if isinstance(item, Generation):
-                return item
-        raise LLMUnavailable("no final response")
+        return await final_generation(self.stream(messages, **params))
 
     async def close(self) -> None:
         await self.primary.close()

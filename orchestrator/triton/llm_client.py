@@ -189,8 +189,11 @@ class LLMClient:
         except Exception as error:  # gRPC errors: server down, model not loaded
             raise LLMUnavailable(str(error)) from error
         finally:
-            # Ends this request's stream only (Triton cancels it); the channel stays open.
-            await responses.aclose() if hasattr(responses, "aclose") else None
+            # Cancels this request's stream only (Triton cancels the request); the channel stays
+            # open. Without it the call is cancelled only when garbage collected, and an error
+            # kept with its traceback (whose frame holds the call) keeps the request running in
+            # Triton, and a model being unloaded waiting for it, for as long as the error lives.
+            responses.cancel()
         raise LLMUnavailable("the stream ended without a final response")
 
     async def ready(self, timeout_s: float = 5.0) -> bool:
@@ -201,7 +204,12 @@ class LLMClient:
             return False
 
     async def generate(self, messages: list[dict], **params) -> Generation:
-        async for item in self.stream(messages, **params):
-            if isinstance(item, Generation):
-                return item
-        raise LLMUnavailable("no final response")
+        return await final_generation(self.stream(messages, **params))
+
+
+async def final_generation(items: AsyncIterator[str | Generation]) -> Generation:
+    """The Generation that ends a stream of text pieces (the pieces are dropped)."""
+    async for item in items:
+        if isinstance(item, Generation):
+            return item
+    raise LLMUnavailable("no final response")

@@ -11,9 +11,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from export.repository import COMMITTED_REPOSITORY
-from orchestrator.settings import TritonSettings
 from orchestrator.triton.launcher import TritonServer
-from tests.utils.ports import free_ports
+from tests.utils.ports import loopback_triton
 from tests.utils.triton_config import config_json
 
 # Reported as xfailed or xpassed, never as passed, until the cause is found.
@@ -31,16 +30,7 @@ QUESTION = '[{"role": "user", "content": "What is the capital of France? Answer 
 def llm_server(tmp_path_factory):
     repository = tmp_path_factory.mktemp("llm-repository")
     shutil.copytree(COMMITTED_REPOSITORY / "llm", repository / "llm")
-    http, grpc, metrics = free_ports(3)
-    work = tmp_path_factory.mktemp("llm-triton")
-    settings = TritonSettings(
-        http_port=http,
-        grpc_port=grpc,
-        metrics_port=metrics,
-        model_repository=repository,
-        work_dir=work,
-        log_file=work / "triton.log",
-    )
+    settings = loopback_triton(repository, tmp_path_factory.mktemp("llm-triton"))
     with TritonServer(settings, models=()) as server:
         client = grpcclient.InferenceServerClient(settings.grpc_url)
         config = config_json(
@@ -292,6 +282,37 @@ def test_the_llm_client_keeps_one_channel_per_event_loop(llm_server):
             await llm.close()
 
     assert asyncio.run(two_requests())
+
+
+def test_a_request_the_llm_client_gives_up_on_is_cancelled_in_triton(llm_server):
+    """A timeout cancels the request in Triton at once, even while the caller keeps the error
+    (whose traceback holds the stream): it must not run on, and hold an unload up, until a
+    garbage collection."""
+    import asyncio
+
+    from orchestrator.triton.llm_client import LLMClient, LLMTimeout
+
+    cancelled = "support_llm_request_finished_total"
+    before = _metric(llm_server, cancelled, finished_reason="cancelled")
+
+    async def give_up_and_watch() -> None:
+        llm = LLMClient(llm_server.settings.grpc_url)  # its channel stays open meanwhile
+        try:
+            await llm.generate(
+                [{"role": "user", "content": "Tell a long story."}],
+                max_tokens=1000, ignore_eos=True, timeout_s=1.0,
+            )  # fmt: skip
+            raise AssertionError("1000 tokens came within a second")
+        except LLMTimeout as error:
+            kept = error  # noqa: F841  # alive on purpose, traceback and all
+            deadline = time.monotonic() + 10
+            while _metric(llm_server, cancelled, finished_reason="cancelled") == before:
+                assert time.monotonic() < deadline, "the request still runs in Triton"
+                await asyncio.sleep(0.2)
+        finally:
+            await llm.close()
+
+    asyncio.run(give_up_and_watch())
 
 
 def test_a_full_waiting_queue_refuses_at_once_and_the_client_calls_it_overloaded(llm_server):

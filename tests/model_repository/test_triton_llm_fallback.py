@@ -10,10 +10,9 @@ import pytest
 
 from contracts.models import LLM_FALLBACK_MODEL, LLM_MODEL, SERVED_MODELS
 from export.repository import COMMITTED_REPOSITORY, ensure_configs
-from orchestrator.settings import TritonSettings
 from orchestrator.triton.launcher import TritonServer
 from orchestrator.triton.model_config import read_config
-from tests.utils.ports import free_ports
+from tests.utils.ports import loopback_triton
 
 FALLBACK = COMMITTED_REPOSITORY / LLM_FALLBACK_MODEL
 
@@ -51,15 +50,7 @@ def test_the_fallback_loads_from_a_copy_that_keeps_the_symlink_and_answers(tmp_p
     for model in (LLM_MODEL, LLM_FALLBACK_MODEL):  # as `cp -R` and Docker's COPY copy it
         shutil.copytree(COMMITTED_REPOSITORY / model, repository / model, symlinks=True)
     assert (repository / LLM_FALLBACK_MODEL / "1" / "model.py").is_symlink()
-    http, grpc, metrics = free_ports(3)
-    settings = TritonSettings(
-        http_port=http,
-        grpc_port=grpc,
-        metrics_port=metrics,
-        model_repository=repository,
-        work_dir=tmp_path,
-        log_file=tmp_path / "triton.log",
-    )
+    settings = loopback_triton(repository, tmp_path)
     with TritonServer(settings, models=(LLM_FALLBACK_MODEL,)):
         llm = LLMClient(settings.grpc_url, LLM_FALLBACK_MODEL)
         messages = [{"role": "user", "content": "Say hello."}]

@@ -15,7 +15,7 @@ from pathlib import Path
 from contracts import PROJECT_ROOT
 from contracts.models import LLM_MODEL
 from orchestrator.settings import TritonSettings
-from tests.utils.ports import free_ports
+from tests.utils.ports import loopback_triton
 
 MOCK_LLM = Path(__file__).parents[1] / "models" / "mock_llm"
 
@@ -32,16 +32,7 @@ def mock_repository(target: Path, models: tuple[str, ...] = (LLM_MODEL,)) -> Pat
 
 
 def mock_triton_settings(work: Path, models: tuple[str, ...] = (LLM_MODEL,)) -> TritonSettings:
-    http, grpc, metrics = free_ports(3)
-    return TritonSettings(
-        http_port=http,
-        grpc_port=grpc,
-        metrics_port=metrics,
-        model_repository=mock_repository(work / "repository", models),
-        work_dir=work,
-        log_file=work / "triton.log",
-        models=models,
-    )
+    return loopback_triton(mock_repository(work / "repository", models), work, models=models)
 
 
 def mock_directive(reply: str, **options) -> str:

@@ -54,7 +54,10 @@ def test_each_check_catches_its_fault():
 
 
 def test_a_failing_draft_names_each_failed_check():
-    bad = "Hello,\n\nAs an AI I cannot help. It takes 3 days. It takes 3 days. I ordered my debit"
+    bad = (
+        "Hello,\n\nAs an AI I cannot help. It takes 3 days. It takes 3 days. "
+        "I ordered my debit card eight days ago and"
+    )
     result = check_draft(bad, note=NOTE, key_facts=FACTS, ticket=TICKET, name="Priya")
     assert not result.passed
     assert set(result.failures) == {
@@ -62,6 +65,7 @@ def test_a_failing_draft_names_each_failed_check():
         "no_invention",
         "no_refusal",
         "no_repetition",
+        "no_copy",
         "complete",
         "name",
     }

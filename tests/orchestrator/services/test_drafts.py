@@ -66,14 +66,12 @@ def test_the_opening_prompt_is_few_shot_and_ends_with_the_ticket_then_the_prefix
     ],
 )
 def test_an_opening_failing_a_check_is_not_used(sentence):
-    note = load_notes()["card_arrival"]
-    assert clean_opening(sentence, note, ticket_text("Card", BODY)) is None
+    assert clean_opening(sentence, ticket_text("Card", BODY)) is None
 
 
 def test_a_good_opening_is_tidied_into_one_sentence():
-    note = load_notes()["card_arrival"]
     text = ' your card,\n which is late" '
-    assert clean_opening(text, note, BODY) == f"{OPENING_PREFIX} your card, which is late."
+    assert clean_opening(text, BODY) == f"{OPENING_PREFIX} your card, which is late."
 
 
 def test_the_letter_greets_the_customer_and_carries_the_note_whole():
