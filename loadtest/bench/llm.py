@@ -193,13 +193,14 @@ def llama_server(binary: Path, *, threads: int, parallel: int, context: int) -> 
     """llama-server on a free loopback port; yields its base URL once /health answers 200."""
     import subprocess  # nosec B404  # the cached binary, fixed argv
 
-    from llm_engine.packaged import packaged_gguf
+    from llm_engine.config import DEFAULTS
+    from llm_engine.factory import serving_path
     from loadtest.bench.llama_server import server_command
     from loadtest.bench.servers import free_port, stop_process, wait_serving
 
     port = free_port()
     command = server_command(
-        binary, packaged_gguf(), port, threads=threads, parallel=parallel, context=context
+        binary, serving_path(DEFAULTS), port, threads=threads, parallel=parallel, context=context
     )
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # nosec B603
@@ -239,7 +240,7 @@ async def triton_streams(url: str, chats: list[list[dict]], max_tokens: int) -> 
             if result.get_response().parameters["triton_final_response"].bool_param:
                 stream.tokens = int(result.as_numpy("num_output_tokens").reshape(-1)[0])
                 stream.prompt_tokens = int(result.as_numpy("num_input_tokens").reshape(-1)[0])
-                return
+                # no return: the call ends by itself now (see LLMClient.stream)
 
     try:
         started = time.perf_counter()

@@ -147,8 +147,10 @@ class LLMClient:
     ) -> AsyncIterator[str | Generation]:
         """Yield each new piece of text, then a Generation with the totals.
 
-        Closing the iterator early (a client that went away) closes the gRPC stream, and
-        Triton cancels the request.
+        Closing the iterator early (a client that went away) cancels the gRPC call, and
+        Triton cancels the request. A request that has had its final response (or its error)
+        is not cancelled: its call is read to its end, which Triton makes at once (see
+        `_end_call`).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -159,42 +161,42 @@ class LLMClient:
 
         responses = client.stream_infer(requests()).__aiter__()
         parts: list[str] = []
+        ended, generation = False, None
         try:
-            while True:
+            while generation is None:
                 remaining = deadline - loop.time()
                 try:
                     result, error = await asyncio.wait_for(responses.__anext__(), remaining)
                 except TimeoutError:
                     raise LLMTimeout(f"no answer within {timeout_s} s") from None
                 except StopAsyncIteration:
-                    break
+                    ended = True
+                    raise LLMUnavailable("the stream ended without a final response") from None
                 if error is not None:
+                    ended = True  # an error is the request's last response
                     raise _model_error(error)
+                ended = result.get_response().parameters["triton_final_response"].bool_param
                 text = result.as_numpy("text_output")
                 piece = text.reshape(-1)[0].decode() if text is not None else ""
                 if piece:
                     parts.append(piece)
-                    yield piece
-                if result.get_response().parameters["triton_final_response"].bool_param:
-                    yield Generation(
+                    yield piece  # the caller may stop here, the final response had or not
+                if ended:
+                    generation = Generation(
                         "".join(parts),
                         result.as_numpy("finish_reason").reshape(-1)[0].decode(),
                         int(result.as_numpy("num_input_tokens").reshape(-1)[0]),
                         int(result.as_numpy("num_output_tokens").reshape(-1)[0]),
                         self.model,
                     )
-                    return
         except LLMUnavailable:
             raise
         except Exception as error:  # gRPC errors: server down, model not loaded
             raise LLMUnavailable(str(error)) from error
         finally:
-            # Cancels this request's stream only (Triton cancels the request); the channel stays
-            # open. Without it the call is cancelled only when garbage collected, and an error
-            # kept with its traceback (whose frame holds the call) keeps the request running in
-            # Triton, and a model being unloaded waiting for it, for as long as the error lives.
-            responses.cancel()
-        raise LLMUnavailable("the stream ended without a final response")
+            # Only this request's call; the channel stays open.
+            await _end_call(responses) if ended else responses.cancel()
+        yield generation
 
     async def ready(self, timeout_s: float = 5.0) -> bool:
         """Whether Triton says the model is ready; False when Triton cannot be reached."""
@@ -205,6 +207,23 @@ class LLMClient:
 
     async def generate(self, messages: list[dict], **params) -> Generation:
         return await final_generation(self.stream(messages, **params))
+
+
+async def _end_call(responses, timeout_s: float = 2.0) -> None:
+    """Read a call whose request has had its last response to its end (Triton ends it then).
+
+    Cancelling it instead, between the last response and the call's end, is a race that
+    Triton 2.51 can lose: in it the model's instance never unloaded afterwards (an unload,
+    a reload or a shutdown waited for good; measured with the LLM bench's client, which
+    did that, and gone once it read to the end). A call not ended in `timeout_s` is
+    cancelled all the same.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for _ in responses:
+                pass
+    except Exception:  # no clean end in time: cancel, as before
+        responses.cancel()
 
 
 async def final_generation(items: AsyncIterator[str | Generation]) -> Generation:

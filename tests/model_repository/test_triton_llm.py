@@ -15,13 +15,6 @@ from orchestrator.triton.launcher import TritonServer
 from tests.utils.ports import loopback_triton
 from tests.utils.triton_config import config_json
 
-# Reported as xfailed or xpassed, never as passed, until the cause is found.
-UNLOAD_DEFECT = (
-    "open defect (session 4): an llm instance unloaded or reloaded under traffic "
-    "sometimes never finalizes, so its process stays and later requests hang; it fails "
-    "in some full runs and passes alone (README, LLM failover)"
-)
-
 MAX_ACTIVE = 4
 QUESTION = '[{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]'
 
@@ -368,7 +361,39 @@ def test_a_full_waiting_queue_refuses_at_once_and_the_client_calls_it_overloaded
         llm_server.client.load_model("llm", config=llm_server.config)
 
 
-@pytest.mark.xfail(strict=False, reason=UNLOAD_DEFECT)
+def test_after_streams_read_to_their_end_the_model_unloads(llm_server):
+    """One stream, then sixteen, through the orchestrator's client, then an unload: it must
+    end. Cancelling each call just after its final response (the LLM bench's client did,
+    by closing its channel) left the instance unable to ever unload (Triton 2.51)."""
+    import asyncio
+
+    from orchestrator.triton.llm_client import LLMClient
+
+    def chat(i: int) -> list[dict]:
+        return [{"role": "user", "content": f"Ticket {i}: my card has not arrived."}]
+
+    async def traffic() -> None:
+        llm = LLMClient(llm_server.settings.grpc_url)
+        try:
+            await llm.generate(chat(0), max_tokens=32, ignore_eos=True)
+            await asyncio.gather(
+                *(llm.generate(chat(i), max_tokens=32, ignore_eos=True) for i in range(1, 17))
+            )
+        finally:
+            await llm.close()
+
+    asyncio.run(traffic())
+    try:
+        llm_server.client.unload_model("llm")
+        deadline = time.monotonic() + 30
+        while _stub_processes(llm_server):
+            assert time.monotonic() < deadline, "llm did not unload after its streams ended"
+            time.sleep(0.2)
+    finally:
+        llm_server.client.load_model("llm", config=llm_server.config)
+    assert llm_server.client.is_model_ready("llm")
+
+
 def test_unloading_during_streams_ends_them_with_an_error_not_a_hang(llm_server):
     url = llm_server.settings.grpc_url
     streams = [_send(url, max_tokens=300, ignore_eos=True) for _ in range(3)]

@@ -5,13 +5,6 @@ import pytest
 
 from tests.utils.orchestrator import Orchestrator, admin, error_of, new_key
 
-# Reported as xfailed or xpassed, never as passed, until the cause is found.
-UNLOAD_DEFECT = (
-    "open defect (session 4): an llm instance unloaded or reloaded under traffic "
-    "sometimes never finalizes, so its process stays and later requests hang; it fails "
-    "in some full runs and passes alone (README, LLM failover)"
-)
-
 
 def _states(api, model: str) -> dict[str, str]:
     models = admin(api, "GET", "/v1/model/status").json()["models"]
@@ -253,7 +246,6 @@ def api_without_failover(database_url, triton_settings, triton):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=UNLOAD_DEFECT)
 def test_ten_unload_reload_cycles_free_the_processes_and_memory_under_traffic(
     api_without_failover, triton
 ):
