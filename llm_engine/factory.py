@@ -5,6 +5,15 @@ from pathlib import Path
 from llm_engine.config import LLMConfig
 
 
+def serving_path(config: LLMConfig) -> Path:
+    """The GGUF a llama.cpp engine of `config` serves (the benchmark's peers load it too)."""
+    from llm_engine.gguf import serving_gguf
+    from llm_engine.packaged import packaged_gguf
+
+    source = Path(config.model_path) if config.model_path else packaged_gguf()
+    return serving_gguf(source, config.quantization, config.cache_dir)
+
+
 def create_engine(config: LLMConfig):
     """An engine with a sequence id for each running sequence and each cached prefix."""
     path = Path(config.model_path) if config.model_path else None
@@ -13,7 +22,7 @@ def create_engine(config: LLMConfig):
         from llm_engine.llama_cpp_engine import LlamaCppEngine
 
         return LlamaCppEngine(
-            path,
+            serving_path(config),
             max_slots=slots,
             context_size=config.context_size,
             step_tokens=config.step_tokens,

@@ -25,7 +25,8 @@ import llama_cpp as lc
 import numpy as np
 
 from llm_engine.chat import render_chat_template
-from llm_engine.packaged import packaged_gguf
+from llm_engine.config import DEFAULTS
+from llm_engine.factory import serving_path
 
 # As in the `llm` model's scheduler: a shorter common prefix is not worth a copy.
 MIN_SHARED_PREFIX = 8
@@ -75,7 +76,8 @@ class LlamaCeiling:
         context_size: int = 8192,
         batch_tokens: int = 512,
     ):
-        self.model_path = Path(model_path) if model_path else packaged_gguf()
+        # By default the file the `llm` model serves (its default LLMConfig): equal work.
+        self.model_path = Path(model_path) if model_path else serving_path(DEFAULTS)
         lc.llama_backend_init()
         self._model = lc.llama_model_load_from_file(
             str(self.model_path).encode(), lc.llama_model_default_params()
