@@ -37,6 +37,11 @@ class Triage(BaseModel):
     type: str
     priority: str
     top: list[IntentScore]
+    model_version: str | None = Field(
+        default=None,
+        description="The version of Triton's `ticket_triage` that predicted (the ensemble's "
+        "own version); null for tickets triaged before versions were recorded",
+    )
 
 
 class TriageResponse(BaseModel):
