@@ -32,7 +32,10 @@ class IntentScore(BaseModel):
 
 class Triage(BaseModel):
     intent: str
-    confidence: float
+    confidence: float | None = Field(
+        description="The model's probability for its predicted intent; null when an agent "
+        "set the intent before the model predicted one"
+    )
     department: str
     type: str
     priority: str

@@ -14,7 +14,7 @@ class TriageResult:
     """What triage decided for one text: the domain object the worker and routes share."""
 
     intent: str
-    confidence: float
+    confidence: float | None  # None: an agent set the intent before the model predicted one
     department: str
     type: str
     priority: str
