@@ -1,4 +1,4 @@
-"""Command line of the export pipeline: `python -m export {build,tensorrt}`."""
+"""Command line of the export pipeline: `python -m export {build,tensorrt,dataset}`."""
 
 import argparse
 import json
@@ -38,10 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     trt.add_argument("--repository", type=Path, help="model repository (default: the project's)")
 
+    dataset = commands.add_parser(
+        "dataset",
+        help="write a training snapshot: Banking77's train split plus agents' intent corrections",
+    )
+    dataset.add_argument(
+        "--database-url", help="the orchestrator's database (default: DATABASE_URL, as it does)"
+    )
+    dataset.add_argument("--output", type=Path, help="folder for snapshots (default: var/datasets)")
+
     args = parser.parse_args(argv)
     settings = ExportSettings()
     if args.command == "build":
         return _build(args, settings)
+    if args.command == "dataset":
+        return _dataset(args, settings)
     return _tensorrt(args, settings)
 
 
@@ -74,6 +85,39 @@ def _tensorrt(args, settings: ExportSettings) -> int:
     result = build_engine(onnx_path, repository)
     print(result.detail)
     return 0 if result.built or "skipped" in result.detail else 1
+
+
+def _dataset(args, settings: ExportSettings) -> int:
+    from export.corrections import CorrectionsUnavailable, read_corrections, shown_url
+    from export.data import load_banking77
+    from export.dataset import Row, build_snapshot, summary_lines, write_snapshot
+
+    url = args.database_url or settings.database_url
+    data = load_banking77(settings.banking77_dir)
+    print(
+        f"Banking77 from {settings.banking77_dir}: {len(data.train)} train rows, "
+        f"{len(data.test)} test rows (frozen), {len(data.intents)} intents"
+    )
+    try:
+        corrections = read_corrections(url)
+    except CorrectionsUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"corrections from {shown_url(url)}: {len(corrections)} intent corrections")
+
+    def rows(split) -> list[Row]:
+        return [Row(t, data.intents[i]) for t, i in zip(split.texts, split.labels, strict=True)]
+
+    snapshot = build_snapshot(rows(data.train), rows(data.test), data.intents, corrections)
+    sources = {"banking77_dir": str(settings.banking77_dir), "database": shown_url(url)}
+    folder, written = write_snapshot(snapshot, args.output or settings.datasets_dir, sources)
+    for line in summary_lines(snapshot):
+        print(line)
+    if written:
+        print(f"wrote {folder} (train.csv, manifest.json)")
+    else:
+        print(f"the same snapshot exists at {folder}; not rewritten")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Settings of the export pipeline, read from `EXPORT_*` environment variables."""
+"""Settings of the export pipeline, read from `EXPORT_*` environment variables (and
+`DATABASE_URL`, the orchestrator's, for the corrections `python -m export dataset` reads)."""
 
 from pathlib import Path
 
@@ -6,6 +7,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import PROJECT_ROOT
+from contracts.storage import DEFAULT_DATABASE_URL
 
 
 class ExportSettings(BaseSettings):
@@ -15,5 +17,9 @@ class ExportSettings(BaseSettings):
     banking77_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "banking77"
     model_repository: Path = PROJECT_ROOT / "model_repository"
     work_dir: Path = PROJECT_ROOT / "var" / "export"
+    # Training snapshots (`python -m export dataset`), one folder each, named by content hash.
+    datasets_dir: Path = PROJECT_ROOT / "var" / "datasets"
+    # The orchestrator's database, where agents' corrections are: the orchestrator's setting.
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
     torch_threads: int = Field(default=2, ge=1)
     seed: int = 13

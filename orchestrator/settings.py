@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import PROJECT_ROOT
 from contracts.models import LLM_FALLBACK_MODEL, LLM_MODEL, SERVED_MODELS, TRIAGE_MAX_BATCH
+from contracts.storage import DEFAULT_DATABASE_URL
 
 # A Triton model name that fits tickets.draft_source (a draft names the model that wrote it).
 MODEL_NAME = r"^[A-Za-z0-9_.-]{1,20}$"
@@ -59,10 +60,7 @@ class OrchestratorSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    database_url: str = Field(
-        default=f"sqlite:///{PROJECT_ROOT / 'var' / 'orchestrator.db'}",
-        validation_alias="DATABASE_URL",
-    )
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
     admin_key: str | None = None  # created at start when set; never logged
     triage_timeout_s: float = 10.0
     # Rate limits (token buckets; per deployment with REDIS_URL, else per replica). See README.

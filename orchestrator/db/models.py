@@ -135,6 +135,7 @@ class Ticket(Base):
     type: Mapped[str | None] = mapped_column(String(50), default=None)
     priority: Mapped[str | None] = mapped_column(String(20), default=None, index=True)
     top: Mapped[list | None] = mapped_column(default=None)
+    model_version: Mapped[str | None] = mapped_column(String(50), default=None)  # of the triage
     draft_text: Mapped[str | None] = mapped_column(Text, default=None)
     draft_source: Mapped[str | None] = mapped_column(String(20), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
@@ -170,7 +171,12 @@ class Job(Base):
 
 
 class Feedback(Base):
-    """An agent's correction of a triage field: a labelled example for the next training."""
+    """An agent's correction of a triage field: a labelled example for the next training.
+
+    Its provenance is kept with it: the ticket, the key that corrected it, the value before
+    (for a first correction, the model's prediction), the model version that predicted, the
+    model's confidence and the time. `python -m export dataset` reads the intent corrections.
+    """
 
     __tablename__ = "feedback"
 
@@ -181,6 +187,8 @@ class Feedback(Base):
     field: Mapped[str] = mapped_column(String(20))
     old_value: Mapped[str | None] = mapped_column(String(100))
     new_value: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str | None] = mapped_column(String(50), default=None)
+    model_confidence: Mapped[float | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

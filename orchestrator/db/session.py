@@ -5,6 +5,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts.storage import engine_url
 from orchestrator.db.migrate import upgrade
 
 
@@ -15,8 +16,7 @@ def make_engine(url: str, *, migrate: bool = True) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(engine_url(url), pool_pre_ping=True, pool_size=10, max_overflow=20)
     if migrate:
         upgrade(engine)
     return engine

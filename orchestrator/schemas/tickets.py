@@ -121,14 +121,25 @@ class TicketUpdate(BaseModel):
 
 
 class FeedbackItem(BaseModel):
-    """A labelled example: the ticket's text and the value an agent corrected a field to."""
+    """A labelled example: the ticket's text and the value an agent corrected a field to,
+    with its provenance."""
 
     id: int
     ticket_id: int
+    key_id: int = Field(description="The API key that made the correction")
     text: str
     field: str
-    old_value: str | None
+    old_value: str | None = Field(
+        description="The value before this correction: the model's prediction, unless the "
+        "field had been corrected before"
+    )
     new_value: str
+    model_version: str | None = Field(
+        description="The version of `ticket_triage` that predicted; null if not recorded"
+    )
+    model_confidence: float | None = Field(
+        description="The model's confidence in its predicted intent"
+    )
     created_at: datetime
 
 

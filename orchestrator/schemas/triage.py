@@ -32,11 +32,19 @@ class IntentScore(BaseModel):
 
 class Triage(BaseModel):
     intent: str
-    confidence: float
+    confidence: float | None = Field(
+        description="The model's probability for its predicted intent; null when an agent "
+        "set the intent before the model predicted one"
+    )
     department: str
     type: str
     priority: str
     top: list[IntentScore]
+    model_version: str | None = Field(
+        default=None,
+        description="The version of Triton's `ticket_triage` that predicted (the ensemble's "
+        "own version); null for tickets triaged before versions were recorded",
+    )
 
 
 class TriageResponse(BaseModel):

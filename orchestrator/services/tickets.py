@@ -139,6 +139,8 @@ def apply_update(session: Session, ticket: Ticket, changes: TicketUpdate, key_id
                     field=field,
                     old_value=old,
                     new_value=value,
+                    model_version=ticket.model_version,
+                    model_confidence=ticket.confidence,  # corrections never change it
                 )
             )
         setattr(ticket, field, value)
@@ -172,10 +174,13 @@ def list_feedback(session: Session, tenant_id: int, *, limit: int, cursor: str |
         FeedbackItem(
             id=f.id,
             ticket_id=t.id,
+            key_id=f.key_id,
             text=f"{t.subject}\n{t.body}",
             field=f.field,
             old_value=f.old_value,
             new_value=f.new_value,
+            model_version=f.model_version,
+            model_confidence=f.model_confidence,
             created_at=f.created_at,
         )
         for f, t in rows
@@ -191,6 +196,7 @@ def store_triage(ticket: Ticket, triage: TriageResult) -> None:
         triage.priority,
     )
     ticket.top = [{"intent": intent, "score": score} for intent, score in triage.top]
+    ticket.model_version = triage.model_version
 
 
 def stored_triage(ticket: Ticket) -> TriageResult | None:
@@ -204,6 +210,7 @@ def stored_triage(ticket: Ticket) -> TriageResult | None:
         type=ticket.type,
         priority=ticket.priority,
         top=tuple((item["intent"], item["score"]) for item in ticket.top or []),
+        model_version=ticket.model_version,
     )
 
 

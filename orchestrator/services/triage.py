@@ -14,11 +14,12 @@ class TriageResult:
     """What triage decided for one text: the domain object the worker and routes share."""
 
     intent: str
-    confidence: float
+    confidence: float | None  # None: an agent set the intent before the model predicted one
     department: str
     type: str
     priority: str
     top: tuple[tuple[str, float], ...]  # the most likely intents with their scores
+    model_version: str | None = None  # of the model that predicted; None if not known
 
     def public(self) -> Triage:
         top = [IntentScore(intent=intent, score=score) for intent, score in self.top]
@@ -29,6 +30,7 @@ class TriageResult:
             type=self.type,
             priority=self.priority,
             top=top,
+            model_version=self.model_version,
         )
 
 
@@ -41,6 +43,7 @@ def triage_of(prediction: Prediction, text: str) -> TriageResult:
         type=route.type,
         priority=route.priority,
         top=tuple((name, score) for name, score in prediction.top),
+        model_version=prediction.model_version,
     )
 
 

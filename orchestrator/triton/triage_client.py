@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import tritonclient.grpc.aio as aio
+from tritonclient.grpc import InferResult
 from tritonclient.utils import InferenceServerException
 
 OUTPUTS = ("intent", "confidence", "top_intents", "top_scores")
@@ -22,9 +23,29 @@ class Prediction:
     intent: str
     confidence: float
     top: list[tuple[str, float]]
+    # The version of the model that answered, as Triton's response names it: for the
+    # `ticket_triage` ensemble that is the ensemble's own version, not its steps'.
+    model_version: str | None = None
 
 
 _CLIENT_MISTAKES = ("is empty", "is not valid UTF-8", "the limit is")
+
+
+def predictions(result: InferResult, count: int) -> list[Prediction]:
+    """The ensemble's answer for `count` texts, each with the model version that answered."""
+    intents = result.as_numpy("intent")[:, 0]
+    confidence = result.as_numpy("confidence")[:, 0]
+    top_intents, top_scores = result.as_numpy("top_intents"), result.as_numpy("top_scores")
+    version = result.get_response().model_version or None
+    return [
+        Prediction(
+            intents[i].decode(),
+            float(confidence[i]),
+            [(n.decode(), float(s)) for n, s in zip(top_intents[i], top_scores[i], strict=True)],
+            version,
+        )
+        for i in range(count)
+    ]
 
 
 class TriageClient:
@@ -53,20 +74,7 @@ class TriageClient:
             if any(mistake in message for mistake in _CLIENT_MISTAKES):
                 raise TritonRejected(message.split("', ")[-1]) from error
             raise TritonUnavailable(message) from error
-        intents = result.as_numpy("intent")[:, 0]
-        confidence = result.as_numpy("confidence")[:, 0]
-        top_intents, top_scores = result.as_numpy("top_intents"), result.as_numpy("top_scores")
-        return [
-            Prediction(
-                intents[i].decode(),
-                float(confidence[i]),
-                [
-                    (n.decode(), float(s))
-                    for n, s in zip(top_intents[i], top_scores[i], strict=True)
-                ],
-            )
-            for i in range(len(texts))
-        ]
+        return predictions(result, len(texts))
 
     async def ready(self) -> bool:
         try:

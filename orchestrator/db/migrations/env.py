@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+from contracts.storage import engine_url
 from orchestrator.db.models import Base, UTCDateTime
 from orchestrator.settings import OrchestratorSettings
 
@@ -35,7 +36,7 @@ def run_online() -> None:
         _run(connection)
         return
     url = config.get_main_option("sqlalchemy.url") or OrchestratorSettings().database_url
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = create_engine(engine_url(url))
     with engine.begin() as connection:
         _run(connection)
     engine.dispose()

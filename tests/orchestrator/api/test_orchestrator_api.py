@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.utils.orchestrator import ADMIN_KEY, admin
+from tests.utils.orchestrator import ADMIN_KEY, TRIAGE_FIELDS, admin
 from tests.utils.orchestrator import error_of as _error
 from tests.utils.orchestrator import new_key as _new_key
 
@@ -66,7 +66,8 @@ def test_triage_returns_intent_routing_and_top_five(api):
     results = response.json()["results"]
     assert len(results) == 2
     for result in results:
-        assert set(result) == {"intent", "confidence", "department", "type", "priority", "top"}
+        assert set(result) == TRIAGE_FIELDS
+        assert result["model_version"] == "1"  # the ensemble's version, as Triton answered
         assert len(result["top"]) == 5 and result["top"][0]["intent"] == result["intent"]
         assert result["priority"] in ("low", "normal", "high", "urgent")
 

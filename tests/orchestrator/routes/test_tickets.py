@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.utils.orchestrator import error_of, new_key, new_tenant, wait_until
+from tests.utils.orchestrator import TRIAGE_FIELDS, error_of, new_key, new_tenant, wait_until
 
 TICKET = {
     "subject": "Card stolen",
@@ -41,8 +41,9 @@ def test_a_ticket_is_accepted_then_triaged_and_drafted(api, tenant_a):
     ticket = finished(api, tenant_a, accepted.json()["id"])
     assert ticket["status"] == "done", ticket
     triage = ticket["triage"]
-    assert set(triage) == {"intent", "confidence", "department", "type", "priority", "top"}
+    assert set(triage) == TRIAGE_FIELDS
     assert len(triage["top"]) == 5 and triage["top"][0]["intent"] == triage["intent"]
+    assert triage["model_version"] == "1"  # the ensemble's version, as Triton answered
     assert ticket["draft"]["source"] in ("llm", "llm_fallback", "fallback")
     assert ticket["draft"]["text"].strip()
     assert ticket["processed_at"] is not None
@@ -135,6 +136,8 @@ def test_corrections_are_applied_and_kept_as_feedback(api, tenant_a):
     assert mine["intent"]["old_value"] == triage["intent"] and mine["intent"]["new_value"] == intent
     assert mine["priority"]["new_value"] == priority
     assert mine["intent"]["text"].startswith("Card stolen")
+    assert mine["intent"]["model_version"] == triage["model_version"] == "1"
+    assert mine["intent"]["model_confidence"] == pytest.approx(triage["confidence"])
     for bad in ({"intent": "no_such_intent"}, {"priority": "whenever"}, {"status": "queued"},
                 {"department": "nowhere"}, {"colour": "red"}):  # fmt: skip
         answer = api.patch(f"/v1/tickets/{ticket_id}", json=bad, headers=tenant_a)

@@ -1,0 +1,34 @@
+"""Reading the ensemble's answer: the predictions and the model version Triton names."""
+
+import numpy as np
+from tritonclient.grpc import InferResult, service_pb2
+from tritonclient.utils import serialize_byte_tensor
+
+from orchestrator.triton.triage_client import predictions
+
+
+def _answer(model_version: str) -> InferResult:
+    """A ModelInferResponse as Triton sends it for two texts (raw output contents)."""
+    top = np.array([[b"card_arrival", b"pin_blocked"], [b"pin_blocked", b"card_arrival"]], object)
+    outputs = {
+        "intent": ("BYTES", np.array([[b"card_arrival"], [b"pin_blocked"]], dtype=object)),
+        "confidence": ("FP32", np.array([[0.75], [0.5]], dtype=np.float32)),
+        "top_intents": ("BYTES", top),
+        "top_scores": ("FP32", np.array([[0.75, 0.25], [0.5, 0.5]], dtype=np.float32)),
+    }
+    response = service_pb2.ModelInferResponse(
+        model_name="ticket_triage", model_version=model_version
+    )
+    for name, (datatype, array) in outputs.items():
+        response.outputs.add(name=name, datatype=datatype, shape=list(array.shape))
+        raw = serialize_byte_tensor(array).item() if datatype == "BYTES" else array.tobytes()
+        response.raw_output_contents.append(raw)
+    return InferResult(response)
+
+
+def test_each_prediction_names_the_model_version_that_answered():
+    first, second = predictions(_answer("1"), 2)
+    assert (first.intent, first.confidence, first.model_version) == ("card_arrival", 0.75, "1")
+    assert second.top == [("pin_blocked", 0.5), ("card_arrival", 0.5)]
+    assert second.model_version == "1"
+    assert predictions(_answer(""), 2)[0].model_version is None  # not named: not recorded
