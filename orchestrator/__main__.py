@@ -10,6 +10,7 @@ import time
 import httpx
 
 from contracts.models import missing_files
+from orchestrator.environments import DEFAULT_ENVIRONMENT, Environment
 from orchestrator.services.security import SCOPES, mask, new_key
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.launcher import TritonServer, TritonStartError
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     create = key_commands.add_parser("create", help="create a key (and its tenant if new)")
     create.add_argument("--tenant", required=True, help="tenant name")
     create.add_argument("--scopes", default="tickets:write,tickets:read,chat")
+    create.add_argument(
+        "--environment", choices=[e.value for e in Environment], default=DEFAULT_ENVIRONMENT
+    )
     revoke = key_commands.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id", type=int)
     args = parser.parse_args(argv)
@@ -181,12 +185,19 @@ def _keys(args) -> int:
         tenant = tenant or keys.create_tenant(session=session, name=args.tenant)
         try:
             record, key = keys.create_key(
-                session=session, tenant_id=tenant.id, scopes=scopes, origin="cli"
+                session=session,
+                tenant_id=tenant.id,
+                scopes=scopes,
+                origin="cli",
+                environment=Environment(args.environment),
             )
         except keys.NotAllowed as refused:
             print(str(refused), file=sys.stderr)
             return 2
-        print(f"key {record.id} for tenant {tenant.name!r} (id {tenant.id}), scopes {scopes}:")
+        print(
+            f"key {record.id} for tenant {tenant.name!r} (id {tenant.id}), scopes {scopes},"
+            f" environment {record.environment}:"
+        )
         print(f"  {key}\n(shown once)")
     return 0
 

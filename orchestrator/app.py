@@ -14,12 +14,23 @@ from orchestrator.api.publiclimit import PublicRouteLimit
 from orchestrator.api.quotas import LLMQuotas, llm_slot
 from orchestrator.api.ratelimit import Limiter, Policy, Rate
 from orchestrator.api.revocations import Revocations
-from orchestrator.api.routes import admin, chat, control, health, intake, tickets, triage
+from orchestrator.api.routes import (
+    admin,
+    chat,
+    configs,
+    control,
+    health,
+    intake,
+    me,
+    tickets,
+    triage,
+)
 from orchestrator.api.shared import make_store
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.errors import install_handlers
 from orchestrator.metrics import Metrics
 from orchestrator.services.chat import ChatService
+from orchestrator.services.configs import ConfigStore
 from orchestrator.services.control import ControlService
 from orchestrator.services.failover import make_llm
 from orchestrator.services.keys import ensure_bootstrap_key
@@ -54,6 +65,7 @@ def create_app(
     async def lifespan(app: FastAPI):
         engine = await run_in_threadpool(make_engine, settings.database_url)
         app.state.sessions = session_factory(engine)
+        app.state.configs = ConfigStore(app.state.sessions, settings)
         if settings.admin_key:
             await _bootstrap(app, settings.admin_key)
         revocation_task = asyncio.create_task(app.state.revocations.run())
@@ -79,7 +91,12 @@ def create_app(
             wait_s=settings.triton_load_timeout_s,
         )
         app.state.chat = ChatService(
-            app.state.llm, app.state.sessions, app.state.metrics, settings, quota=_tenant_quota(app)
+            app.state.llm,
+            app.state.sessions,
+            app.state.metrics,
+            settings,
+            quota=_tenant_quota(app),
+            configs=app.state.configs,
         )
         app.state.watchdog.start()
         worker_task = None
@@ -113,7 +130,7 @@ def create_app(
     app.state.watchdog = ResourceWatchdog(app.state.metrics.registry)
     _limits(app, settings)
     install_handlers(app)
-    for module in (health, admin, triage, tickets, intake, chat, control):
+    for module in (health, me, admin, configs, triage, tickets, intake, chat, control):
         app.include_router(module.router)
     app.include_router(tickets.feedback_router)
     _instrument(app)
@@ -174,7 +191,9 @@ def _tenant_quota(app: FastAPI):
 
 def make_worker(app: FastAPI, settings: OrchestratorSettings) -> Worker:
     state = app.state
-    worker = Worker(state.sessions, state.triage, state.llm, state.metrics, settings)
+    worker = Worker(
+        state.sessions, state.triage, state.llm, state.metrics, settings, configs=state.configs
+    )
     worker.on_settled = state.settled.notify  # requests waiting on a ticket answer at once
     return worker
 

@@ -130,6 +130,10 @@ class InvalidInput(DomainError):
     """A value the service cannot accept, named by `param`."""
 
 
+class Conflict(DomainError):
+    """The request does not fit the record's present state (nothing earlier to roll back to)."""
+
+
 class ModelNotFound(DomainError):
     """No such model (in Triton's repository, or among the chat models)."""
 
@@ -154,6 +158,7 @@ class ControlTimeout(DependencyUnavailable):
 DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str, str | None, int | None]] = {
     NotFound: (404, "invalid_request_error", "not_found", None),
     InvalidInput: (422, "invalid_request_error", None, None),
+    Conflict: (409, "invalid_request_error", "conflict", None),
     ModelNotFound: (404, "invalid_request_error", "model_not_found", None),
     ControlRefused: (422, "invalid_request_error", "control_refused", None),
     ContextTooLong: (400, "invalid_request_error", "context_length_exceeded", None),

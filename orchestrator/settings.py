@@ -12,6 +12,8 @@ from contracts.storage import DEFAULT_DATABASE_URL
 # A Triton model name that fits tickets.draft_source (a draft names the model that wrote it).
 MODEL_NAME = r"^[A-Za-z0-9_.-]{1,20}$"
 MODEL_NAME_OR_NONE = r"^[A-Za-z0-9_.-]{0,20}$"
+# The bounds of a draft's model sentence, for this setting and the drafts configuration.
+DRAFT_MAX_TOKENS_BOUNDS = {"ge": 8, "le": 256}
 
 
 class TritonSettings(BaseSettings):
@@ -109,10 +111,15 @@ class OrchestratorSettings(BaseSettings):
     # The first model's first token must come within this, else the request fails over as a
     # timeout; the second gets what is left of the request's own timeout.
     llm_failover_wait_s: float = Field(default=15.0, gt=0)
-    draft_max_tokens: int = Field(default=40, ge=8, le=256)  # the model's sentence of a draft
+    # The model's sentence of a draft; a drafts configuration (services/configs.py) may set
+    # another per environment, as it may the chat defaults below.
+    draft_max_tokens: int = Field(default=40, **DRAFT_MAX_TOKENS_BOUNDS)
     draft_timeout_s: float = Field(default=30.0, gt=0)  # then the marked fallback draft
     chat_default_max_tokens: int = Field(default=256, ge=1)
     chat_timeout_s: float = Field(default=120.0, gt=0)
+    # How long a replica keeps an active configuration before reading it again: a PUT or
+    # rollback here applies at once; on other replicas and separate workers within this.
+    config_cache_s: float = Field(default=5.0, ge=0)
     # Triton calls: short ones (index, readiness, configs), and load/unload with their wait
     # for Triton to settle and free the model's processes.
     triton_call_timeout_s: float = Field(default=10.0, gt=0)

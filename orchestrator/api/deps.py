@@ -89,7 +89,7 @@ def _lookup(request: Request, wanted: str) -> Caller | None:
         scopes = key.scope_set
         if not platform_tenant:  # never trust a stored `platform` outside the platform tenant
             scopes = scopes - {PLATFORM_SCOPE}
-        return Caller(key.id, key.tenant_id, frozenset(scopes))
+        return Caller(key.id, key.tenant_id, frozenset(scopes), key.environment)
 
 
 CurrentKey = Annotated[Caller, Depends(current_key)]

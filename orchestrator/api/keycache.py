@@ -24,6 +24,9 @@ class Caller:
     id: int
     tenant_id: int
     scope_set: frozenset[str]
+    # orchestrator.environments.Environment: which configuration its requests meet. Fixed
+    # when the key is made, so a cached Caller never holds a stale one.
+    environment: str = "production"
 
     @property
     def platform(self) -> bool:

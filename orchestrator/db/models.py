@@ -1,4 +1,5 @@
-"""Tables: tenants and keys, tickets and their jobs, agents' feedback, chat history, audit.
+"""Tables: tenants and keys, tickets and their jobs, agents' feedback, chat history, audit,
+versioned configurations.
 
 The schema is owned by Alembic (orchestrator/db/migrations); a change here needs a new
 revision there, and tests/orchestrator/db/test_migrations.py fails when the two disagree.
@@ -102,6 +103,10 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     # "bootstrap" (from ORCHESTRATOR_ADMIN_KEY: a new one revokes the older), "api" or "cli".
     origin: Mapped[str] = mapped_column(String(20), default="api", server_default="api")
+    # orchestrator.environments: which configuration (and, later, model version) it meets.
+    environment: Mapped[str] = mapped_column(
+        String(20), default="production", server_default="production"
+    )
     tenant: Mapped[Tenant] = relationship(back_populates="keys")
 
     @property
@@ -146,6 +151,11 @@ class Ticket(Base):
     # message as received; deferred, so that listing tickets never loads it.
     attachments: Mapped[list | None] = mapped_column(default=None)
     raw_message: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
+    # The submitting key's environment: its drafts use that environment's configuration.
+    # Webhook tickets, which no key submits, are production's.
+    environment: Mapped[str] = mapped_column(
+        String(20), default="production", server_default="production"
+    )
 
 
 class Job(Base):
@@ -223,6 +233,36 @@ class AuditEntry(Base):
     result: Mapped[str] = mapped_column(String(20))  # ok | error
     detail: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConfigVersion(Base):
+    """One version of a named configuration (chat, drafts) in one environment; never changed
+    or deleted: a rollback activates an earlier version (ActiveConfig)."""
+
+    __tablename__ = "config_versions"
+    __table_args__ = (
+        UniqueConstraint("name", "environment", "version", name="uq_config_versions_version"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+    environment: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column()  # 1, 2, ... per (name, environment)
+    body: Mapped[dict] = mapped_column()  # as validated by schemas.configs
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))  # the author
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ActiveConfig(Base):
+    """Which version of a configuration an environment uses; no row, or no version: the
+    built-in defaults (version 0)."""
+
+    __tablename__ = "active_configs"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    environment: Mapped[str] = mapped_column(String(20), primary_key=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("config_versions.id"), default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class WebhookDelivery(Base):

@@ -2,6 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.environments import DEFAULT_ENVIRONMENT, Environment
 from orchestrator.schemas.common import IdField
 from orchestrator.services.keys import is_reserved
 from orchestrator.services.security import SCOPES
@@ -39,6 +40,10 @@ class KeyCreate(Strict):
         default=None, description="Default: the calling key's tenant. Tenant admins: only theirs"
     )
     scopes: list[str] = Field(min_length=1)
+    environment: Environment = Field(
+        default=DEFAULT_ENVIRONMENT,
+        description="Which configuration the key's requests and tickets meet",
+    )
 
     @field_validator("scopes")
     @classmethod
@@ -53,6 +58,7 @@ class KeyCreated(BaseModel):
     id: int
     tenant_id: int
     scopes: list[str]
+    environment: Environment
     key: str = Field(description="Shown once; only its digest is stored.")
 
 
@@ -61,6 +67,7 @@ class KeyPublic(BaseModel):
     tenant_id: int
     scopes: list[str]
     origin: str = Field(description="bootstrap (ORCHESTRATOR_ADMIN_KEY), api or cli")
+    environment: Environment
     created_at: datetime
     revoked_at: datetime | None
 
@@ -70,3 +77,12 @@ class KeyPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end"
     )
+
+
+class KeySelf(BaseModel):
+    """The calling key, as GET /v1/me shows it (never the key itself)."""
+
+    id: int
+    tenant_id: int
+    scopes: list[str]
+    environment: Environment

@@ -4,6 +4,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+MAX_TOKENS_CEILING = 4096  # the most a request (or the chat configuration) may ask for
+DEFAULT_TEMPERATURE = 0.7  # when neither the request nor the chat configuration sets one
+MAX_STOP_WORDS = 4
+
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -25,9 +29,9 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=200)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1, le=4096)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
-    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_CEILING)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_CEILING)
+    temperature: float = Field(default=DEFAULT_TEMPERATURE, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
     stop: str | list[str] | None = None
     seed: int | None = Field(default=None, ge=0, lt=2**64)
@@ -46,8 +50,8 @@ class ChatRequest(BaseModel):
     @classmethod
     def _stop_list(cls, stop):
         stops = [stop] if isinstance(stop, str) else stop
-        if stops is not None and (len(stops) > 4 or any(not s for s in stops)):
-            raise ValueError("up to 4 non-empty stop sequences")
+        if stops is not None and (len(stops) > MAX_STOP_WORDS or any(not s for s in stops)):
+            raise ValueError(f"up to {MAX_STOP_WORDS} non-empty stop sequences")
         return stops
 
     @property

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from orchestrator.environments import DEFAULT_ENVIRONMENT, Environment
 from orchestrator.schemas.common import Metadata, metadata_problem
 from orchestrator.schemas.triage import Triage
 
@@ -88,6 +89,10 @@ class TicketPublic(BaseModel):
     processed_at: datetime | None
     attachments: list[AttachmentPublic] = Field(
         default_factory=list, description="E-mail parts that are not the text"
+    )
+    environment: Environment = Field(
+        default=DEFAULT_ENVIRONMENT,
+        description="The submitting key's; its drafts use that environment's configuration",
     )
 
     @field_validator("metadata", mode="before")

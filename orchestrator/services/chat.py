@@ -4,6 +4,10 @@ Requests name the public model (settings.llm_model, GET /v1/models); the answer'
 (every SSE chunk's, and the history's) is the Triton model that wrote it: the primary, or the
 fallback when the primary failed or its breaker is open (services/failover.py).
 
+The environment of the calling key picks the chat configuration (services/configs.py): its
+system prompt, temperature, max_tokens and stop words fill in what a request leaves out. The
+history keeps the messages as the caller sent them.
+
 Errors are domain errors (orchestrator.errors maps them to HTTP): an unknown model, a prompt
 that does not fit the context (the caller's error: 400 context_length_exceeded, which OpenAI
 clients do not retry), or an LLM that cannot answer now (503 with Retry-After).
@@ -23,7 +27,16 @@ from orchestrator.api.keycache import Caller
 from orchestrator.db.models import ChatExchange
 from orchestrator.errors import ContextTooLong, DependencyUnavailable, ModelNotFound
 from orchestrator.metrics import Metrics
-from orchestrator.schemas.chat import AssistantMessage, ChatCompletion, ChatRequest, Choice, Usage
+from orchestrator.schemas.chat import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatMessage,
+    ChatRequest,
+    Choice,
+    Usage,
+)
+from orchestrator.schemas.configs import ChatConfig
+from orchestrator.services.configs import ConfigStore
 from orchestrator.services.failover import Answer, FailoverLLM
 from orchestrator.services.generation import GenerationTimer
 from orchestrator.settings import OrchestratorSettings
@@ -64,15 +77,18 @@ class ChatService:
         metrics: Metrics,
         settings: OrchestratorSettings,
         quota: Quota = no_quota,
+        configs: ConfigStore | None = None,  # None: the defaults for every environment
     ):
         self.llm, self.sessions, self.metrics, self.settings = llm, sessions, metrics, settings
         self.quota = quota  # the lead wires the per-tenant budget here
+        self.configs = configs
 
     async def complete(self, caller: Caller, data: ChatRequest) -> ChatCompletion:
         self.check_model(data)
-        async with self.quota(caller, self._max_tokens(data)) as spent:
+        asked = await self.configured(caller, data)
+        async with self.quota(caller, self._max_tokens(asked)) as spent:
             exchange = _Exchange(self, caller, data, spent)
-            items = self._generate(data)
+            items = self._generate(asked)
             first = await _first_item(items)
             exchange.model = items.model
             text, generation = await _collect(first, items, exchange.timer)
@@ -92,11 +108,12 @@ class ChatService:
     async def stream(self, caller: Caller, data: ChatRequest) -> AsyncIterator[str]:
         """The SSE events; errors before the first token raise here, as a real HTTP status."""
         self.check_model(data)
+        asked = await self.configured(caller, data)
         resources = AsyncExitStack()
-        spent = await resources.enter_async_context(self.quota(caller, self._max_tokens(data)))
+        spent = await resources.enter_async_context(self.quota(caller, self._max_tokens(asked)))
         try:
             exchange = _Exchange(self, caller, data, spent)
-            items = self._generate(data)
+            items = self._generate(asked)
             first = await _first_item(items)
             exchange.model = items.model
         except BaseException:
@@ -107,6 +124,12 @@ class ChatService:
     def check_model(self, data: ChatRequest) -> None:
         if data.model != self.settings.llm_model:
             raise ModelNotFound(f"no model {data.model!r}; see GET /v1/models", param="model")
+
+    async def configured(self, caller: Caller, data: ChatRequest) -> ChatRequest:
+        """The request as the LLM gets it: the caller's environment's defaults filled in."""
+        if self.configs is None:
+            return with_config(data, ChatConfig())
+        return with_config(data, await self.configs.chat(caller.environment))
 
     def _max_tokens(self, data: ChatRequest) -> int:
         asked = data.max_completion_tokens or data.max_tokens
@@ -125,6 +148,22 @@ class ChatService:
             ignore_eos=data.ignore_eos,
             timeout_s=self.settings.chat_timeout_s,
         )
+
+
+def with_config(data: ChatRequest, config: ChatConfig) -> ChatRequest:
+    """`data` with the configuration's values where the request sets none (a system message,
+    temperature, max_tokens or stop words of its own win)."""
+    update: dict = {}
+    if config.system_prompt and not any(m.role == "system" for m in data.messages):
+        system = ChatMessage(role="system", content=config.system_prompt)
+        update["messages"] = [system, *data.messages]
+    if "temperature" not in data.model_fields_set:
+        update["temperature"] = config.temperature
+    if data.max_tokens is None and data.max_completion_tokens is None and config.max_tokens:
+        update["max_tokens"] = config.max_tokens
+    if data.stop is None and config.stop:
+        update["stop"] = list(config.stop)
+    return data.model_copy(update=update)
 
 
 async def _first_item(items: AsyncIterator) -> str | Generation:

@@ -17,10 +17,15 @@ does the rest. The letter is composed of:
 
 When the LLM is unavailable or too slow, the same letter with the plain opening is the
 fallback draft, marked `source="fallback"`.
+
+The instructions, the retry's temperature, the sentence's token budget and its stop words
+are the defaults of the `drafts` configuration, which an environment may change
+(services/configs.py); the examples, the prefix and the checks are not configurable: they
+are what keeps the sentence free of invented facts.
 """
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -62,6 +67,7 @@ OPENING_PREFIX = "Thank you for getting in touch about"
 PLAIN_OPENING = "Thank you for getting in touch with us."
 CLOSING = "If there is anything else we can help with, just reply to this message."
 OPENING_MAX_TOKENS = 40
+RETRY_TEMPERATURE = 0.7  # the first attempt is greedy; the retry samples
 # A comma too: what follows one in a sentence this short is a claim about the case.
 OPENING_STOP = (".", ",", "!", "?", "\n")
 # The model's sentence may not repeat this many words of the customer's in a row (the draft
@@ -94,9 +100,11 @@ def ticket_text(subject: str, body: str) -> str:
     return f"Subject: {subject}\n\n{body}".strip() if subject else body.strip()
 
 
-def opening_messages(subject: str, body: str) -> list[dict]:
+def opening_messages(
+    subject: str, body: str, instructions: str = OPENING_INSTRUCTIONS
+) -> list[dict]:
     """Chat messages asking the model for the letter's first sentence (few-shot)."""
-    messages = [{"role": "system", "content": OPENING_INSTRUCTIONS}]
+    messages = [{"role": "system", "content": instructions}]
     for ticket, opening in OPENING_EXAMPLES:
         messages += [
             {"role": "user", "content": ticket},
@@ -147,6 +155,9 @@ async def _opening(
     seed: int | None,
     max_tokens: int,
     priority: str | None,
+    retry_temperature: float,
+    stop: Sequence[str],
+    instructions: str,
 ) -> tuple[str | None, Generation | None]:
     """The model's checked sentence (greedy, then one sampled retry), with its token counts;
     both attempts together take at most `timeout_s`."""
@@ -157,10 +168,10 @@ async def _opening(
         if remaining <= 0:
             raise LLMTimeout(f"no acceptable opening within {timeout_s} s")
         generation = await llm.generate(
-            opening_messages(subject, body),
-            temperature=0.0 if attempt == 0 else 0.7,
+            opening_messages(subject, body, instructions),
+            temperature=0.0 if attempt == 0 else retry_temperature,
             seed=attempt if seed is None else seed,
-            stop=list(OPENING_STOP),
+            stop=list(stop),
             timeout_s=remaining,
             max_tokens=max_tokens,
             priority=priority,
@@ -182,6 +193,9 @@ async def stream_draft(
     fallback_when_down: bool = True,
     max_tokens: int = OPENING_MAX_TOKENS,
     priority: str | None = None,
+    retry_temperature: float = RETRY_TEMPERATURE,
+    stop: Sequence[str] = OPENING_STOP,
+    instructions: str = OPENING_INSTRUCTIONS,
 ) -> AsyncIterator[str | Draft]:
     """The letter's parts as they are ready, then the whole Draft.
 
@@ -199,6 +213,9 @@ async def stream_draft(
             seed=seed,
             max_tokens=max_tokens,
             priority=priority,
+            retry_temperature=retry_temperature,
+            stop=stop,
+            instructions=instructions,
         )
     except LLMTimeout:
         opening = generation = None

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.db.models import ApiKey, Tenant, utcnow
+from orchestrator.environments import DEFAULT_ENVIRONMENT, Environment
 from orchestrator.services.security import PLATFORM_SCOPE, SCOPES, digest, new_key
 from orchestrator.services.webhooks import new_secret
 
@@ -52,6 +53,7 @@ def create_key(
     scopes: list[str],
     key: str | None = None,
     origin: str = "api",
+    environment: Environment = DEFAULT_ENVIRONMENT,
 ) -> tuple[ApiKey, str] | None:
     """The new record and the plain key (shown once), or None for an unknown tenant.
 
@@ -64,7 +66,11 @@ def create_key(
         raise NotAllowed("the 'platform' scope is only for keys of the platform tenant")
     key = key or new_key()
     record = ApiKey(
-        tenant_id=tenant_id, digest=digest(key), scopes=" ".join(sorted(scopes)), origin=origin
+        tenant_id=tenant_id,
+        digest=digest(key),
+        scopes=" ".join(sorted(scopes)),
+        origin=origin,
+        environment=Environment(environment).value,
     )
     session.add(record)
     session.commit()

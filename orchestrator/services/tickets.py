@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.db.models import Feedback, Job, Ticket, utcnow
+from orchestrator.environments import DEFAULT_ENVIRONMENT, Environment
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.schemas.tickets import (
     AGENT_STATUSES,
@@ -36,6 +37,7 @@ def create_ticket(
     *,
     attachments: list[dict] | None = None,
     raw_message: bytes | None = None,
+    environment: str = DEFAULT_ENVIRONMENT,
 ) -> Stored:
     """Store the ticket and its job together, or return the ticket they already made.
 
@@ -55,6 +57,7 @@ def create_ticket(
         extra=data.metadata,
         attachments=attachments,
         raw_message=raw_message,
+        environment=Environment(environment).value,
     )
     session.add(ticket)
     try:
@@ -235,4 +238,5 @@ def public(ticket: Ticket) -> TicketPublic:
         updated_at=ticket.updated_at,
         processed_at=ticket.processed_at,
         attachments=ticket.attachments or [],
+        environment=ticket.environment or DEFAULT_ENVIRONMENT,
     )

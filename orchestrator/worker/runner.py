@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.db.models import Ticket, utcnow
 from orchestrator.metrics import Metrics
+from orchestrator.services.configs import ConfigStore, draft_options
 from orchestrator.services.drafts import Draft, stream_draft
 from orchestrator.services.failover import FailoverLLM
 from orchestrator.services.generation import GenerationTimer
@@ -53,9 +54,13 @@ class Worker:
         llm: FailoverLLM | LLMClient,
         metrics: Metrics,
         settings: OrchestratorSettings,
+        configs: ConfigStore | None = None,
     ):
         self.sessions, self.triage, self.llm = sessions, triage, llm
         self.metrics, self.settings = metrics, settings
+        # The app hands over its own store, so that a configuration written there applies
+        # here at once; a worker process reads through its own.
+        self.configs = configs or ConfigStore(sessions, settings)
         self.token = uuid.uuid4().hex  # this worker's lease token
         self.backoff = jobs.Backoff(
             settings.job_backoff_base_s, settings.job_backoff_max_s, settings.job_max_attempts
@@ -171,6 +176,8 @@ class Worker:
 
     async def _draft(self, claimed: Claimed) -> Draft:
         ticket, last_attempt = claimed.ticket, claimed.attempts >= self.backoff.max_attempts
+        # The environment of the key that submitted the ticket, stored with it at intake.
+        config = await self.configs.drafts(ticket.environment)
         async with self._drafts:
             timer = GenerationTimer()
             draft = None
@@ -179,10 +186,10 @@ class Worker:
                 ticket.intent,
                 ticket.subject,
                 ticket.body,
-                max_tokens=self.settings.draft_max_tokens,
                 timeout_s=self.settings.draft_timeout_s,
                 fallback_when_down=last_attempt,
                 priority="background",  # nobody is watching: chat replies go first
+                **draft_options(config, self.settings),
             ):
                 if isinstance(item, Draft):
                     draft = item

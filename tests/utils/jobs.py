@@ -20,7 +20,13 @@ def database_engine(kind: str, tmp_path) -> Engine:
     return make_engine(POSTGRES_URL)
 
 
-def enqueue(engine: Engine, tenant: str, count: int, intent: str | None = None) -> list[int]:
+def enqueue(
+    engine: Engine,
+    tenant: str,
+    count: int,
+    intent: str | None = None,
+    environment: str = "production",
+) -> list[int]:
     """Store `count` tickets of `tenant` with their jobs; the ticket ids come back.
 
     With `intent`, the tickets count as triaged already, so a worker only drafts them.
@@ -34,7 +40,7 @@ def enqueue(engine: Engine, tenant: str, count: int, intent: str | None = None) 
         ids = []
         for i in range(count):
             data = TicketCreate(subject=f"{tenant} {i}", body=f"Where is my card? ({i})")
-            ticket = create_ticket(session, found.id, data).ticket
+            ticket = create_ticket(session, found.id, data, environment=environment).ticket
             ids.append(ticket.id)
         if intent is not None:
             for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(ids))):

@@ -95,9 +95,14 @@ def new_tenant(client: httpx.Client, name: str) -> dict:
     return created.json()
 
 
-def new_key(client: httpx.Client, scopes: list[str], tenant: str | int) -> str:
+def new_key(
+    client: httpx.Client, scopes: list[str], tenant: str | int, environment: str | None = None
+) -> str:
     tenant_id = tenant if isinstance(tenant, int) else new_tenant(client, tenant)["id"]
-    key = admin(client, "POST", "/v1/admin/keys", json={"tenant_id": tenant_id, "scopes": scopes})
+    asked = {"tenant_id": tenant_id, "scopes": scopes}
+    if environment is not None:
+        asked["environment"] = environment
+    key = admin(client, "POST", "/v1/admin/keys", json=asked)
     assert key.status_code == 201, key.text
     return key.json()["key"]
 

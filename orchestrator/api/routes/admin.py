@@ -66,6 +66,7 @@ def list_keys(
                 tenant_id=r.tenant_id,
                 scopes=sorted(r.scope_set),
                 origin=r.origin,
+                environment=r.environment,
                 created_at=r.created_at,
                 revoked_at=r.revoked_at,
             )
@@ -89,13 +90,21 @@ def create_key(data: KeyCreate, session: SessionDep, key: AdminKey):
             code="other_tenant",
         )
     try:
-        created = keys.create_key(session=session, tenant_id=tenant_id, scopes=data.scopes)
+        created = keys.create_key(
+            session=session, tenant_id=tenant_id, scopes=data.scopes, environment=data.environment
+        )
     except keys.NotAllowed as refused:
         raise ApiError(422, str(refused), param="scopes", code="platform_scope") from None
     if created is None:
         raise ApiError(404, f"no tenant {tenant_id}", param="tenant_id")
     record, plain = created
-    return KeyCreated(id=record.id, tenant_id=record.tenant_id, scopes=data.scopes, key=plain)
+    return KeyCreated(
+        id=record.id,
+        tenant_id=record.tenant_id,
+        scopes=data.scopes,
+        environment=record.environment,
+        key=plain,
+    )
 
 
 @router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

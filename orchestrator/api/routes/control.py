@@ -56,8 +56,8 @@ def audit_log(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> AuditPage:
-    """Who loaded or unloaded what, when, and how it went; newest first. A tenant admin sees
-    its own tenant's entries only."""
+    """Who loaded or unloaded what, or changed a configuration (config_put, config_rollback),
+    when, and how it went; newest first. A tenant admin sees its own tenant's entries only."""
     query = select(AuditEntry)
     if (confined := acting_tenant(key)) is not None:
         query = query.where(AuditEntry.tenant_id == confined)

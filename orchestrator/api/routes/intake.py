@@ -64,7 +64,7 @@ async def intake_email(
         customer_email=parsed.sender,
         external_id=parsed.message_id[:200] if parsed.message_id else None,
     )
-    stored = await run_in_threadpool(_store_email, request, key.tenant_id, data, parsed, raw)
+    stored = await run_in_threadpool(_store_email, request, key, data, parsed, raw)
     return await respond_stored(request, stored, wait, None)
 
 
@@ -86,12 +86,17 @@ def _email_parsers(app: FastAPI) -> EmailParsers:
 
 
 def _store_email(
-    request: Request, tenant_id: int, data: TicketCreate, parsed: ParsedEmail, raw: bytes
+    request: Request, key: Caller, data: TicketCreate, parsed: ParsedEmail, raw: bytes
 ) -> tickets.Stored:
     attachments = [attachment.as_dict() for attachment in parsed.attachments]
     with request.app.state.sessions() as session:
         return tickets.create_ticket(
-            session, tenant_id, data, attachments=attachments, raw_message=raw
+            session,
+            key.tenant_id,
+            data,
+            attachments=attachments,
+            raw_message=raw,
+            environment=key.environment,
         )
 
 

@@ -22,6 +22,7 @@ from orchestrator.schemas.tickets import (
     TicketUpdate,
 )
 from orchestrator.services import tickets
+from orchestrator.services.configs import draft_options
 from orchestrator.services.drafts import Draft, stream_draft
 from orchestrator.services.generation import GenerationTimer
 from orchestrator.services.settled import SettledTickets
@@ -61,13 +62,15 @@ async def create_ticket(
     timeout: Annotated[float | None, Query(gt=0, le=300, description="Seconds to wait")] = None,
 ):
     """Store a ticket durably (202), or with `wait=true` answer with the finished ticket."""
-    stored = await run_in_threadpool(_store, request, key.tenant_id, data, idempotency_key)
+    stored = await run_in_threadpool(_store, request, key, data, idempotency_key)
     return await respond_stored(request, stored, wait, timeout)
 
 
-def _store(request: Request, tenant_id: int, data: TicketCreate, idempotency_key) -> Stored:
+def _store(request: Request, key: Caller, data: TicketCreate, idempotency_key) -> Stored:
     with request.app.state.sessions() as session:
-        return tickets.create_ticket(session, tenant_id, data, idempotency_key)
+        return tickets.create_ticket(
+            session, key.tenant_id, data, idempotency_key, environment=key.environment
+        )
 
 
 async def respond_stored(request: Request, stored: Stored, wait: bool, timeout: float | None):
@@ -158,7 +161,8 @@ async def regenerate_draft(
         bool, Query(description="Server-sent events as the draft is written")
     ] = False,
 ):
-    """Write the draft again (after a correction of the intent, say)."""
+    """Write the draft again (after a correction of the intent, say), with the drafts
+    configuration of the ticket's environment, whichever key asks."""
 
     def load() -> Ticket:
         with request.app.state.sessions() as session:
@@ -178,13 +182,14 @@ async def regenerate_draft(
 async def _draft_events(request: Request, ticket: Ticket):
     """SSE: `delta` events with text as it comes, then one `draft` event, then [DONE]."""
     settings, timer = request.app.state.settings, GenerationTimer()
+    config = await request.app.state.configs.drafts(ticket.environment)
     async for item in stream_draft(
         request.app.state.llm,
         ticket.intent,
         ticket.subject,
         ticket.body,
-        max_tokens=settings.draft_max_tokens,
         timeout_s=settings.draft_timeout_s,
+        **draft_options(config, settings),
     ):
         if isinstance(item, Draft):
             if item.generation is not None:

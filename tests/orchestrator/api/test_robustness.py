@@ -23,7 +23,8 @@ def _paths(template: str) -> set[str]:
         path = template
         for name in ("{ticket_id}", "{key_id}", "{tenant_id}"):
             path = path.replace(name, value)
-        paths.add(path)
+        paths.add(path.replace("{name}", value))  # a configuration's name: unknown, a 404
+        paths.add(path.replace("{name}", "chat"))
     return paths
 
 

@@ -10,10 +10,13 @@ import asyncio
 import pytest
 from sqlalchemy import func, select, update
 
+from orchestrator.api.keycache import Caller
 from orchestrator.db.models import Job, Ticket, db_now
 from orchestrator.db.session import session_factory
+from orchestrator.environments import Environment
 from orchestrator.metrics import Metrics
-from orchestrator.services.drafts import OPENING_PREFIX, load_notes
+from orchestrator.services import configs, keys
+from orchestrator.services.drafts import OPENING_PREFIX, OPENING_STOP, load_notes
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.triton.llm_client import Generation, LLMUnavailable
 from orchestrator.worker import queue as jobs
@@ -28,8 +31,10 @@ class ScriptedLLM:
 
     def __init__(self, reply: str = " your card", hold: asyncio.Event | None = None):
         self.reply, self.hold = reply, hold
+        self.calls: list[dict] = []  # what each call sent
 
-    async def stream(self, messages: list[dict], **_params):
+    async def stream(self, messages: list[dict], **params):
+        self.calls.append({"messages": messages, **params})
         ticket = next(m["content"] for m in reversed(messages) if m["role"] == "user")
         if self.hold is not None:
             await self.hold.wait()
@@ -150,3 +155,37 @@ def test_a_stale_workers_draft_does_not_replace_the_new_holders(engine):
     with session_factory(engine)() as session:
         assert session.scalar(select(Job.lease_token)) == fresh.token
     assert _outcomes(stale).get("lease_lost") == 1 and "done" not in _outcomes(stale)
+
+
+def test_a_staging_ticket_is_drafted_with_the_staging_configuration(engine):
+    sessions = session_factory(engine)
+    with sessions() as session:
+        tenant = keys.create_tenant(session=session, name="platform", platform=True)
+        key, _ = keys.create_key(session=session, tenant_id=tenant.id, scopes=["platform"])
+        configs.create_version(
+            session=session,
+            name="drafts",
+            environment=Environment.staging,
+            body={"system_prompt": "Staging's instructions.", "max_tokens": 12, "stop": ["!"]},
+            caller=Caller(key.id, tenant.id, frozenset({"platform"})),
+        )
+    (production,) = enqueue(engine, "acme", 1, intent=INTENT)
+    (staging,) = enqueue(engine, "acme", 1, intent=INTENT, environment="staging")
+    for ticket_id in (production, staging):
+        _set_body(engine, ticket_id, f"Where is my card? (ticket {ticket_id})")
+    llm = ScriptedLLM()
+    worker = _worker(engine, llm, draft_max_tokens=30)
+    asyncio.run(worker._process(worker._claim(2)))
+    assert {row[0] for row in _rows(engine).values()} == {"done"}
+    by_ticket = {
+        ticket_id: next(
+            c for c in llm.calls if f"(ticket {ticket_id})" in c["messages"][-2]["content"]
+        )
+        for ticket_id in (production, staging)
+    }
+    sent = by_ticket[staging]
+    assert sent["messages"][0]["content"] == "Staging's instructions."
+    assert (sent["max_tokens"], sent["stop"]) == (12, ["!"])
+    sent = by_ticket[production]  # the defaults: the settings and the built-in prompt
+    assert sent["messages"][0]["content"] != "Staging's instructions."
+    assert (sent["max_tokens"], sent["stop"]) == (30, list(OPENING_STOP))
