@@ -209,6 +209,7 @@ class Reply:
         self.parts: list[str] = []
         self.sent_tokens = 0
         self.finishing = False  # the final flag is posted: nothing may follow it
+        self.cancelled = self.checking = False
 
     def on_text(self, delta: str) -> None:
         if self.finishing:
@@ -220,8 +221,17 @@ class Reply:
         self.outbox.put(self._send_text, delta, self.sent_tokens)
 
     def is_cancelled(self) -> bool:
-        sender = self.sender  # the outbox's thread may let go of it meanwhile
-        return sender is None or sender.is_cancelled()
+        """What the last check found; asking Triton is a round trip, so the outbox's thread
+        asks (once at a time) and the scheduler reads the answer at its next poll."""
+        if not self.checking:
+            self.checking = True
+            self.outbox.put(self._check_cancelled)
+        return self.cancelled
+
+    def _check_cancelled(self) -> None:
+        sender = self.sender
+        self.cancelled = sender is None or sender.is_cancelled()
+        self.checking = False
 
     def on_finish(self, finish: Finish) -> None:
         if self.finishing:
