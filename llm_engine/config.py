@@ -22,7 +22,7 @@ class LLMConfig:
     step_tokens: int = 256  # tokens one forward pass may carry (prefill chunks + decodes)
     prefill_chunk: int = 128  # a long prompt is prefilled this many tokens a step
     default_max_tokens: int = 128  # when a request sends no max_tokens
-    prefix_cache_entries: int = 2  # finished prompts kept for later requests (see llm_engine/gguf.py)
+    prefix_cache_entries: int = 2  # finished prompts kept for later requests to reuse
     max_waiting: int = 64  # a request finding this many waiting ends at once with queue_full
     queue_timeout_s: int = 30  # one waiting longer than this without starting: queue_timeout
 
