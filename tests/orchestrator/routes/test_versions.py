@@ -6,9 +6,9 @@ triage client in place of Triton's (fast), on SQLite and PostgreSQL."""
 import pytest
 
 from orchestrator.services.versions import choose_version, model_rows, routing_of
-from tests.orchestrator.services.test_versions import TEXTS, RecordingTriage
 from tests.utils.feedback import app_without_triton
 from tests.utils.orchestrator import ADMIN_KEY, error_of, new_key, new_tenant
+from tests.utils.triage import TEXTS, RecordingTriage
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 MODEL = "ticket_triage"

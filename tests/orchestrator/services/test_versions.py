@@ -12,9 +12,8 @@ from orchestrator.metrics import Metrics
 from orchestrator.services import versions
 from orchestrator.services.triage import triage_texts
 from orchestrator.services.versions import Routing, choose_version, routing_of
-from orchestrator.triton.triage_client import Prediction
+from tests.utils.triage import MODEL, TEXTS, RecordingTriage
 
-MODEL = "ticket_triage"
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
 
@@ -136,7 +135,6 @@ def test_a_model_without_rows_is_version_1_in_production():
 
 
 # ---- routing -------------------------------------------------------------------------------
-TEXTS = [f"ticket {i}: my card has not arrived yet" for i in range(300)]
 
 
 def test_production_sends_the_canary_about_its_share_of_distinct_texts():
@@ -174,20 +172,6 @@ def test_staging_meets_the_canary_else_the_newest_candidate_else_production():
 
 
 # ---- a batch split by version ----------------------------------------------------------------
-class RecordingTriage:
-    """classify() as TriageClient's: records each call; answers name the version asked."""
-
-    model = MODEL
-
-    def __init__(self):
-        self.calls: list[tuple[int | None, list[str]]] = []
-
-    async def classify(self, texts: list[str], version: int | None = None) -> list[Prediction]:
-        self.calls.append((version, list(texts)))
-        top = [("card_arrival", 0.9), ("card_linking", 0.1)]
-        return [Prediction("card_arrival", 0.9, top, str(version)) for _ in texts]
-
-
 class FixedVersions:
     def __init__(self, routing: Routing):
         self._routing = routing
