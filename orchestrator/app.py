@@ -35,6 +35,7 @@ from orchestrator.services.control import ControlService
 from orchestrator.services.failover import make_llm
 from orchestrator.services.keys import ensure_bootstrap_key
 from orchestrator.services.settled import SettledTickets
+from orchestrator.services.versions import VersionStore
 from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.control import ModelControl, TritonProcesses
@@ -66,6 +67,7 @@ def create_app(
         engine = await run_in_threadpool(make_engine, settings.database_url)
         app.state.sessions = session_factory(engine)
         app.state.configs = ConfigStore(app.state.sessions, settings)
+        app.state.versions = VersionStore(app.state.sessions, settings.version_cache_s)
         if settings.admin_key:
             await _bootstrap(app, settings.admin_key)
         revocation_task = asyncio.create_task(app.state.revocations.run())
@@ -192,7 +194,13 @@ def _tenant_quota(app: FastAPI):
 def make_worker(app: FastAPI, settings: OrchestratorSettings) -> Worker:
     state = app.state
     worker = Worker(
-        state.sessions, state.triage, state.llm, state.metrics, settings, configs=state.configs
+        state.sessions,
+        state.triage,
+        state.llm,
+        state.metrics,
+        settings,
+        configs=state.configs,
+        versions=state.versions,
     )
     worker.on_settled = state.settled.notify  # requests waiting on a ticket answer at once
     return worker

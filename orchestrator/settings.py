@@ -120,6 +120,9 @@ class OrchestratorSettings(BaseSettings):
     # How long a replica keeps an active configuration before reading it again: a PUT or
     # rollback here applies at once; on other replicas and separate workers within this.
     config_cache_s: float = Field(default=5.0, ge=0)
+    # The same for model versions' rollout (canary share, production): how long a promote or
+    # rollback made on another replica takes to reach this one's triage.
+    version_cache_s: float = Field(default=5.0, ge=0)
     # Triton calls: short ones (index, readiness, configs), and load/unload with their wait
     # for Triton to settle and free the model's processes.
     triton_call_timeout_s: float = Field(default=10.0, gt=0)

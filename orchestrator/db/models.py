@@ -1,5 +1,5 @@
 """Tables: tenants and keys, tickets and their jobs, agents' feedback, chat history, audit,
-versioned configurations.
+versioned configurations, served model versions.
 
 The schema is owned by Alembic (orchestrator/db/migrations); a change here needs a new
 revision there, and tests/orchestrator/db/test_migrations.py fails when the two disagree.
@@ -275,3 +275,21 @@ class WebhookDelivery(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
     signature: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # for pruning
+
+
+class ModelVersion(Base):
+    """One served version of a Triton model and its place in the rollout (services/versions.py):
+    candidate, canary (with the share of production traffic it takes), production, archived or
+    rolled_back. Rows are changed, never deleted: the audit log keeps who moved them."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model", "version", name="uq_model_versions_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column()  # Triton's version folder number
+    state: Mapped[str] = mapped_column(String(20))  # services.versions.VersionState
+    canary_percent: Mapped[int | None] = mapped_column(default=None)  # 1..99 while canary
+    note: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -99,3 +99,39 @@ class AuditRecord(BaseModel):
 class AuditPage(BaseModel):
     data: list[AuditRecord]
     next_cursor: str | None
+
+
+class VersionRegister(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200)
+    version: int = Field(ge=1, description="Triton's version folder number")
+    note: str | None = Field(default=None, max_length=500)
+
+
+class CanaryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200)
+    version: int = Field(ge=1, description="A candidate, or the canary to change its share")
+    percent: int = Field(ge=1, le=99, description="Share of production traffic it answers")
+
+
+class ModelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200)
+
+
+class ModelVersionPublic(BaseModel):
+    version: int
+    state: str = Field(description="candidate, canary, production, archived or rolled_back")
+    canary_percent: int | None = Field(description="While canary: its share of production")
+    note: str | None
+    created_at: datetime | None = Field(description="null: the implicit version 1, not stored")
+    updated_at: datetime | None
+
+
+class ModelVersionList(BaseModel):
+    model: str
+    data: list[ModelVersionPublic] = Field(description="Newest version first")

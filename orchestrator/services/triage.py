@@ -1,11 +1,15 @@
 """Turning the ensemble's predictions into triage: intent, then routing from the taxonomy."""
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from contracts.models import MAX_TEXT_BYTES
+from orchestrator.environments import DEFAULT_ENVIRONMENT
 from orchestrator.metrics import Metrics
 from orchestrator.schemas.triage import IntentScore, Triage
 from orchestrator.services.taxonomy import default_taxonomy
+from orchestrator.services.versions import VersionStore, choose_version
 from orchestrator.triton.triage_client import Prediction, TriageClient
 
 
@@ -48,10 +52,33 @@ def triage_of(prediction: Prediction, text: str) -> TriageResult:
 
 
 async def triage_texts(
-    client: TriageClient, texts: list[str], metrics: Metrics
+    client: TriageClient,
+    texts: list[str],
+    metrics: Metrics,
+    *,
+    versions: VersionStore | None = None,
+    environments: Sequence[str] | None = None,
 ) -> list[TriageResult]:
-    """One ensemble call for all `texts`; raises TritonRejected or TritonUnavailable."""
-    predictions = await client.classify([triage_input(t) for t in texts])
+    """Triage `texts`, each answered by the model version routing picks for it and its key's
+    environment (`environments`, one per text; production when not given): one ensemble call
+    per version met, at once. Without `versions`, one call that Triton routes (its newest).
+    Raises TritonRejected or TritonUnavailable."""
+    inputs = [triage_input(t) for t in texts]
+    if versions is None:
+        predictions = await client.classify(inputs)
+    else:
+        routing = await versions.routing(client.model)
+        environments = environments or [DEFAULT_ENVIRONMENT] * len(texts)
+        groups: dict[int, list[int]] = {}
+        for i, (text, environment) in enumerate(zip(texts, environments, strict=True)):
+            groups.setdefault(choose_version(text, environment, routing), []).append(i)
+        answers = await asyncio.gather(
+            *(client.classify([inputs[i] for i in group], v) for v, group in groups.items())
+        )
+        predictions = [None] * len(texts)
+        for group, answer in zip(groups.values(), answers, strict=True):
+            for i, prediction in zip(group, answer, strict=True):
+                predictions[i] = prediction
     results = [triage_of(p, t) for p, t in zip(predictions, texts, strict=True)]
     for result in results:
         metrics.triage_outcomes.labels(result.department, result.priority).inc()

@@ -59,13 +59,16 @@ class TriageClient:
         self.model, self.timeout_s, self.call_timeout_s = model, timeout_s, call_timeout_s
         self._client = aio.InferenceServerClient(url)
 
-    async def classify(self, texts: list[str]) -> list[Prediction]:
+    async def classify(self, texts: list[str], version: int | None = None) -> list[Prediction]:
+        """One inference call; `version`: that version of the model, else Triton's choice
+        (the newest it serves)."""
         tensor = aio.InferInput("text", [len(texts), 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[t.encode()] for t in texts], dtype=object))
         try:
             result = await self._client.infer(
                 self.model,
                 [tensor],
+                model_version=str(version) if version is not None else "",
                 outputs=[aio.InferRequestedOutput(name) for name in OUTPUTS],
                 client_timeout=self.timeout_s,
             )

@@ -29,6 +29,7 @@ from orchestrator.services.failover import FailoverLLM
 from orchestrator.services.generation import GenerationTimer
 from orchestrator.services.tickets import store_triage
 from orchestrator.services.triage import ticket_text, triage_texts
+from orchestrator.services.versions import VersionStore
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.triton.llm_client import LLMClient, LLMUnavailable
 from orchestrator.triton.triage_client import TriageClient, TritonUnavailable
@@ -55,12 +56,14 @@ class Worker:
         metrics: Metrics,
         settings: OrchestratorSettings,
         configs: ConfigStore | None = None,
+        versions: VersionStore | None = None,
     ):
         self.sessions, self.triage, self.llm = sessions, triage, llm
         self.metrics, self.settings = metrics, settings
         # The app hands over its own store, so that a configuration written there applies
         # here at once; a worker process reads through its own.
         self.configs = configs or ConfigStore(sessions, settings)
+        self.versions = versions or VersionStore(sessions, settings.version_cache_s)
         self.token = uuid.uuid4().hex  # this worker's lease token
         self.backoff = jobs.Backoff(
             settings.job_backoff_base_s, settings.job_backoff_max_s, settings.job_max_attempts
@@ -144,7 +147,15 @@ class Worker:
             return claimed
         texts = [ticket_text(t.subject, t.body) for t in untriaged]
         try:
-            results = await triage_texts(self.triage, texts, self.metrics)
+            # Each ticket meets the model version of its environment, chosen by its text,
+            # so that a retried job meets the same version while the rollout stands.
+            results = await triage_texts(
+                self.triage,
+                texts,
+                self.metrics,
+                versions=self.versions,
+                environments=[t.environment for t in untriaged],
+            )
         except TritonUnavailable as error:
             self._outages += 1
             await self._settle_all(claimed, self._wait_write, f"triage unavailable: {error}")

@@ -1,8 +1,10 @@
-"""The control plane (admin scope): model status, load and unload, each audited."""
+"""The control plane (admin scope): model status, load and unload, and versions' rollout
+(register, canary, promote, rollback); every change is audited."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from orchestrator.api.deps import AdminKey as TenantAdminKey
@@ -12,16 +14,24 @@ from orchestrator.db.models import AuditEntry
 from orchestrator.schemas.control import (
     AuditPage,
     AuditRecord,
+    CanaryRequest,
     ControlResult,
     LoadRequest,
+    ModelRequest,
     ModelStatusList,
+    ModelVersionList,
+    ModelVersionPublic,
     UnloadRequest,
+    VersionRegister,
 )
+from orchestrator.services import versions
 from orchestrator.services.control import ControlService
 from orchestrator.services.pagination import page
 
 router = APIRouter(prefix="/v1/model", tags=["control plane"])
-AdminKey = Annotated[Caller, require("platform")]  # load and unload: platform admins only
+# load, unload and versions' rollout: platform admins only, since a model serves every tenant
+AdminKey = Annotated[Caller, require("platform")]
+ModelQuery = Annotated[str, Query(min_length=1, max_length=200, examples=["ticket_triage"])]
 
 
 def _service(request: Request) -> ControlService:
@@ -47,6 +57,85 @@ async def unload_model(data: UnloadRequest, request: Request, key: AdminKey) -> 
     `unload_dependents` also unloads the models only it needed.
     """
     return await _service(request).unload(key, data)
+
+
+@router.get("/versions", response_model=ModelVersionList)
+def model_versions(
+    session: SessionDep, _key: TenantAdminKey, model: ModelQuery
+) -> ModelVersionList:
+    """The model's versions with their rollout state and canary share, newest first; a model
+    never changed here shows its implicit production version 1 (any admin may read)."""
+    return _version_list(model, versions.listed(session, model))
+
+
+@router.post("/versions", status_code=status.HTTP_201_CREATED, response_model=ModelVersionList)
+async def register_version(
+    data: VersionRegister, request: Request, key: AdminKey
+) -> ModelVersionList:
+    """Register a version Triton can serve as a candidate (staging keys meet it at once)."""
+
+    def move(rows):
+        return versions.register(rows, data.model, data.version, data.note)
+
+    return await _change(request, key, "version_register", data, move)
+
+
+@router.post("/canary", response_model=ModelVersionList)
+async def canary(data: CanaryRequest, request: Request, key: AdminKey) -> ModelVersionList:
+    """Send `percent` of production traffic to a candidate, the same texts always; asked of
+    the canary again, change its share. Staging keys meet the canary whole."""
+
+    def move(rows):
+        versions.start_canary(rows, data.model, data.version, data.percent)
+
+    return await _change(request, key, "canary", data, move)
+
+
+@router.post("/promote", response_model=ModelVersionList)
+async def promote(data: ModelRequest, request: Request, key: AdminKey) -> ModelVersionList:
+    """The canary becomes production for all traffic; the previous production is archived."""
+
+    def move(rows):
+        versions.promote(rows, data.model)
+
+    return await _change(request, key, "promote", data, move)
+
+
+@router.post("/rollback", response_model=ModelVersionList)
+async def rollback(data: ModelRequest, request: Request, key: AdminKey) -> ModelVersionList:
+    """Roll back the canary (production stays); without one, production, to the version
+    archived most recently. 409 when there is nothing to roll back to."""
+
+    def move(rows):
+        versions.rollback(rows, data.model)
+
+    return await _change(request, key, "rollback", data, move)
+
+
+async def _change(request: Request, key: Caller, action: str, data, move) -> ModelVersionList:
+    def run() -> ModelVersionList:
+        with request.app.state.sessions() as session:
+            versions.change(
+                session=session,
+                model=data.model,
+                caller=key,
+                action=action,
+                asked=data.model_dump(),
+                move=move,
+            )
+            return _version_list(data.model, versions.listed(session, data.model))
+
+    try:
+        return await run_in_threadpool(run)
+    finally:  # also after a refusal: a reader must not keep what it may have missed
+        request.app.state.versions.invalidate()
+
+
+def _version_list(model: str, rows) -> ModelVersionList:
+    return ModelVersionList(
+        model=model,
+        data=[ModelVersionPublic.model_validate(r, from_attributes=True) for r in rows],
+    )
 
 
 @router.get("/audit", response_model=AuditPage)

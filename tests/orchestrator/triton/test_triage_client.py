@@ -1,10 +1,12 @@
 """Reading the ensemble's answer: the predictions and the model version Triton names."""
 
+import asyncio
+
 import numpy as np
 from tritonclient.grpc import InferResult, service_pb2
 from tritonclient.utils import serialize_byte_tensor
 
-from orchestrator.triton.triage_client import predictions
+from orchestrator.triton.triage_client import TriageClient, predictions
 
 
 def _answer(model_version: str) -> InferResult:
@@ -32,3 +34,28 @@ def test_each_prediction_names_the_model_version_that_answered():
     assert second.top == [("pin_blocked", 0.5), ("card_arrival", 0.5)]
     assert second.model_version == "1"
     assert predictions(_answer(""), 2)[0].model_version is None  # not named: not recorded
+
+
+class _RecordingInfer:
+    """tritonclient's aio client, as far as classify() uses it."""
+
+    def __init__(self):
+        self.versions: list[str] = []
+
+    async def infer(self, model_name, inputs, model_version="", **_options):
+        self.versions.append(model_version)
+        return _answer(model_version)
+
+
+def test_classify_asks_triton_for_the_chosen_version_and_reports_the_answering_one():
+    async def scenario() -> tuple[list[str], list]:
+        client = TriageClient("127.0.0.1:1")  # built in the loop; nothing is dialled
+        await client.close()
+        client._client = recording = _RecordingInfer()
+        chosen = await client.classify(["my card", "my pin"], 2)
+        await client.classify(["my card", "my pin"])
+        return recording.versions, chosen
+
+    versions, chosen = asyncio.run(scenario())
+    assert versions == ["2", ""]  # no version asked: Triton's own choice
+    assert {p.model_version for p in chosen} == {"2"}

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from orchestrator.api.keycache import Caller
-from orchestrator.db.models import Job, Ticket, db_now
+from orchestrator.db.models import Job, ModelVersion, Ticket, db_now
 from orchestrator.db.session import session_factory
 from orchestrator.environments import Environment
 from orchestrator.metrics import Metrics
@@ -22,6 +22,7 @@ from orchestrator.triton.llm_client import Generation, LLMUnavailable
 from orchestrator.worker import queue as jobs
 from orchestrator.worker.runner import Worker
 from tests.utils.jobs import database_engine, enqueue
+from tests.utils.triage import RecordingTriage
 
 INTENT = sorted(load_notes())[0]
 
@@ -189,3 +190,18 @@ def test_a_staging_ticket_is_drafted_with_the_staging_configuration(engine):
     sent = by_ticket[production]  # the defaults: the settings and the built-in prompt
     assert sent["messages"][0]["content"] != "Staging's instructions."
     assert (sent["max_tokens"], sent["stop"]) == (30, list(OPENING_STOP))
+
+
+def test_each_ticket_is_triaged_by_the_version_of_its_environment(engine):
+    with session_factory(engine).begin() as session:
+        for version, state in ((1, "production"), (2, "candidate")):
+            session.add(ModelVersion(model="ticket_triage", version=version, state=state))
+    (production,) = enqueue(engine, "acme", 1)
+    (staging,) = enqueue(engine, "acme", 1, environment="staging")
+    worker = _worker(engine, ScriptedLLM())
+    worker.triage = RecordingTriage()
+    asyncio.run(worker._process(worker._claim(2)))
+    assert sorted(v for v, _ in worker.triage.calls) == [1, 2]  # one call per version
+    with session_factory(engine)() as session:
+        assert session.get(Ticket, production).model_version == "1"
+        assert session.get(Ticket, staging).model_version == "2"  # the newest candidate
