@@ -21,10 +21,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.api.keycache import Caller
-from orchestrator.db.models import ActiveConfig, AuditEntry, ConfigVersion
+from orchestrator.db.models import ActiveConfig, ConfigVersion
 from orchestrator.environments import Environment
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.schemas.configs import CONFIGS, ChatConfig, ConfigPublic, DraftsConfig
+from orchestrator.services import audit
 from orchestrator.settings import OrchestratorSettings
 
 log = logging.getLogger(__name__)
@@ -196,16 +197,7 @@ def _activate(
 
 
 def _audit(session, caller: Caller, action, name, environment: Environment, asked: dict) -> None:
-    session.add(
-        AuditEntry(
-            key_id=caller.id,
-            tenant_id=caller.tenant_id,
-            action=action,
-            target=f"config {name}@{environment.value}",
-            request=asked,
-            result="ok",
-        )
-    )
+    audit.record(session, caller, action, f"config {name}@{environment.value}", asked)
 
 
 def draft_options(config: DraftsConfig, settings: OrchestratorSettings) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from google.protobuf.json_format import ParseError
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.keycache import Caller
-from orchestrator.db.models import AuditEntry
 from orchestrator.errors import ControlRefused, ControlTimeout, DependencyUnavailable, ModelNotFound
 from orchestrator.metrics import Metrics
 from orchestrator.schemas.control import (
@@ -36,6 +35,7 @@ from orchestrator.schemas.control import (
     ModelStatus,
     UnloadRequest,
 )
+from orchestrator.services import audit
 from orchestrator.services.watchdog import host_memory_used_bytes
 from orchestrator.triton.control import (
     TRANSIENT_STATES,
@@ -372,15 +372,5 @@ class ControlService:
 
     def _audit(self, caller: Caller, action, model, asked, result: str, detail: str | None):
         with self.sessions() as session:
-            session.add(
-                AuditEntry(
-                    key_id=caller.id,
-                    tenant_id=caller.tenant_id,
-                    action=action,
-                    target=model,
-                    request=asked,
-                    result=result,
-                    detail=detail,
-                )
-            )
+            audit.record(session, caller, action, model, asked, result, detail)
             session.commit()

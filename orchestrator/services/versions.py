@@ -33,9 +33,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.api.keycache import Caller
-from orchestrator.db.models import AuditEntry, ModelVersion
+from orchestrator.db.models import ModelVersion
 from orchestrator.environments import Environment
 from orchestrator.errors import Conflict, InvalidInput, NotFound
+from orchestrator.services import audit
 
 IMPLICIT = 1  # the version a model without rows is served as
 NEVER = datetime.min.replace(tzinfo=UTC)  # a row not written yet: archived before any other
@@ -232,17 +233,7 @@ def change(*, session: Session, model: str, caller: Caller, action: str, asked: 
 
 
 def _audit(session, caller: Caller, action: str, model: str, asked: dict, result, detail) -> None:
-    session.add(
-        AuditEntry(
-            key_id=caller.id,
-            tenant_id=caller.tenant_id,
-            action=action,
-            target=model,
-            request=asked,
-            result=result,
-            detail=detail,
-        )
-    )
+    audit.record(session, caller, action, model, asked, result, detail)
 
 
 class VersionStore:

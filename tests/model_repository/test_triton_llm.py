@@ -31,6 +31,7 @@ def llm_server(tmp_path_factory):
             max_active_sequences=str(MAX_ACTIVE),
             context_size="2048",
             threads="2",
+            queue_timeout_s="120",  # 16 streams queue for 4 slots: not a race with a busy machine
         )
         client.load_model("llm", config=config)
         server.client = client
@@ -383,15 +384,8 @@ def test_after_streams_read_to_their_end_the_model_unloads(llm_server):
             await llm.close()
 
     asyncio.run(traffic())
-    try:
-        llm_server.client.unload_model("llm")
-        deadline = time.monotonic() + 30
-        while _stub_processes(llm_server):
-            assert time.monotonic() < deadline, "llm did not unload after its streams ended"
-            time.sleep(0.2)
-    finally:
-        llm_server.client.load_model("llm", config=llm_server.config)
-    assert llm_server.client.is_model_ready("llm")
+    llm_server.client.unload_model("llm")
+    _wait_until_unloaded_then_reload(llm_server, "llm did not unload after its streams ended")
 
 
 def test_unloading_during_streams_ends_them_with_an_error_not_a_hang(llm_server):
@@ -411,14 +405,21 @@ def test_unloading_during_streams_ends_them_with_an_error_not_a_hang(llm_server)
     try:
         assert all("unloading" in (s.error or "") for s in streams), [s.error for s in streams]
         assert llm_server.client.is_server_live()
-        # Unloading really ends: the model's process exits, its memory back to the host.
-        deadline = time.monotonic() + 60
-        while _stub_processes(llm_server):
-            assert time.monotonic() < deadline, "the llm's stub process is still running"
+    finally:
+        _wait_until_unloaded_then_reload(llm_server, "the llm's stub process is still running")
+
+
+def _wait_until_unloaded_then_reload(server, message: str, timeout_s: float = 60) -> None:
+    """Unloading really ends: the model's process exits, its memory back to the host. The
+    model is loaded again either way, for the tests after."""
+    try:
+        deadline = time.monotonic() + timeout_s
+        while _stub_processes(server):
+            assert time.monotonic() < deadline, message
             time.sleep(0.2)
     finally:
-        llm_server.client.load_model("llm", config=llm_server.config)
-    assert llm_server.client.is_model_ready("llm")
+        server.client.load_model("llm", config=server.config)
+    assert server.client.is_model_ready("llm")
 
 
 DRAFT_INTENTS = ("card_arrival", "lost_or_stolen_card", "exchange_charge", "pin_blocked")
