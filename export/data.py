@@ -19,6 +19,12 @@ class Split:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def head(self, limit: int | None) -> "Split":
+        """The first `limit` examples (all of them when `limit` is None or 0)."""
+        if not limit:
+            return self
+        return Split(self.texts[:limit], self.labels[:limit])
+
     def head_per_label(self, per_label: int) -> "Split":
         """The first `per_label` examples of every label: a small, balanced subset."""
         seen: dict[int, int] = {}
