@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         "--train-per-label", type=int, help="train on this many texts per intent only"
     )
     retrain.add_argument(
-        "--test-limit", type=int, help="evaluate on the first N frozen test texts only"
+        "--test-limit",
+        type=int,
+        help="evaluate on N frozen test texts only, taken across the intents in turn",
     )
     retrain.add_argument("--max-length", type=int, default=64, help="tokens per text in training")
     retrain.add_argument(

@@ -140,7 +140,8 @@ def retrain(settings: ExportSettings, options: RetrainOptions) -> RetrainResult:
         train_split = train_split.head_per_label(options.train_per_label)
     if options.shuffle_labels:
         train_split = shuffled(train_split, settings.seed)
-    test_split = data.test.head(options.test_limit)
+    # spread, not head: Banking77's test file is grouped by intent, and recall is gated per intent
+    test_split = data.test.spread(options.test_limit)
     print(
         f"snapshot {manifest['content_hash'][:12]}: {len(rows)} rows; training on "
         f"{len(train_split)}{' with SHUFFLED labels' if options.shuffle_labels else ''}; "

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from export.__main__ import main
-from export.data import load_banking77
+from export.data import Split, load_banking77
 from export.dataset import (
     Correction,
     Row,
@@ -81,6 +81,16 @@ def test_snapshot_rows_become_a_split_in_banking77_intent_order():
     assert split.labels == [1, 0]
     with pytest.raises(ValueError, match="not Banking77 intents"):
         split_from_rows([Row("a", "nope")], ["a_intent"])
+
+
+def test_a_test_limit_spreads_over_every_intent():
+    split = Split(list("abcdefg"), [0, 0, 0, 1, 1, 2, 2])
+    assert split.spread(4) == Split(["a", "b", "d", "f"], [0, 0, 1, 2])
+    assert split.spread(3).labels == [0, 1, 2]
+    assert split.spread(None) == split and split.spread(99) == split
+    test = load_banking77(ExportSettings().banking77_dir).test
+    assert len(set(test.head(200).labels)) < 10  # the file is grouped by intent
+    assert len(set(test.spread(200).labels)) == 77
 
 
 def test_the_newest_snapshot_is_found_and_its_hash_checked(tmp_path):
@@ -162,6 +172,7 @@ def test_retrain_runs_end_to_end_and_writes_a_consistent_result(
     }
     assert set(card["gate"]["metrics"]["sets"]) == {"test", "corrections"}
     assert card["gate"]["metrics"]["sets"]["test"]["texts"] == 200
+    assert card["gate"]["metrics"]["intents_checked"] == 77
     assert card["code_version"] is None or len(card["code_version"]) == 40
     assert card["train"]["train_examples"] == 8 * 77
 
