@@ -1,10 +1,11 @@
-"""Command line of the export pipeline: `python -m export {build,tensorrt,dataset}`."""
+"""Command line of the export pipeline: `python -m export {build,tensorrt,dataset,retrain}`."""
 
 import argparse
 import json
 import sys
 from pathlib import Path
 
+from export.gate import HOLDOUT_FRACTION, GateCriteria
 from export.settings import ExportSettings
 
 # `make up`'s first model, a smaller recipe so that a fresh machine serves within minutes:
@@ -59,12 +60,70 @@ def main(argv: list[str] | None = None) -> int:
     )
     dataset.add_argument("--output", type=Path, help="folder for snapshots (default: var/datasets)")
 
+    retrain = commands.add_parser(
+        "retrain",
+        help="train a candidate on a snapshot and pass it through the gate against production",
+    )
+    retrain.add_argument(
+        "--snapshot", type=Path, help="snapshot folder (default: the newest under var/datasets)"
+    )
+    retrain.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
+    retrain.add_argument(
+        "--train-per-label", type=int, help="train on this many texts per intent only"
+    )
+    retrain.add_argument(
+        "--test-limit",
+        type=int,
+        help="evaluate on N frozen test texts only, taken across the intents in turn",
+    )
+    retrain.add_argument("--max-length", type=int, default=64, help="tokens per text in training")
+    retrain.add_argument(
+        "--production-repository",
+        type=Path,
+        help="the repository whose highest versions are production (default: the project's)",
+    )
+    retrain.add_argument(
+        "--output", type=Path, help="candidates repository to write (default: var/candidates)"
+    )
+    retrain.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=HOLDOUT_FRACTION,
+        help="the most recent share of the snapshot's corrections kept out of training and "
+        "gated on (default %(default)s)",
+    )
+    retrain.add_argument(
+        "--accuracy-tolerance",
+        type=float,
+        default=GateCriteria.accuracy_tolerance,
+        help="points the candidate's accuracy may be below production's (default %(default)s)",
+    )
+    retrain.add_argument(
+        "--max-recall-drop",
+        type=float,
+        default=GateCriteria.max_recall_drop,
+        help="points any intent's recall may fall (default %(default)s)",
+    )
+    retrain.add_argument(
+        "--latency-budget",
+        type=float,
+        default=GateCriteria.latency_budget,
+        help="candidate p50 per batch at most this times production's (default %(default)s)",
+    )
+    retrain.add_argument(
+        "--shuffle-labels",
+        action="store_true",
+        help="train on shuffled labels: a broken candidate, to see the gate refuse it",
+    )
+
     args = parser.parse_args(argv)
     settings = ExportSettings()
     if args.command == "build":
         return _build(args, settings)
     if args.command == "dataset":
         return _dataset(args, settings)
+    if args.command == "retrain":
+        return _retrain(args, settings)
     return _tensorrt(args, settings)
 
 
@@ -97,6 +156,38 @@ def _tensorrt(args, settings: ExportSettings) -> int:
     result = build_engine(onnx_path, repository)
     print(result.detail)
     return 0 if result.built or "skipped" in result.detail else 1
+
+
+def _retrain(args, settings: ExportSettings) -> int:
+    from export.retrain import ProductionMissing, RetrainOptions, retrain
+
+    options = RetrainOptions(
+        snapshot=args.snapshot,
+        production=args.production_repository,
+        output=args.output,
+        epochs=args.epochs,
+        train_per_label=args.train_per_label,
+        test_limit=args.test_limit,
+        max_length=args.max_length,
+        holdout_fraction=args.holdout_fraction,
+        shuffle_labels=args.shuffle_labels,
+        criteria=GateCriteria(
+            accuracy_tolerance=args.accuracy_tolerance,
+            max_recall_drop=args.max_recall_drop,
+            latency_budget=args.latency_budget,
+        ),
+    )
+    try:
+        result = retrain(settings, options)
+    except (ProductionMissing, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not result.passed:
+        print("candidate refused:", file=sys.stderr)
+        for reason in result.report["gate"]["reasons"]:
+            print(f"  - {reason}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _dataset(args, settings: ExportSettings) -> int:

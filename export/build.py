@@ -2,20 +2,28 @@
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from export.data import Split, load_banking77
 from export.model import batch_encode, load_tokenizer, save_checkpoint
-from export.onnx_export import build_classifier, check_parity, export_encoder, ort_session
+from export.onnx_export import (
+    ParityReport,
+    build_classifier,
+    check_parity,
+    export_encoder,
+    ort_session,
+)
 from export.quantize import quantize_encoder
 from export.repository import write_models
 from export.settings import ExportSettings
 from export.tensorrt import build_engine
-from export.train import TrainConfig, train
+from export.train import TrainConfig, TrainReport, train
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,52 @@ class BuildOptions:
     tensorrt: bool = True
 
 
+@dataclass
+class Exported:
+    """What `train_and_export` made: the ONNX files, and how training and the parity check went."""
+
+    paths: dict[str, Path]  # encoder_fp32, encoder_int8, classifier (write_models' arguments)
+    train_report: TrainReport
+    parity: ParityReport
+    tokenizer: Tokenizer
+
+
+def train_and_export(
+    settings: ExportSettings,
+    options: BuildOptions,
+    train_split: Split,
+    test_split: Split,
+    intents: list[str],
+    step: Callable[[str], None],
+) -> Exported:
+    """Fine-tune, export both ONNX files, check parity with PyTorch, quantize the encoder.
+
+    The steps shared by `build` and `retrain`; `step` announces each of the three.
+    """
+    work = settings.work_dir
+    step(f"fine-tuning on {len(train_split)} texts, {options.epochs} epoch(s)")
+    config = TrainConfig(epochs=options.epochs, max_length=options.max_length, seed=settings.seed)
+    model, train_report = train(train_split, len(intents), config, test_split)
+    save_checkpoint(model, intents, options.max_length, work / "intent_model.pt")
+
+    step("exporting ONNX and checking parity with PyTorch (tolerance 1e-4)")
+    paths = {
+        "encoder_fp32": work / "encoder.fp32.onnx",
+        "encoder_int8": work / "encoder.int8.onnx",
+        "classifier": work / "classifier.onnx",
+    }
+    export_encoder(model, paths["encoder_fp32"])
+    build_classifier(model, intents, paths["classifier"])
+    tokenizer = load_tokenizer(options.max_length)
+    parity = check_parity(
+        model, tokenizer, intents, paths["encoder_fp32"], paths["classifier"], test_split.texts[:40]
+    )
+
+    step("quantizing the encoder to dynamic INT8")
+    quantize_encoder(paths["encoder_fp32"], paths["encoder_int8"])
+    return Exported(paths, train_report, parity, tokenizer)
+
+
 def build(settings: ExportSettings, options: BuildOptions, repository: Path) -> dict:
     """Run every step, print progress, and return (and save) the summary."""
     started = time.perf_counter()
@@ -35,55 +89,32 @@ def build(settings: ExportSettings, options: BuildOptions, repository: Path) -> 
     train_split = data.train
     if options.train_per_label:
         train_split = train_split.head_per_label(options.train_per_label)
-    test_split = data.test
-    if options.test_limit:
-        test_split = Split(
-            test_split.texts[: options.test_limit], test_split.labels[: options.test_limit]
-        )
-    work = settings.work_dir
-    _step(f"1/5 fine-tuning on {len(train_split)} texts, {options.epochs} epoch(s)")
-    config = TrainConfig(epochs=options.epochs, max_length=options.max_length, seed=settings.seed)
-    model, train_report = train(train_split, len(data.intents), config, test_split)
-    save_checkpoint(model, data.intents, options.max_length, work / "intent_model.pt")
-
-    _step("2/5 exporting ONNX and checking parity with PyTorch (tolerance 1e-4)")
-    paths = {
-        "encoder_fp32": work / "encoder.fp32.onnx",
-        "encoder_int8": work / "encoder.int8.onnx",
-        "classifier": work / "classifier.onnx",
-    }
-    export_encoder(model, paths["encoder_fp32"])
-    build_classifier(model, data.intents, paths["classifier"])
-    tokenizer = load_tokenizer(options.max_length)
-    parity = check_parity(
-        model,
-        tokenizer,
-        data.intents,
-        paths["encoder_fp32"],
-        paths["classifier"],
-        test_split.texts[:40],
-    )
-
-    _step("3/5 quantizing the encoder to dynamic INT8")
-    quantize_encoder(paths["encoder_fp32"], paths["encoder_int8"])
+    test_split = data.test.head(options.test_limit)
+    step = Steps(5)
+    exported = train_and_export(settings, options, train_split, test_split, data.intents, step)
+    paths = exported.paths
     accuracy = {
         precision: onnx_accuracy(
-            paths[f"encoder_{precision}"], paths["classifier"], tokenizer, test_split, data.intents
+            paths[f"encoder_{precision}"],
+            paths["classifier"],
+            exported.tokenizer,
+            test_split,
+            data.intents,
         )
         for precision in ("fp32", "int8")
     }
 
-    _step("4/5 TensorRT engine")
+    step("TensorRT engine")
     trt = build_engine(paths["encoder_fp32"], repository) if options.tensorrt else None
     trt_detail = trt.detail if trt else "TensorRT build skipped: not requested (--no-tensorrt)"
     print(trt_detail, flush=True)
 
-    _step(f"5/5 writing the model repository at {repository}")
+    step(f"writing the model repository at {repository}")
     written = write_models(repository, **paths)
     summary = {
-        "train": asdict(train_report),
+        "train": asdict(exported.train_report),
         "options": asdict(options),
-        "parity": asdict(parity),
+        "parity": asdict(exported.parity),
         "onnx_test_accuracy_in_process": {k: round(v, 4) for k, v in accuracy.items()},
         "int8_accuracy_drop_points": round(100 * (accuracy["fp32"] - accuracy["int8"]), 2),
         "test_texts": len(test_split),
@@ -91,8 +122,44 @@ def build(settings: ExportSettings, options: BuildOptions, repository: Path) -> 
         "files": {str(p.relative_to(repository)): p.stat().st_size for p in written},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    (work / "build_report.json").write_text(json.dumps(summary, indent=2))
+    (settings.work_dir / "build_report.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """The top intent of every text, in the split's order, and the seconds each batch took."""
+
+    intents: list[str]
+    batch_seconds: list[float]
+
+
+def onnx_predictions(
+    encoder: Path,
+    classifier: Path,
+    tokenizer,
+    texts: list[str],
+    batch_size: int = 32,
+) -> Predictions:
+    """Run the exported files on `texts`, grouped by length to avoid padding waste."""
+    encoder_session, classifier_session = ort_session(encoder), ort_session(classifier)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    intents: list[str] = [""] * len(texts)
+    seconds: list[float] = []
+    for start in tqdm(
+        range(0, len(order), batch_size), desc=f"predicting {encoder.name}", leave=False
+    ):
+        rows = order[start : start + batch_size]
+        began = time.perf_counter()
+        ids, mask = batch_encode(tokenizer, [texts[i] for i in rows])
+        embedding = encoder_session.run(
+            None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+        )[0]
+        predicted = classifier_session.run(["intent"], {"embedding": embedding})[0][:, 0]
+        seconds.append(time.perf_counter() - began)
+        for i, intent in zip(rows, predicted, strict=True):
+            intents[i] = str(intent)
+    return Predictions(intents, seconds)
 
 
 def onnx_accuracy(
@@ -103,24 +170,18 @@ def onnx_accuracy(
     intents: list[str],
     batch_size: int = 32,
 ) -> float:
-    """Accuracy of the exported files on a split, texts grouped by length to avoid padding waste."""
-    encoder_session, classifier_session = ort_session(encoder), ort_session(classifier)
-    order = sorted(range(len(split)), key=lambda i: len(split.texts[i]))
-    hits = 0
-    for start in tqdm(
-        range(0, len(order), batch_size), desc=f"accuracy {encoder.name}", leave=False
-    ):
-        rows = order[start : start + batch_size]
-        ids, mask = batch_encode(tokenizer, [split.texts[i] for i in rows])
-        embedding = encoder_session.run(
-            None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
-        )[0]
-        predicted = classifier_session.run(["intent"], {"embedding": embedding})[0][:, 0]
-        hits += sum(
-            intents[split.labels[i]] == str(p) for i, p in zip(rows, predicted, strict=True)
-        )
+    """Accuracy of the exported files on a split."""
+    predicted = onnx_predictions(encoder, classifier, tokenizer, split.texts, batch_size).intents
+    hits = sum(intents[label] == p for label, p in zip(split.labels, predicted, strict=True))
     return hits / len(split)
 
 
-def _step(message: str) -> None:
-    print(f"\n== {message}", flush=True)
+class Steps:
+    """Numbered progress lines, `== 2/7 exporting ...`, flushed so that logs show them live."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+
+    def __call__(self, message: str) -> None:
+        self.done += 1
+        print(f"\n== {self.done}/{self.total} {message}", flush=True)

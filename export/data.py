@@ -19,6 +19,28 @@ class Split:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def head(self, limit: int | None) -> "Split":
+        """The first `limit` examples (all of them when `limit` is None or 0)."""
+        if not limit:
+            return self
+        return Split(self.texts[:limit], self.labels[:limit])
+
+    def spread(self, limit: int | None) -> "Split":
+        """`limit` examples taken across labels in turn (each label's first, then each one's
+        second, ...), so that a short evaluation still sees every label; all when None or 0."""
+        if not limit or limit >= len(self):
+            return self
+        by_label: dict[int, list[int]] = {}
+        for i, label in enumerate(self.labels):
+            by_label.setdefault(label, []).append(i)
+        chosen: list[int] = []
+        for rank in range(max(len(rows) for rows in by_label.values())):
+            chosen += [rows[rank] for rows in by_label.values() if rank < len(rows)]
+            if len(chosen) >= limit:
+                break
+        rows = sorted(chosen[:limit])
+        return Split([self.texts[i] for i in rows], [self.labels[i] for i in rows])
+
     def head_per_label(self, per_label: int) -> "Split":
         """The first `per_label` examples of every label: a small, balanced subset."""
         seen: dict[int, int] = {}

@@ -279,3 +279,30 @@ def write_snapshot(snapshot: Snapshot, output: Path, sources: dict[str, str]) ->
             raise
         return folder, False  # another run wrote the same snapshot meanwhile
     return folder, True
+
+
+def latest_snapshot(output: Path) -> Path:
+    """The snapshot under `output` written last (by its manifest's created_at)."""
+    found = [
+        folder
+        for folder in output.glob("*")
+        if folder.is_dir() and not folder.name.startswith(".")
+        if (folder / "manifest.json").is_file()
+    ]
+    if not found:
+        raise FileNotFoundError(
+            f"no snapshot under {output}: write one with `python -m export dataset`"
+        )
+    return max(
+        found, key=lambda f: (json.loads((f / "manifest.json").read_text())["created_at"], f)
+    )
+
+
+def read_snapshot(folder: Path) -> tuple[list[Row], dict]:
+    """A snapshot's rows (train.csv, in file order) and its manifest; the hash is checked."""
+    with (folder / "train.csv").open(newline="", encoding="utf-8") as f:
+        rows = [Row(r["text"], r["category"]) for r in csv.DictReader(f)]
+    manifest_ = json.loads((folder / "manifest.json").read_text())
+    if rows_hash(rows) != manifest_["content_hash"]:
+        raise ValueError(f"{folder}/train.csv does not match its manifest's content hash")
+    return rows, manifest_

@@ -19,6 +19,8 @@ class ExportSettings(BaseSettings):
     work_dir: Path = PROJECT_ROOT / "var" / "export"
     # Training snapshots (`python -m export dataset`), one folder each, named by content hash.
     datasets_dir: Path = PROJECT_ROOT / "var" / "datasets"
+    # Retrained candidates that passed the gate, as numbered versions; never the live repository.
+    candidates_dir: Path = PROJECT_ROOT / "var" / "candidates"
     # The orchestrator's database, where agents' corrections are: the orchestrator's setting.
     database_url: str = Field(default=DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
     torch_threads: int = Field(default=2, ge=1)
