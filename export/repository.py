@@ -34,9 +34,15 @@ def write_models(
         ENCODER_FILES["int8"]: encoder_int8,
         CLASSIFIER_FILE: classifier,
     }
+    return copy_into(repository, sources)
+
+
+def copy_into(root: Path, sources: dict[str, Path]) -> list[Path]:
+    """Copy each source to `root / relative`, each file whole or not at all (a reader never
+    sees half a model); return the targets."""
     written = []
     for relative, source in sources.items():
-        target = repository / relative
+        target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
         shutil.copyfile(source, partial)

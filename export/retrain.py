@@ -45,6 +45,7 @@ from export.build import BuildOptions, Steps, onnx_predictions, train_and_export
 from export.data import Split, load_banking77
 from export.dataset import dedupe_key, latest_snapshot, read_snapshot
 from export.gate import HOLDOUT_FRACTION, TEST_SET, Evaluation, GateCriteria, GateResult, run_gate
+from export.repository import copy_into
 from export.settings import ExportSettings
 
 CLASSIFIER, ENCODER = "ticket_classifier", "ticket_encoder"
@@ -261,12 +262,7 @@ def _write_candidate(output: Path, production: Path, paths: dict[str, Path], rep
         ENCODER: {"fp32": str(encoder), "int8": str(encoder + 1)},
     }
     report["files"] = {relative: source.stat().st_size for relative, source in files.items()}
-    for relative, source in files.items():
-        target = output / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        shutil.copyfile(source, partial)
-        os.replace(partial, target)
+    copy_into(output, files)
     card = output / CLASSIFIER / str(classifier) / "model_card.json"
     _write_json(card, report)
     return card
