@@ -279,9 +279,9 @@ def test_the_llm_client_keeps_one_channel_per_event_loop(llm_server):
 
 
 def test_a_request_the_llm_client_gives_up_on_is_cancelled_in_triton(llm_server):
-    """A timeout cancels the request in Triton at once, even while the caller keeps the error
-    (whose traceback holds the stream): it must not run on, and hold an unload up, until a
-    garbage collection."""
+    """A timeout cancels the request in Triton at once, while the caller still holds the error
+    and the client's channel is open: the request must not run on to max_tokens. (It fails
+    when the client neither cancels the call nor lets the timeout cancel the read.)"""
     import asyncio
 
     from orchestrator.triton.llm_client import LLMClient, LLMTimeout
