@@ -46,9 +46,14 @@ audit: $(INSTALLED)
 build: $(INSTALLED)
 	$(PY) -m export build --quick
 
-## train-full: the longer, better training (6 epochs, about 30 minutes on 2 cores)
+## train-full: the longer, better training (6 epochs on every training text, about 30 minutes on
+## 2 cores) as a candidate through the loop: a snapshot with the agents' corrections, a retrain
+## gated against production, and a publish beside it; then register, canary and promote it
+## (README, "The loop as an operator runs it"). After a first `make up` (its database).
 train-full: $(INSTALLED)
-	$(PY) -m export build --epochs 6
+	$(PY) -m export dataset
+	$(PY) -m export retrain --epochs 6
+	$(PY) -m export publish
 
 ## evaluate: Banking77's test split through the running Triton, fp32 and INT8 encoders
 evaluate: $(INSTALLED)

@@ -1,4 +1,5 @@
-"""Command line of the export pipeline: `python -m export {build,tensorrt,dataset,retrain}`."""
+"""Command line of the export pipeline:
+`python -m export {build,tensorrt,dataset,retrain,publish}`."""
 
 import argparse
 import json
@@ -80,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     retrain.add_argument(
         "--production-repository",
         type=Path,
-        help="the repository whose highest versions are production (default: the project's)",
+        help="the serving repository production is read from (default: the project's)",
+    )
+    retrain.add_argument(
+        "--production-version",
+        type=int,
+        help="the triage version to gate against (default: production in the orchestrator's "
+        "database, else 1)",
     )
     retrain.add_argument(
         "--output", type=Path, help="candidates repository to write (default: var/candidates)"
@@ -116,8 +123,24 @@ def main(argv: list[str] | None = None) -> int:
         help="train on shuffled labels: a broken candidate, to see the gate refuse it",
     )
 
+    publish = commands.add_parser(
+        "publish",
+        help="copy a passed candidate into the serving repository beside production, unserved",
+    )
+    publish.add_argument(
+        "card",
+        type=Path,
+        nargs="?",
+        help="the candidate's model_card.json (default: the newest under var/candidates)",
+    )
+    publish.add_argument(
+        "--repository", type=Path, help="serving repository (default: the project's)"
+    )
+
     args = parser.parse_args(argv)
     settings = ExportSettings()
+    if args.command == "publish":
+        return _publish(args, settings)
     if args.command == "build":
         return _build(args, settings)
     if args.command == "dataset":
@@ -159,11 +182,13 @@ def _tensorrt(args, settings: ExportSettings) -> int:
 
 
 def _retrain(args, settings: ExportSettings) -> int:
-    from export.retrain import ProductionMissing, RetrainOptions, retrain
+    from export.production import ProductionMissing
+    from export.retrain import RetrainOptions, retrain
 
     options = RetrainOptions(
         snapshot=args.snapshot,
         production=args.production_repository,
+        production_version=args.production_version,
         output=args.output,
         epochs=args.epochs,
         train_per_label=args.train_per_label,
@@ -187,6 +212,28 @@ def _retrain(args, settings: ExportSettings) -> int:
         for reason in result.report["gate"]["reasons"]:
             print(f"  - {reason}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _publish(args, settings: ExportSettings) -> int:
+    from export.publish import NotPublishable, newest_card, publish
+
+    repository = args.repository or settings.model_repository
+    try:
+        card = args.card or newest_card(settings.candidates_dir)
+        published = publish(card, repository)
+    except (NotPublishable, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"published triage version {published.version} (ticket_classifier "
+        f"{published.version}, ticket_encoder {published.encoder_version}) as "
+        f"{published.model} in {repository}; served versions: {sorted(published.served)}"
+    )
+    print(
+        "next: register it (POST /v1/model/versions "
+        f'{{"model": "ticket_triage", "version": {published.version}}}), then start a canary'
+    )
     return 0
 
 

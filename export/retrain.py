@@ -7,8 +7,8 @@ The steps, each announced as `== i/7 ...`:
    used are held out of training and become an evaluation set of their own;
 2.-4. fine-tune, export ONNX, check parity with PyTorch, quantize the encoder to INT8 (the
    steps `python -m export build` runs, from export/build.py);
-5. run the candidate's files and production's (the highest version folders of
-   ticket_encoder and ticket_classifier in the production repository: what Triton serves)
+5. run the candidate's files and production's (the production triage version's encoder
+   and classifier in the production repository: what Triton serves to production keys)
    in process on the frozen Banking77 test split and the held-out corrections, timing
    every batch;
 6. the gate (export/gate.py): accuracy, per-intent recall, latency;
@@ -21,12 +21,10 @@ The steps, each announced as `== i/7 ...`:
    gate's result). A refused candidate writes no model files, only
    `refused/<time>-<data hash>.json` with the reasons, and the command exits 1.
 
-Not wired yet: serving a candidate. All versions of the ticket_triage ensemble share one
-config.pbtxt, whose steps take the latest version of each model, so copying a candidate's
-version folders into model_repository would make it production at the next load without a
-canary. Serving one needs the ensemble pinned per version (or a second ensemble for the
-candidate) and the orchestrator's version registry to route the canary share to it: a later
-step, as are the API job that runs this command and the MLflow record.
+Serving a passed candidate is `python -m export publish` (export/publish.py), then the control
+plane (register, canary, promote). Production here is the triage version the orchestrator's
+database records (export/production.py), not simply the highest version folders: published
+candidates sit beside it. Not wired yet: the API job that runs this command.
 """
 
 import json
@@ -45,6 +43,8 @@ from export.build import BuildOptions, Steps, onnx_predictions, train_and_export
 from export.data import Split, load_banking77
 from export.dataset import dedupe_key, latest_snapshot, read_snapshot
 from export.gate import HOLDOUT_FRACTION, TEST_SET, Evaluation, GateCriteria, GateResult, run_gate
+from export.production import production_files
+from export.production import production_version as production_version_of
 from export.repository import copy_into
 from export.settings import ExportSettings
 
@@ -55,6 +55,8 @@ CLASSIFIER, ENCODER = "ticket_classifier", "ticket_encoder"
 class RetrainOptions:
     snapshot: Path | None = None  # None: the newest under settings.datasets_dir
     production: Path | None = None  # None: settings.model_repository
+    # The triage version to gate against; None: the one the orchestrator's database records
+    production_version: int | None = None
     output: Path | None = None  # None: settings.candidates_dir
     epochs: int = 2
     train_per_label: int | None = None
@@ -70,24 +72,6 @@ class RetrainResult:
     passed: bool
     report: dict
     report_path: Path
-
-
-class ProductionMissing(FileNotFoundError):
-    pass
-
-
-def production_files(repository: Path) -> dict[str, tuple[str, Path]]:
-    """The encoder's and classifier's served files: (version, path) of the highest versions."""
-    found = {}
-    for model in (ENCODER, CLASSIFIER):
-        versions = [v for v in _versions(repository / model) if _model_file(repository, model, v)]
-        if not versions:
-            raise ProductionMissing(
-                f"{repository / model} has no version with a model.onnx: build production "
-                "first (`python -m export build`, or `make up`)"
-            )
-        found[model] = (str(max(versions)), _model_file(repository, model, max(versions)))
-    return found
 
 
 def next_versions(*repositories: Path) -> dict[str, int]:
@@ -126,7 +110,9 @@ def retrain(settings: ExportSettings, options: RetrainOptions) -> RetrainResult:
     step = Steps(7)
     production_repository = options.production or settings.model_repository
     output = options.output or settings.candidates_dir
-    production = production_files(production_repository)  # fail before training, not after
+    production_version = options.production_version or production_version_of(settings.database_url)
+    # fail before training, not after
+    production = production_files(production_repository, production_version)
     data = load_banking77(settings.banking77_dir)
     folder = options.snapshot or latest_snapshot(settings.datasets_dir)
 
@@ -213,6 +199,7 @@ def retrain(settings: ExportSettings, options: RetrainOptions) -> RetrainResult:
         "recipe": asdict(build_options),
         "production": {
             "repository": str(production_repository),
+            "triage_version": production_version,
             ENCODER: production[ENCODER][0],
             CLASSIFIER: production[CLASSIFIER][0],
         },

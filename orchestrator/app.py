@@ -29,6 +29,7 @@ from orchestrator.api.shared import make_store
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.errors import install_handlers
 from orchestrator.metrics import Metrics
+from orchestrator.services.canary import watch_of
 from orchestrator.services.chat import ChatService
 from orchestrator.services.configs import ConfigStore
 from orchestrator.services.control import ControlService
@@ -68,29 +69,29 @@ def create_app(
         app.state.sessions = session_factory(engine)
         app.state.configs = ConfigStore(app.state.sessions, settings)
         app.state.versions = VersionStore(app.state.sessions, settings.version_cache_s)
+        app.state.canary = watch_of(
+            app.state.sessions, app.state.versions, app.state.metrics, settings
+        )
+        canary_task = asyncio.create_task(app.state.canary.run())
         if settings.admin_key:
             await _bootstrap(app, settings.admin_key)
         revocation_task = asyncio.create_task(app.state.revocations.run())
         app.state.triage = TriageClient(
-            triton.grpc_url,
+            triton.replica_urls,
             timeout_s=settings.triage_timeout_s,
             call_timeout_s=settings.triton_call_timeout_s,
         )
         # The primary LLM and its fallback behind one breaker (services/failover.py)
         app.state.llm = make_llm(settings, triton.grpc_url, app.state.metrics)
-        app.state.control = ModelControl(
-            triton.grpc_url,
-            triton.model_repository,
-            call_timeout_s=settings.triton_call_timeout_s,
-            load_timeout_s=settings.triton_load_timeout_s,
-            headers=triton.control_headers,
-        )
+        controls = replica_controls(settings, triton)
+        app.state.control = next(iter(controls.values()))
         app.state.control_service = ControlService(
             app.state.control,
             TritonProcesses(triton.grpc_port),
             app.state.sessions,
             app.state.metrics,
             wait_s=settings.triton_load_timeout_s,
+            replicas=controls,
         )
         app.state.chat = ChatService(
             app.state.llm,
@@ -112,12 +113,14 @@ def create_app(
                 await app.state.worker.stop()
                 await worker_task
             revocation_task.cancel()
+            canary_task.cancel()
             app.state.watchdog.stop()
             if app.state.shared is not None:
                 await app.state.shared.close()
             await app.state.triage.close()
             await app.state.llm.close()
-            await app.state.control.close()
+            for control in app.state.control_service.replicas.values():
+                await control.close()
             engine.dispose()
 
     app = FastAPI(
@@ -191,6 +194,24 @@ def _tenant_quota(app: FastAPI):
     return quota
 
 
+def replica_controls(
+    settings: OrchestratorSettings, triton: TritonSettings
+) -> dict[str, ModelControl]:
+    """A ModelControl per Triton replica by address; the first one's also serves the control
+    plane's status, load and unload."""
+    urls = dict.fromkeys(triton.replica_urls)
+    return {
+        url: ModelControl(
+            url,
+            triton.model_repository,
+            call_timeout_s=settings.triton_call_timeout_s,
+            load_timeout_s=settings.triton_load_timeout_s,
+            headers=triton.control_headers,
+        )
+        for url in urls
+    }
+
+
 def make_worker(app: FastAPI, settings: OrchestratorSettings) -> Worker:
     state = app.state
     worker = Worker(
@@ -201,6 +222,7 @@ def make_worker(app: FastAPI, settings: OrchestratorSettings) -> Worker:
         settings,
         configs=state.configs,
         versions=state.versions,
+        canary=state.canary,
     )
     worker.on_settled = state.settled.notify  # requests waiting on a ticket answer at once
     return worker

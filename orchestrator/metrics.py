@@ -37,6 +37,12 @@ class Metrics:
             "Triaged texts by department and priority",
             ("department", "priority"),
         )
+        # Canaries rolled back automatically (services/canary.py); deploy/prometheus alerts
+        self.canary_aborts = counter(
+            "support_canary_aborts_total",
+            "Canary versions rolled back automatically for doing worse than production",
+            ("model",),
+        )
         # Generation (chat and drafts), timed by services.generation.GenerationTimer
         per_source = ("source",)
         self.ttft_seconds = histogram(

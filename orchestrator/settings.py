@@ -34,6 +34,11 @@ class TritonSettings(BaseSettings):
     # with this value when the secret is set (`--grpc/http-restricted-...`); never logged.
     control_header: str = Field(default="triton-repository-key", pattern=r"^[a-z0-9-]+$")
     control_secret: SecretStr | None = None
+    # Every Triton replica's gRPC address (host:port), where Triton runs as several servers on
+    # one shared repository: triage calls take them in turn, and serving a model version
+    # (register, canary) loads it on each. Empty: the one at host:grpc_port. In Kubernetes, the
+    # pods behind the headless Service `triton-replicas`.
+    replicas: tuple[str, ...] = ()
 
     @property
     def http_url(self) -> str:
@@ -42,6 +47,10 @@ class TritonSettings(BaseSettings):
     @property
     def grpc_url(self) -> str:
         return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        return self.replicas or (self.grpc_url,)
 
     @property
     def control_headers(self) -> dict[str, str] | None:
@@ -123,6 +132,15 @@ class OrchestratorSettings(BaseSettings):
     # The same for model versions' rollout (canary share, production): how long a promote or
     # rollback made on another replica takes to reach this one's triage.
     version_cache_s: float = Field(default=5.0, ge=0)
+    # The canary's watch (services/canary.py): how often it judges (0: never), and when a
+    # canary is rolled back automatically against production, once each version made
+    # canary_min_calls Triton calls since the canary started.
+    canary_check_s: float = Field(default=10.0, ge=0)
+    canary_min_calls: int = Field(default=50, ge=1)
+    canary_max_error_increase: float = Field(default=0.05, ge=0, le=1)
+    canary_max_latency_ratio: float = Field(default=2.0, ge=1)
+    canary_min_tickets: int = Field(default=20, ge=1)
+    canary_max_override_increase: float = Field(default=0.15, ge=0, le=1)
     # Triton calls: short ones (index, readiness, configs), and load/unload with their wait
     # for Triton to settle and free the model's processes.
     triton_call_timeout_s: float = Field(default=10.0, gt=0)

@@ -225,8 +225,9 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    # None: the orchestrator itself acted (a canary's automatic abort), not a key
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
     action: Mapped[str] = mapped_column(String(40))
     target: Mapped[str] = mapped_column(String(200))
     request: Mapped[dict] = mapped_column(default=dict)

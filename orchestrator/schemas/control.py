@@ -76,7 +76,7 @@ class ControlResult(BaseModel):
 
 class AuditRecord(BaseModel):
     id: int
-    key_id: int
+    key_id: int | None = Field(description="The key that acted; null: the orchestrator itself")
     action: str
     target: str
     request: dict[str, Any]
@@ -132,6 +132,19 @@ class ModelVersionPublic(BaseModel):
     updated_at: datetime | None
 
 
+class ReplicaServing(BaseModel):
+    """What one Triton replica serves after a version was loaded on it."""
+
+    replica: str = Field(description="The replica's gRPC address")
+    model: str = Field(description="The ensemble serving the version, e.g. ticket_triage_v2")
+    ready: bool
+
+
 class ModelVersionList(BaseModel):
     model: str
     data: list[ModelVersionPublic] = Field(description="Newest version first")
+    replicas: list[ReplicaServing] | None = Field(
+        default=None,
+        description="Registering or starting a canary of a triage version: each Triton "
+        "replica, loaded with it",
+    )

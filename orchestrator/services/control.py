@@ -24,6 +24,7 @@ from google.protobuf import json_format
 from google.protobuf.json_format import ParseError
 from starlette.concurrency import run_in_threadpool
 
+from contracts.models import TRIAGE_ENSEMBLE, triage_model_name
 from orchestrator.api.keycache import Caller
 from orchestrator.errors import ControlRefused, ControlTimeout, DependencyUnavailable, ModelNotFound
 from orchestrator.metrics import Metrics
@@ -33,6 +34,7 @@ from orchestrator.schemas.control import (
     MemoryChange,
     ModelReport,
     ModelStatus,
+    ReplicaServing,
     UnloadRequest,
 )
 from orchestrator.services import audit
@@ -68,6 +70,8 @@ ALLOWED: dict[str, Any] = {
     "instance_group": LEAF,
 }
 POLL_S = 0.2
+# the models whose versions a served triage version pins (export/publish.py)
+VERSIONED_STEPS = ("ticket_encoder", "ticket_classifier")
 
 
 def _refuse(path: str, reason: str) -> ControlRefused:
@@ -169,8 +173,12 @@ class ControlService:
         metrics: Metrics,
         *,
         wait_s: float,
+        replicas: dict[str, ModelControl] | None = None,
     ):
         self.control, self.processes, self.sessions = control, processes, sessions
+        # every Triton replica by address (the version rollout loads on each); `control` alone
+        # when there is one
+        self.replicas = replicas or {"triton": control}
         self.metrics, self.wait_s = metrics, wait_s
         self._lock = asyncio.Lock()  # one load or unload at a time: they poll the same state
 
@@ -210,6 +218,46 @@ class ControlService:
                 operation=unload,
                 done=lambda snap: all(self._freed(snap, m) for m in models),
             )  # fmt: skip
+
+    async def serve_triage_version(self, version: int) -> list[ReplicaServing]:
+        """Have every Triton replica serve triage `version` beside the versions it serves, as
+        `python -m export publish` laid it out: the encoder, the classifier and the base
+        ensemble re-read their served configs (Triton keeps serving the old while the new
+        loads), then the version's own ensemble loads. Loading what is loaded changes nothing.
+        Refused (409) when a replica cannot serve it, e.g. it was not published; 503 when a
+        replica is unreachable. Returns what each replica serves now."""
+        async with self._lock:
+            return [
+                await self._serve_on(address, control, version)
+                for address, control in self.replicas.items()
+            ]
+
+    async def _serve_on(self, address: str, control: ModelControl, version: int):
+        ensemble = triage_model_name(version)
+        for model in (*VERSIONED_STEPS, TRIAGE_ENSEMBLE, ensemble):
+            try:
+                await control.load(model, None)
+            except ControlUnavailable as error:
+                raise DependencyUnavailable(
+                    f"Triton replica {address} is unreachable; version {version} was not "
+                    "loaded there, and nothing was changed"
+                ) from error
+            except ControlFailed as failure:
+                reference = uuid.uuid4().hex[:12]
+                log.warning("Triton %s could not load %r (reference %s): %s", address, model,
+                            reference, failure)  # fmt: skip
+                raise ControlRefused(
+                    f"Triton replica {address} cannot serve version {version} of "
+                    f"{TRIAGE_ENSEMBLE!r}: loading {model!r} failed (reference {reference}); "
+                    "publish the candidate into Triton's repository first "
+                    "(`python -m export publish`)",
+                    param="version",
+                    code="version_not_servable",
+                ) from failure
+        ready = [
+            s.version for s in await control.index() if s.name == ensemble and s.state == "READY"
+        ]
+        return ReplicaServing(replica=address, model=ensemble, ready=bool(ready))
 
     # ---- the steps ------------------------------------------------------------------------
     async def _only_needed_by(self, model: str) -> list[str]:

@@ -1,6 +1,7 @@
 """Turning the ensemble's predictions into triage: intent, then routing from the taxonomy."""
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -8,9 +9,10 @@ from contracts.models import MAX_TEXT_BYTES
 from orchestrator.environments import DEFAULT_ENVIRONMENT
 from orchestrator.metrics import Metrics
 from orchestrator.schemas.triage import IntentScore, Triage
+from orchestrator.services.canary import CanaryWatch
 from orchestrator.services.taxonomy import default_taxonomy
 from orchestrator.services.versions import VersionStore, choose_version
-from orchestrator.triton.triage_client import Prediction, TriageClient
+from orchestrator.triton.triage_client import Prediction, TriageClient, TritonUnavailable
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,13 @@ async def triage_texts(
     *,
     versions: VersionStore | None = None,
     environments: Sequence[str] | None = None,
+    watch: CanaryWatch | None = None,
 ) -> list[TriageResult]:
     """Triage `texts`, each answered by the model version routing picks for it and its key's
     environment (`environments`, one per text; production when not given): one ensemble call
     per version met, at once. Without `versions`, one call that Triton routes (its newest).
-    Raises TritonRejected or TritonUnavailable."""
+    A version other than production that cannot answer is answered by production instead;
+    `watch` records every call's outcome. Raises TritonRejected or TritonUnavailable."""
     inputs = [triage_input(t) for t in texts]
     if versions is None:
         predictions = await client.classify(inputs)
@@ -73,7 +77,10 @@ async def triage_texts(
         for i, (text, environment) in enumerate(zip(texts, environments, strict=True)):
             groups.setdefault(choose_version(text, environment, routing), []).append(i)
         answers = await asyncio.gather(
-            *(client.classify([inputs[i] for i in group], v) for v, group in groups.items())
+            *(
+                _classify(client, [inputs[i] for i in group], v, routing.production, watch)
+                for v, group in groups.items()
+            )
         )
         predictions = [None] * len(texts)
         for group, answer in zip(groups.values(), answers, strict=True):
@@ -83,6 +90,27 @@ async def triage_texts(
     for result in results:
         metrics.triage_outcomes.labels(result.department, result.priority).inc()
     return results
+
+
+async def _classify(
+    client: TriageClient,
+    inputs: list[str],
+    version: int,
+    production: int,
+    watch: CanaryWatch | None,
+) -> list[Prediction]:
+    started = time.perf_counter()
+    try:
+        answer = await client.classify(inputs, version)
+    except TritonUnavailable:
+        if watch is not None:
+            watch.record(client.model, version, None)
+        if version == production:
+            raise
+        return await client.classify(inputs, production)  # the canary's failure, not theirs
+    if watch is not None:
+        watch.record(client.model, version, time.perf_counter() - started)
+    return answer
 
 
 def ticket_text(subject: str, body: str) -> str:

@@ -206,9 +206,10 @@ def listed(session: Session, model: str) -> list[ModelVersion]:
     return sorted(rows, key=lambda r: r.version, reverse=True)
 
 
-def change(*, session: Session, model: str, caller: Caller, action: str, asked: dict, move):
+def change(*, session: Session, model: str, caller: Caller | None, action: str, asked: dict, move):
     """Apply `move(rows)` to `model`'s rows (seeded with the implicit production row when
-    there are none), audit it and commit; a refusal is audited as an error, then raised."""
+    there are none), audit it (`caller` None: by the orchestrator itself) and commit; a
+    refusal is audited as an error, then raised."""
     for attempt in range(ATTEMPTS):
         try:
             rows = model_rows(session, model, for_update=True)
@@ -232,7 +233,9 @@ def change(*, session: Session, model: str, caller: Caller, action: str, asked: 
                 raise
 
 
-def _audit(session, caller: Caller, action: str, model: str, asked: dict, result, detail) -> None:
+def _audit(
+    session, caller: Caller | None, action: str, model: str, asked: dict, result, detail
+) -> None:
     audit.record(session, caller, action, model, asked, result, detail)
 
 

@@ -72,7 +72,8 @@ class ModelControl:
         ]
 
     def repository_config(self, model: str) -> dict | None:
-        """The model's config.pbtxt as the load API's JSON, when this process can read it."""
+        """The model's config as Triton reads it (model_config.config_file), as the load API's
+        JSON, when this process can read the repository."""
         folder = self.repository / model if self.repository else None
         if folder is None or not (folder / "config.pbtxt").is_file():
             return None

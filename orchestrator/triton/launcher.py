@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from contracts.models import SERVED_CONFIG, TRIAGE_ENSEMBLE, published_ensembles
 from orchestrator.settings import PROJECT_ROOT, TritonSettings
 
 PROJECT_BACKENDS = PROJECT_ROOT / "triton_backends"  # Python-based backends, e.g. onnxruntime
@@ -80,6 +81,15 @@ class TritonServer:
         self.process: subprocess.Popen | None = None
         self._log = None
 
+    def models_to_load(self) -> list[str]:
+        """The configured models, plus every published triage version's ensemble when triage
+        is among them: a Triton started after a publish serves the same versions as the
+        others (which one answers whom is the orchestrator's routing)."""
+        models = list(self.models)
+        if TRIAGE_ENSEMBLE in models:
+            models += published_ensembles(self.settings.model_repository)
+        return models
+
     def command(self, backend_dir: Path) -> list[str]:
         s = self.settings
         binary = pytriton_root() / "tritonserver" / "bin" / "tritonserver"
@@ -91,6 +101,8 @@ class TritonServer:
             f"--model-repository={s.model_repository}",
             f"--backend-directory={backend_dir}",
             "--model-control-mode=explicit",
+            # configs/served.pbtxt where `python -m export publish` wrote one, else config.pbtxt
+            f"--model-config-name={SERVED_CONFIG}",
             f"--http-address={s.host}",
             f"--http-port={s.http_port}",
             f"--grpc-address={s.host}",
@@ -103,7 +115,7 @@ class TritonServer:
             f"--backend-config=python,shm-region-prefix-name={prefix}",
             "--log-verbose=0",
         ]
-        command += [f"--load-model={model}" for model in self.models]
+        command += [f"--load-model={model}" for model in self.models_to_load()]
         command += restricted_flags(s)
         return command
 

@@ -1,11 +1,15 @@
 """Calling the `ticket_triage` ensemble over gRPC from asyncio code."""
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import tritonclient.grpc.aio as aio
 from tritonclient.grpc import InferResult
 from tritonclient.utils import InferenceServerException
+
+from contracts.models import TRIAGE_ENSEMBLE, triage_model_name
 
 OUTPUTS = ("intent", "confidence", "top_intents", "top_scores")
 
@@ -23,52 +27,78 @@ class Prediction:
     intent: str
     confidence: float
     top: list[tuple[str, float]]
-    # The version of the model that answered, as Triton's response names it: for the
-    # `ticket_triage` ensemble that is the ensemble's own version, not its steps'.
+    # The triage version that answered: the one asked for, else the version Triton's
+    # response names (the ensemble's own version, not its steps').
     model_version: str | None = None
 
 
 _CLIENT_MISTAKES = ("is empty", "is not valid UTF-8", "the limit is")
 
 
-def predictions(result: InferResult, count: int) -> list[Prediction]:
+def predictions(result: InferResult, count: int, version: int | None = None) -> list[Prediction]:
     """The ensemble's answer for `count` texts, each with the model version that answered."""
     intents = result.as_numpy("intent")[:, 0]
     confidence = result.as_numpy("confidence")[:, 0]
     top_intents, top_scores = result.as_numpy("top_intents"), result.as_numpy("top_scores")
-    version = result.get_response().model_version or None
+    if version is None:
+        version = result.get_response().model_version or None
     return [
         Prediction(
             intents[i].decode(),
             float(confidence[i]),
             [(n.decode(), float(s)) for n, s in zip(top_intents[i], top_scores[i], strict=True)],
-            version,
+            str(version) if version is not None else None,
         )
         for i in range(count)
     ]
 
 
 class TriageClient:
+    """Triage calls to one Triton, or taken in turn by several replicas (`urls`); a replica
+    that cannot answer hands the call to the next one."""
+
     def __init__(
         self,
-        url: str,
-        model: str = "ticket_triage",
+        urls: str | Sequence[str],
+        model: str = TRIAGE_ENSEMBLE,
         timeout_s: float = 10.0,
         call_timeout_s: float = 10.0,
     ):
         self.model, self.timeout_s, self.call_timeout_s = model, timeout_s, call_timeout_s
-        self._client = aio.InferenceServerClient(url)
+        urls = [urls] if isinstance(urls, str) else list(urls)
+        self._clients = [aio.InferenceServerClient(url) for url in urls]
+        self._turn = itertools.count()
+
+    @property
+    def _client(self):
+        return self._clients[0]
+
+    @_client.setter
+    def _client(self, client) -> None:  # tests put a recording client in place
+        self._clients = [client]
 
     async def classify(self, texts: list[str], version: int | None = None) -> list[Prediction]:
-        """One inference call; `version`: that version of the model, else Triton's choice
-        (the newest it serves)."""
+        """One inference call; `version`: that triage version, served by its own ensemble
+        (contracts.models.triage_model_name), else Triton's choice (the newest it serves)."""
         tensor = aio.InferInput("text", [len(texts), 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[t.encode()] for t in texts], dtype=object))
+        first = next(self._turn)
+        for attempt in range(len(self._clients)):
+            client = self._clients[(first + attempt) % len(self._clients)]
+            try:
+                return predictions(await self._infer(client, tensor, version), len(texts), version)
+            except TritonUnavailable:
+                if attempt == len(self._clients) - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _infer(self, client, tensor, version: int | None) -> InferResult:
+        model, model_version = self.target(version)
         try:
-            result = await self._client.infer(
-                self.model,
+            return await client.infer(
+                model,
                 [tensor],
-                model_version=str(version) if version is not None else "",
+                model_version=model_version,
                 outputs=[aio.InferRequestedOutput(name) for name in OUTPUTS],
                 client_timeout=self.timeout_s,
             )
@@ -77,13 +107,26 @@ class TriageClient:
             if any(mistake in message for mistake in _CLIENT_MISTAKES):
                 raise TritonRejected(message.split("', ")[-1]) from error
             raise TritonUnavailable(message) from error
-        return predictions(result, len(texts))
+
+    def target(self, version: int | None) -> tuple[str, str]:
+        """(model, Triton version) to call for `version`: triage versions have an ensemble
+        each; a client of another model (tests, benches) asks Triton for the version."""
+        if version is None:
+            return self.model, ""
+        if self.model == TRIAGE_ENSEMBLE:
+            return triage_model_name(version), ""
+        return self.model, str(version)
 
     async def ready(self) -> bool:
+        """Every replica serves the model."""
         try:
-            return await self._client.is_model_ready(self.model, client_timeout=self.call_timeout_s)
+            for client in self._clients:
+                if not await client.is_model_ready(self.model, client_timeout=self.call_timeout_s):
+                    return False
         except InferenceServerException:
             return False
+        return True
 
     async def close(self) -> None:
-        await self._client.close()
+        for client in self._clients:
+            await client.close()

@@ -8,7 +8,9 @@ from prometheus_client import start_http_server
 
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.metrics import Metrics
+from orchestrator.services.canary import watch_of
 from orchestrator.services.failover import make_llm
+from orchestrator.services.versions import VersionStore
 from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.triage_client import TriageClient
@@ -28,9 +30,13 @@ async def _run(settings: OrchestratorSettings, triton: TritonSettings, metrics_p
     watchdog = ResourceWatchdog(metrics.registry)
     if metrics_port:
         start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
-    triage = TriageClient(triton.grpc_url, timeout_s=settings.triage_timeout_s)
+    triage = TriageClient(triton.replica_urls, timeout_s=settings.triage_timeout_s)
     llm = make_llm(settings, triton.grpc_url, metrics)
-    worker = Worker(session_factory(engine), triage, llm, metrics, settings)
+    sessions = session_factory(engine)
+    versions = VersionStore(sessions, settings.version_cache_s)
+    canary = watch_of(sessions, versions, metrics, settings)  # judges this process's calls
+    worker = Worker(sessions, triage, llm, metrics, settings, versions=versions, canary=canary)
+    canary_task = asyncio.create_task(canary.run())
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(worker.stop()))
@@ -39,6 +45,7 @@ async def _run(settings: OrchestratorSettings, triton: TritonSettings, metrics_p
     try:
         await worker.run()
     finally:
+        canary_task.cancel()
         watchdog.stop()
         await triage.close()
         await llm.close()

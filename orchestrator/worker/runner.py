@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.db.models import Ticket, utcnow
 from orchestrator.metrics import Metrics
+from orchestrator.services.canary import CanaryWatch
 from orchestrator.services.configs import ConfigStore, draft_options
 from orchestrator.services.drafts import Draft, stream_draft
 from orchestrator.services.failover import FailoverLLM
@@ -57,6 +58,7 @@ class Worker:
         settings: OrchestratorSettings,
         configs: ConfigStore | None = None,
         versions: VersionStore | None = None,
+        canary: CanaryWatch | None = None,
     ):
         self.sessions, self.triage, self.llm = sessions, triage, llm
         self.metrics, self.settings = metrics, settings
@@ -64,6 +66,7 @@ class Worker:
         # here at once; a worker process reads through its own.
         self.configs = configs or ConfigStore(sessions, settings)
         self.versions = versions or VersionStore(sessions, settings.version_cache_s)
+        self.canary = canary  # records each triage call's outcome per model version
         self.token = uuid.uuid4().hex  # this worker's lease token
         self.backoff = jobs.Backoff(
             settings.job_backoff_base_s, settings.job_backoff_max_s, settings.job_max_attempts
@@ -155,6 +158,7 @@ class Worker:
                 self.metrics,
                 versions=self.versions,
                 environments=[t.environment for t in untriaged],
+                watch=self.canary,
             )
         except TritonUnavailable as error:
             self._outages += 1

@@ -17,13 +17,8 @@ from export.dataset import (
     read_snapshot,
     write_snapshot,
 )
-from export.retrain import (
-    ProductionMissing,
-    held_out_corrections,
-    next_versions,
-    production_files,
-    split_from_rows,
-)
+from export.production import ProductionMissing, production_files, production_version
+from export.retrain import held_out_corrections, next_versions, split_from_rows
 from export.settings import ExportSettings
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -52,18 +47,46 @@ def test_next_versions_follow_every_version_in_production_and_candidates(tmp_pat
     assert next_versions(production, candidates) == {"ticket_classifier": 2, "ticket_encoder": 5}
 
 
-def test_production_files_are_the_highest_versions_with_a_model(tmp_path):
+def test_production_files_are_the_production_versions_not_the_highest(tmp_path):
     for relative in ("ticket_encoder/1", "ticket_encoder/2", "ticket_classifier/1"):
         _touch(tmp_path / relative / "model.onnx")
-    (tmp_path / "ticket_encoder/10").mkdir()  # an empty version folder is not served
-    found = production_files(tmp_path)
+    (tmp_path / "ticket_classifier/10").mkdir()  # an empty version folder is not served
+    found = production_files(tmp_path, 1)
     assert found["ticket_encoder"] == ("2", tmp_path / "ticket_encoder/2/model.onnx")
-    assert found["ticket_classifier"][0] == "1"
+    assert found["ticket_classifier"] == ("1", tmp_path / "ticket_classifier/1/model.onnx")
+    # a published version 2 (its card names its encoder) is production only when promoted
+    _touch(tmp_path / "ticket_classifier/2/model.onnx")
+    _touch(tmp_path / "ticket_encoder/4/model.onnx")
+    card = {"versions": {"ticket_classifier": "2", "ticket_encoder": {"int8": "4"}}}
+    _touch(tmp_path / "ticket_classifier/2/model_card.json", json.dumps(card))
+    assert production_files(tmp_path, 1)["ticket_classifier"][0] == "1"
+    assert production_files(tmp_path, 2)["ticket_encoder"][0] == "4"
 
 
 def test_a_production_repository_without_models_is_refused_before_training(tmp_path):
-    with pytest.raises(ProductionMissing, match="ticket_encoder has no version"):
-        production_files(tmp_path)
+    with pytest.raises(ProductionMissing, match="holds no triage version 1"):
+        production_files(tmp_path, 1)
+
+
+def test_production_is_what_the_orchestrators_database_records(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path / 'orchestrator.db'}"
+    assert production_version(url) == 1  # no database yet: the base version
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("create table model_versions (model text, version int, state text)")
+        )
+    assert production_version(url) == 1  # nothing recorded
+    rows = (
+        "('ticket_triage', 1, 'archived'), ('ticket_triage', 3, 'production'), "
+        "('x', 7, 'production')"
+    )
+    with engine.begin() as connection:
+        connection.execute(text(f"insert into model_versions values {rows}"))
+    engine.dispose()
+    assert production_version(url) == 3
 
 
 def test_the_most_recent_fifth_of_corrections_is_held_out():
@@ -167,6 +190,7 @@ def test_retrain_runs_end_to_end_and_writes_a_consistent_result(
     assert card["data"]["shuffled_labels"] is False
     assert card["production"] == {
         "repository": str(built_repository[0]),
+        "triage_version": 1,
         "ticket_encoder": "2",
         "ticket_classifier": "1",
     }

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
+from contracts.models import BASE_TRIAGE_VERSION, TRIAGE_ENSEMBLE
 from orchestrator.api.deps import AdminKey as TenantAdminKey
 from orchestrator.api.deps import SessionDep, acting_tenant, require
 from orchestrator.api.keycache import Caller
@@ -21,6 +22,7 @@ from orchestrator.schemas.control import (
     ModelStatusList,
     ModelVersionList,
     ModelVersionPublic,
+    ReplicaServing,
     UnloadRequest,
     VersionRegister,
 )
@@ -72,23 +74,30 @@ def model_versions(
 async def register_version(
     data: VersionRegister, request: Request, key: AdminKey
 ) -> ModelVersionList:
-    """Register a version Triton can serve as a candidate (staging keys meet it at once)."""
+    """Register a version as a candidate (staging keys meet it at once). A triage version
+    other than 1 must be published into Triton's repository (`python -m export publish`):
+    Triton is asked to load it first, and a version it cannot serve is refused (409)."""
+    replicas = await _serve(request, data.model, data.version)
 
     def move(rows):
         return versions.register(rows, data.model, data.version, data.note)
 
-    return await _change(request, key, "version_register", data, move)
+    changed = await _change(request, key, "version_register", data, move)
+    return changed.model_copy(update={"replicas": replicas})
 
 
 @router.post("/canary", response_model=ModelVersionList)
 async def canary(data: CanaryRequest, request: Request, key: AdminKey) -> ModelVersionList:
     """Send `percent` of production traffic to a candidate, the same texts always; asked of
-    the canary again, change its share. Staging keys meet the canary whole."""
+    the canary again, change its share. Staging keys meet the canary whole. Triton is asked
+    to serve it first (a Triton restarted since the registration loads it again)."""
+    replicas = await _serve(request, data.model, data.version)
 
     def move(rows):
         versions.start_canary(rows, data.model, data.version, data.percent)
 
-    return await _change(request, key, "canary", data, move)
+    changed = await _change(request, key, "canary", data, move)
+    return changed.model_copy(update={"replicas": replicas})
 
 
 @router.post("/promote", response_model=ModelVersionList)
@@ -110,6 +119,13 @@ async def rollback(data: ModelRequest, request: Request, key: AdminKey) -> Model
         versions.rollback(rows, data.model)
 
     return await _change(request, key, "rollback", data, move)
+
+
+async def _serve(request: Request, model: str, version: int) -> list[ReplicaServing] | None:
+    """Every Triton replica loaded with triage `version` (None: nothing to load)."""
+    if model == TRIAGE_ENSEMBLE and version != BASE_TRIAGE_VERSION:
+        return await _service(request).serve_triage_version(version)
+    return None
 
 
 async def _change(request: Request, key: Caller, action: str, data, move) -> ModelVersionList:

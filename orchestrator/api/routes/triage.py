@@ -31,6 +31,7 @@ async def triage(
             request.app.state.metrics,
             versions=request.app.state.versions,
             environments=[key.environment] * len(data.texts),
+            watch=request.app.state.canary,
         )
     except TritonRejected as error:
         raise ApiError(422, str(error), param="texts") from None

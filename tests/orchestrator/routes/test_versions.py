@@ -14,12 +14,24 @@ ADMIN = {"X-API-Key": ADMIN_KEY}
 MODEL = "ticket_triage"
 
 
+class ServedVersions:
+    """ControlService.serve_triage_version without Triton: records the versions asked."""
+
+    def __init__(self):
+        self.asked: list[int] = []
+
+    async def __call__(self, version: int) -> list:
+        self.asked.append(version)
+        return []
+
+
 @pytest.fixture(scope="module")
 def client(database_url):
     with app_without_triton(database_url) as client:
         state = client.app.state
         real = state.triage
         state.triage = RecordingTriage()
+        state.control_service.serve_triage_version = ServedVersions()
         yield client
         state.triage = real  # closed by the app's shutdown
 
@@ -141,7 +153,9 @@ def test_a_bad_canary_request_is_a_422(client, body):
 
 
 def test_triage_sends_a_canarys_share_and_staging_to_the_canary(client, triage):
+    served = client.app.state.control_service.serve_triage_version
     assert _post(client, "versions", {"model": MODEL, "version": 2}).status_code == 201
+    assert served.asked == [2]  # Triton was asked to serve it before it was registered
     tenant = new_tenant(client, "canary tenant")["id"]
     production = {"X-API-Key": new_key(client, ["tickets:write"], tenant)}
     staging = {"X-API-Key": new_key(client, ["tickets:write"], tenant, environment="staging")}

@@ -40,22 +40,26 @@ class _RecordingInfer:
     """tritonclient's aio client, as far as classify() uses it."""
 
     def __init__(self):
-        self.versions: list[str] = []
+        self.calls: list[tuple[str, str]] = []
 
     async def infer(self, model_name, inputs, model_version="", **_options):
-        self.versions.append(model_version)
-        return _answer(model_version)
+        self.calls.append((model_name, model_version))
+        return _answer("1")  # a per-version ensemble has one version of its own
 
 
-def test_classify_asks_triton_for_the_chosen_version_and_reports_the_answering_one():
-    async def scenario() -> tuple[list[str], list]:
-        client = TriageClient("127.0.0.1:1")  # built in the loop; nothing is dialled
+def test_each_triage_version_is_asked_of_its_own_ensemble_and_reported():
+    async def scenario(model: str) -> tuple[list[tuple[str, str]], list]:
+        client = TriageClient("127.0.0.1:1", model)  # built in the loop; nothing is dialled
         await client.close()
         client._client = recording = _RecordingInfer()
         chosen = await client.classify(["my card", "my pin"], 2)
+        await client.classify(["my card", "my pin"], 1)
         await client.classify(["my card", "my pin"])
-        return recording.versions, chosen
+        return recording.calls, chosen
 
-    versions, chosen = asyncio.run(scenario())
-    assert versions == ["2", ""]  # no version asked: Triton's own choice
-    assert {p.model_version for p in chosen} == {"2"}
+    calls, chosen = asyncio.run(scenario("ticket_triage"))
+    # version 1 is the base ensemble; no version asked: Triton's own choice
+    assert calls == [("ticket_triage_v2", ""), ("ticket_triage", ""), ("ticket_triage", "")]
+    assert {p.model_version for p in chosen} == {"2"}  # the version routed to, not Triton's "1"
+    calls, _ = asyncio.run(scenario("another_model"))  # other models: Triton's versions
+    assert calls == [("another_model", "2"), ("another_model", "1"), ("another_model", "")]

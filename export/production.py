@@ -1,0 +1,64 @@
+"""Which triage version is production, and its files: what `export retrain` gates against.
+
+The version comes from the orchestrator's `model_versions` table (read with SQLAlchemy Core,
+like the corrections), where canary, promote and rollback record it; a database without a
+production row means the base version (1), served before versions were tracked. The files
+are that version's in the serving repository (export/publish.py's layout).
+"""
+
+from pathlib import Path
+
+from sqlalchemy import Integer, String, column, create_engine, select, table
+from sqlalchemy.exc import SQLAlchemyError
+
+from contracts.models import BASE_TRIAGE_VERSION, TRIAGE_ENSEMBLE
+from contracts.storage import engine_url
+from export.publish import CLASSIFIER, ENCODER, served_versions
+
+MODEL_VERSIONS = table(
+    "model_versions", column("model", String), column("version", Integer), column("state", String)
+)
+
+
+class ProductionMissing(FileNotFoundError):
+    pass
+
+
+def production_version(database_url: str) -> int:
+    """The production triage version the orchestrator records; the base one when it records
+    none or its database cannot be read (a first retrain, before any `make up`)."""
+    if (
+        database_url.startswith("sqlite:///")
+        and not Path(database_url.removeprefix("sqlite:///")).is_file()
+    ):
+        return BASE_TRIAGE_VERSION
+    query = select(MODEL_VERSIONS.c.version).where(
+        MODEL_VERSIONS.c.model == TRIAGE_ENSEMBLE, MODEL_VERSIONS.c.state == "production"
+    )
+    engine = create_engine(engine_url(database_url))
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(query).scalar()
+    except SQLAlchemyError:
+        return BASE_TRIAGE_VERSION  # not migrated that far yet: nothing was ever promoted
+    finally:
+        engine.dispose()
+    return found if found is not None else BASE_TRIAGE_VERSION
+
+
+def production_files(repository: Path, version: int) -> dict[str, tuple[str, Path]]:
+    """(version, model.onnx) of the encoder and the classifier that serve triage `version`."""
+    served = served_versions(repository) if (repository / CLASSIFIER).is_dir() else {}
+    if version not in served:
+        raise ProductionMissing(
+            f"{repository} holds no triage version {version} (it has {sorted(served) or 'none'}): "
+            "build production first (`python -m export build`, or `make up`)"
+        )
+    files = {
+        ENCODER: (str(served[version]), repository / ENCODER / str(served[version]) / "model.onnx"),
+        CLASSIFIER: (str(version), repository / CLASSIFIER / str(version) / "model.onnx"),
+    }
+    for model, (number, path) in files.items():
+        if not path.is_file():
+            raise ProductionMissing(f"{model} version {number} has no model.onnx at {path}")
+    return files

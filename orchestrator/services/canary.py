@@ -1,0 +1,244 @@
+"""The canary's watch: each triage call's outcome per model version, and the automatic abort of
+a canary that does worse than production.
+
+Triage (services/triage.py) records every Triton call: which version, whether it answered and
+in how many seconds. A canary call that fails is answered by production instead, so callers do
+not see the canary's failures; the watch does. Every `check_s` the watch compares the canary
+with production on what it recorded since the canary started (the canary row's last change),
+once each has at least `min_calls` calls:
+
+- errors: the canary's error rate above production's by more than `max_error_increase`;
+- latency: the canary's median seconds per call above `max_latency_ratio` times production's
+  (and slower by more than `min_latency_gap_s`);
+- overrides: where both versions triaged at least `min_tickets` tickets since the canary
+  started, the share of those the agents corrected (intent), above production's by more than
+  `max_override_increase`.
+
+Any of these rolls the canary back (versions.rollback), audited as `canary_abort` by the
+orchestrator itself (no key) with the reasons, and counted in
+`support_canary_aborts_total{model}`, which deploy/prometheus alerts on. Each orchestrator
+process judges the calls it made; the first to abort wins, the others find no canary left.
+"""
+
+import asyncio
+import logging
+import statistics
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.db.models import Feedback, ModelVersion, Ticket
+from orchestrator.errors import Conflict
+from orchestrator.metrics import Metrics
+from orchestrator.services import versions
+from orchestrator.services.versions import VersionState, VersionStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CanaryPolicy:
+    min_calls: int = 50  # Triton calls of each version since the canary started
+    max_error_increase: float = 0.05  # error rate points above production's
+    max_latency_ratio: float = 2.0  # median seconds per call, times production's
+    min_latency_gap_s: float = 0.005  # and slower by this much: sub-millisecond jitter is not
+    min_tickets: int = 20  # triaged tickets of each version before overrides are judged
+    max_override_increase: float = 0.15  # corrected share above production's
+    window: int = 2000  # calls kept per version
+
+
+def policy_of(settings) -> CanaryPolicy:
+    """The policy of OrchestratorSettings' canary_* fields."""
+    return CanaryPolicy(
+        min_calls=settings.canary_min_calls,
+        max_error_increase=settings.canary_max_error_increase,
+        max_latency_ratio=settings.canary_max_latency_ratio,
+        min_tickets=settings.canary_min_tickets,
+        max_override_increase=settings.canary_max_override_increase,
+    )
+
+
+def watch_of(sessions, versions_store: VersionStore, metrics: Metrics, settings) -> "CanaryWatch":
+    return CanaryWatch(
+        sessions, versions_store, metrics, policy_of(settings), settings.canary_check_s
+    )
+
+
+@dataclass(frozen=True)
+class Call:
+    at: float  # time.time()
+    seconds: float | None  # None: the call failed
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one version did since the canary started."""
+
+    calls: int
+    errors: int
+    median_s: float | None
+    tickets: int = 0
+    overridden: int = 0
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
+
+    @property
+    def override_rate(self) -> float | None:
+        return self.overridden / self.tickets if self.tickets else None
+
+
+def evidence(calls: list[Call], tickets: int = 0, overridden: int = 0) -> Evidence:
+    answered = [c.seconds for c in calls if c.seconds is not None]
+    median = statistics.median(answered) if answered else None
+    return Evidence(len(calls), len(calls) - len(answered), median, tickets, overridden)
+
+
+def reasons_to_abort(production: Evidence, canary: Evidence, policy: CanaryPolicy) -> list[str]:
+    """Why the canary should be rolled back; empty when it may stay (or it is too early)."""
+    if min(production.calls, canary.calls) < policy.min_calls:
+        return []
+    reasons = []
+    if canary.error_rate > production.error_rate + policy.max_error_increase:
+        reasons.append(
+            f"error rate {canary.error_rate:.1%} against production's "
+            f"{production.error_rate:.1%} ({canary.errors} of {canary.calls} calls)"
+        )
+    if (
+        canary.median_s is not None
+        and production.median_s is not None
+        and canary.median_s > policy.max_latency_ratio * production.median_s
+        and canary.median_s - production.median_s > policy.min_latency_gap_s
+    ):
+        reasons.append(
+            f"median latency {1000 * canary.median_s:.1f} ms per call against production's "
+            f"{1000 * production.median_s:.1f} ms (at most {policy.max_latency_ratio:g}x)"
+        )
+    if min(production.tickets, canary.tickets) >= policy.min_tickets:
+        canary_rate, production_rate = canary.override_rate, production.override_rate
+        if canary_rate > production_rate + policy.max_override_increase:
+            reasons.append(
+                f"agents corrected {canary_rate:.1%} of its tickets against production's "
+                f"{production_rate:.1%} ({canary.overridden} of {canary.tickets})"
+            )
+    return reasons
+
+
+class CanaryWatch:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        versions_store: VersionStore,
+        metrics: Metrics,
+        policy: CanaryPolicy,
+        check_s: float,
+    ):
+        self.sessions, self.versions, self.metrics = sessions, versions_store, metrics
+        self.policy, self.check_s = policy, check_s
+        self._calls: dict[str, dict[int, deque[Call]]] = defaultdict(dict)
+
+    def record(self, model: str, version: int, seconds: float | None) -> None:
+        """One Triton call of `version`: its seconds, or None when it failed."""
+        calls = self._calls[model]
+        if not calls:  # the counter at 0 from the start: the alert's increase() sees the abort
+            self.metrics.canary_aborts.labels(model)
+        if version not in calls:
+            calls[version] = deque(maxlen=self.policy.window)
+        calls[version].append(Call(time.time(), seconds))
+
+    async def run(self) -> None:
+        """Check every `check_s` seconds until cancelled (never when 0); a failed check is
+        logged, not fatal."""
+        if self.check_s <= 0:
+            return
+        while True:
+            await asyncio.sleep(self.check_s)
+            try:
+                await self.check()
+            except Exception:  # a database hiccup must not end the watch
+                log.exception("the canary check failed; next try in %g s", self.check_s)
+
+    async def check(self) -> dict[str, list[str]]:
+        """Judge every watched model's canary now; the aborted ones with their reasons."""
+        aborted = {}
+        for model in list(self._calls):
+            reasons = await asyncio.to_thread(self._judge_and_abort, model)
+            if reasons:
+                aborted[model] = reasons
+                self.versions.invalidate()
+        return aborted
+
+    # ---- in a thread: the database ---------------------------------------------------------
+    def _judge_and_abort(self, model: str) -> list[str]:
+        with self.sessions() as session:
+            rows = versions.model_rows(session, model)
+            canary = next((r for r in rows if r.state == VersionState.canary), None)
+            production = next((r for r in rows if r.state == VersionState.production), None)
+            if canary is None:
+                return []
+            since = _utc(canary.updated_at)
+            production_version = production.version if production else versions.IMPLICIT
+            found = {
+                version: self._evidence(session, model, version, since)
+                for version in (production_version, canary.version)
+            }
+            reasons = reasons_to_abort(
+                found[production_version], found[canary.version], self.policy
+            )
+            if reasons:
+                self._abort(session, model, canary, reasons, found)
+            return reasons
+
+    def _evidence(self, session: Session, model: str, version: int, since: datetime) -> Evidence:
+        start = since.timestamp()
+        calls = [c for c in self._calls[model].get(version, ()) if c.at >= start]
+        tickets, overridden = overrides(session, str(version), since)
+        return evidence(calls, tickets, overridden)
+
+    def _abort(self, session, model: str, canary: ModelVersion, reasons, found) -> None:
+        version = canary.version
+
+        def move(rows):
+            current = next((r for r in rows if r.state == VersionState.canary), None)
+            if current is None or current.version != version:
+                raise Conflict(f"version {version} of {model!r} is no longer the canary")
+            return versions.rollback(rows, model)
+
+        asked = {
+            "model": model,
+            "version": version,
+            "reasons": reasons,
+            "evidence": {str(v): e.__dict__ for v, e in found.items()},
+        }
+        session.rollback()  # the reads above: change() takes the rows for update itself
+        try:
+            versions.change(
+                session=session, model=model, caller=None, action="canary_abort",
+                asked=asked, move=move,
+            )  # fmt: skip
+        except Conflict:
+            return  # another process (or an admin) moved it first
+        self.metrics.canary_aborts.labels(model).inc()
+        log.warning("canary %s of %r rolled back automatically: %s", version, model, reasons)
+
+
+def overrides(session: Session, version: str, since: datetime) -> tuple[int, int]:
+    """(tickets triaged by `version` since `since`, those whose intent an agent corrected)."""
+    triaged = select(Ticket.id).where(Ticket.model_version == version, Ticket.created_at >= since)
+    tickets = session.scalar(select(func.count()).select_from(triaged.subquery())) or 0
+    corrected = session.scalar(
+        select(func.count(func.distinct(Feedback.ticket_id))).where(
+            Feedback.field == "intent", Feedback.ticket_id.in_(triaged)
+        )
+    )
+    return tickets, corrected or 0
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back the stored UTC time without its zone; PostgreSQL with it."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
