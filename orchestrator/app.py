@@ -34,6 +34,7 @@ from orchestrator.services.configs import ConfigStore
 from orchestrator.services.control import ControlService
 from orchestrator.services.failover import make_llm
 from orchestrator.services.keys import ensure_bootstrap_key
+from orchestrator.services.rollout_record import RolloutRecorder
 from orchestrator.services.settled import SettledTickets
 from orchestrator.services.versions import VersionStore
 from orchestrator.services.watchdog import ResourceWatchdog
@@ -68,6 +69,9 @@ def create_app(
         app.state.sessions = session_factory(engine)
         app.state.configs = ConfigStore(app.state.sessions, settings)
         app.state.versions = VersionStore(app.state.sessions, settings.version_cache_s)
+        app.state.rollout_recorder = RolloutRecorder(
+            settings.registry, app.state.sessions, app.state.metrics.mlflow_record_failures
+        )
         if settings.admin_key:
             await _bootstrap(app, settings.admin_key)
         revocation_task = asyncio.create_task(app.state.revocations.run())

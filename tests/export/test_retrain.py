@@ -128,6 +128,8 @@ def snapshot(tmp_path_factory):
 
 def _retrain(monkeypatch, tmp_path, production, snapshot, *extra):
     monkeypatch.setenv("EXPORT_WORK_DIR", str(tmp_path / "work"))  # not the session build's
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("REGISTRY_ARTIFACT_ROOT", str(tmp_path / "mlflow-artifacts"))
     output = tmp_path / "candidates"
     argv = ["retrain", "--snapshot", str(snapshot), "--production-repository", str(production)]
     return main([*argv, "--output", str(output), *TINY, *extra]), output
