@@ -157,7 +157,7 @@ def register_candidate(
         description=f"retrained on {report['data']['content_hash'][:12]}, gate passed",
     )
     client.set_registered_model_alias(settings.model, "candidate", created.version)
-    return created.version
+    return str(created.version)  # an int from a local store, a str from a server
 
 
 def triton_version(report: dict) -> str:
@@ -182,8 +182,8 @@ def record_states(settings: RegistrySettings, model: str, states: dict[int, str]
         if version.tags.get(STATE) != state:
             client.set_model_version_tag(model, version.version, STATE, state)
         if state in ALIASED_STATES:  # candidates: the newest one (sorted) holds the alias
-            holders[state] = version.version
-    current = client.get_registered_model(model).aliases
+            holders[state] = str(version.version)
+    current = {k: str(v) for k, v in client.get_registered_model(model).aliases.items()}
     for alias in ALIASED_STATES:
         if alias in holders and current.get(alias) != holders[alias]:
             client.set_registered_model_alias(model, alias, holders[alias])

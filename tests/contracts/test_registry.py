@@ -177,7 +177,7 @@ def test_aliases_and_state_tags_follow_the_rollout(registry, tmp_path):
     assert aliases(registry, model) == {"production": "1", "canary": "2"}
     assert states() == {"1": "production", "2": "canary"}
     # version 1 was never trained here: it gets a version of its own, not the trained one
-    assert make_client(registry).get_model_version_by_alias(model, "canary").version == trained
+    assert str(make_client(registry).get_model_version_by_alias(model, "canary").version) == trained
 
     record_states(registry, model, {1: "archived", 2: "production"})  # promote
     assert aliases(registry, model) == {"production": "2"}
