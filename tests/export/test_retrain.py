@@ -135,6 +135,16 @@ def _retrain(monkeypatch, tmp_path, production, snapshot, *extra):
     return main([*argv, "--output", str(output), *TINY, *extra]), output
 
 
+def _recorded(tmp_path, printed: str):
+    """The run retrain recorded in the test's MLflow store, and the model version it made."""
+    from contracts.registry import RegistrySettings, make_client
+
+    client = make_client(RegistrySettings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    run_id = printed.split("MLflow: run ", 1)[1].split()[0].rstrip(",")
+    versions = client.search_model_versions(f"run_id = '{run_id}'")
+    return client.get_run(run_id), (versions[0] if versions else None)
+
+
 @pytest.mark.slow
 def test_retrain_runs_end_to_end_and_writes_a_consistent_result(
     built_repository, snapshot, tmp_path, monkeypatch, capsys
@@ -177,6 +187,17 @@ def test_retrain_runs_end_to_end_and_writes_a_consistent_result(
     assert card["gate"]["metrics"]["intents_checked"] == 77
     assert card["code_version"] is None or len(card["code_version"]) == 40
     assert card["train"]["train_examples"] == 8 * 77
+    # the run and, for a passing candidate, its registered version, in the test's MLflow store
+    run, version = _recorded(tmp_path, printed)
+    assert run.data.tags["data.content_hash"] == manifest["content_hash"]
+    assert run.data.params["recipe.train_per_label"] == "8"
+    test_figures = card["gate"]["metrics"]["sets"]["test"]
+    assert run.data.metrics["test.candidate_accuracy"] == test_figures["candidate_accuracy"]
+    if code == 0:
+        assert version.tags["triton_version"] == card["versions"]["ticket_classifier"]
+        assert version.aliases == ["candidate"] and version.run_id == run.info.run_id
+    else:
+        assert version is None
 
 
 @pytest.mark.slow
@@ -200,6 +221,9 @@ def test_a_candidate_trained_on_shuffled_labels_is_refused_with_the_reasons(
     assert sets["candidate_accuracy"] < sets["production_accuracy"]
     assert not (output / "ticket_classifier").exists()
     assert not (output / "ticket_encoder").exists()
+    run, version = _recorded(tmp_path, captured.out)
+    assert run.data.tags["status"] == "refused" and version is None
+    assert run.data.tags["gate.reasons"].startswith(report["gate"]["reasons"][0][:100])
 
 
 class _FakeRun:
