@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contracts.registry import RegistrySettings
 from export.__main__ import main
 from export.data import Split, load_banking77
 from export.dataset import (
@@ -22,9 +23,11 @@ from export.retrain import (
     held_out_corrections,
     next_versions,
     production_files,
+    record_in_mlflow,
     split_from_rows,
 )
 from export.settings import ExportSettings
+from tests.utils.cards import card_report, write_card
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 # New texts (not Banking77's), relabelled by agents; the latest fifth is held out.
@@ -104,6 +107,16 @@ def test_the_newest_snapshot_is_found_and_its_hash_checked(tmp_path):
         read_snapshot(folder)
     with pytest.raises(FileNotFoundError, match="python -m export dataset"):
         latest_snapshot(tmp_path / "none")
+
+
+def test_a_registry_that_fails_costs_the_record_not_the_candidate(tmp_path, capsys):
+    report = card_report("passed")
+    card = write_card(tmp_path, report)
+    record_in_mlflow(RegistrySettings(tracking_uri="nosuchscheme://x"), report, card)
+    assert "MLflow record failed (nosuchscheme://x)" in capsys.readouterr().err
+    assert card.is_file()  # the candidate stays, and retrain goes on to its exit code
+    record_in_mlflow(RegistrySettings(enabled=False, tracking_uri="nosuchscheme://x"), report, card)
+    assert capsys.readouterr() == ("", "")
 
 
 # The tiny recipe: 8 texts per intent, one epoch, 200 frozen test texts (about 40 s a run).
