@@ -171,14 +171,18 @@ def triton_version(report: dict) -> str:
 def record_states(settings: RegistrySettings, model: str, states: dict[int, str]) -> None:
     """Mirror one model's rollout: `states` maps each Triton version to its state. Versions
     MLflow does not know yet (registered by hand, the implicit version 1) are created;
-    aliases follow the states, and an alias whose state no version holds is removed. The
-    whole state is written each time, so a record that failed is mended by the next."""
+    aliases follow the states. An alias whose version the rollout moved on is removed; one on
+    a version the rollout does not know yet stays (retrain's newest `candidate`, before it is
+    registered for serving). The whole state is written each time, so a record that failed is
+    mended by the next."""
     client = make_client(settings)
     ensure_registered_model(client, model)
     known = by_triton_version(client, model)
     holders: dict[str, str] = {}
+    rolled_out: set[str] = set()  # MLflow versions whose state the rollout decides
     for triton, state in sorted(states.items()):
         version = known.get(str(triton)) or _create_bare_version(client, model, triton)
+        rolled_out.add(str(version.version))
         if version.tags.get(STATE) != state:
             client.set_model_version_tag(model, version.version, STATE, state)
         if state in ALIASED_STATES:  # candidates: the newest one (sorted) holds the alias
@@ -187,7 +191,7 @@ def record_states(settings: RegistrySettings, model: str, states: dict[int, str]
     for alias in ALIASED_STATES:
         if alias in holders and current.get(alias) != holders[alias]:
             client.set_registered_model_alias(model, alias, holders[alias])
-        elif alias not in holders and alias in current:
+        elif alias not in holders and current.get(alias) in rolled_out:
             client.delete_registered_model_alias(model, alias)
 
 

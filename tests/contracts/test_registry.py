@@ -87,6 +87,9 @@ def test_aliases_and_state_tags_follow_the_rollout(registry, tmp_path):
         found = client.search_model_versions(f"name = '{model}'")
         return {v.tags["triton_version"]: v.tags["state"] for v in found}
 
+    record_states(registry, model, {1: "production"})  # before 2 is registered for serving
+    assert aliases(registry, model) == {"production": "1", "candidate": "2"}  # retrain's stays
+
     record_states(registry, model, {1: "production", 2: "canary"})
     assert aliases(registry, model) == {"production": "1", "canary": "2"}
     assert states() == {"1": "production", "2": "canary"}
