@@ -141,11 +141,16 @@ def snapshot(tmp_path_factory):
 
 def _retrain(monkeypatch, tmp_path, production, snapshot, *extra):
     monkeypatch.setenv("EXPORT_WORK_DIR", str(tmp_path / "work"))  # not the session build's
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("REGISTRY_ARTIFACT_ROOT", str(tmp_path / "mlflow-artifacts"))
+    _record_in(monkeypatch, tmp_path)
     output = tmp_path / "candidates"
     argv = ["retrain", "--snapshot", str(snapshot), "--production-repository", str(production)]
     return main([*argv, "--output", str(output), *TINY, *extra]), output
+
+
+def _record_in(monkeypatch, tmp_path) -> None:
+    """MLflow records go to the test's own store, not the checkout's var/mlflow."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("REGISTRY_ARTIFACT_ROOT", str(tmp_path / "mlflow-artifacts"))
 
 
 def _recorded(tmp_path, printed: str):
@@ -154,8 +159,9 @@ def _recorded(tmp_path, printed: str):
 
     client = make_client(RegistrySettings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
     run_id = printed.split("MLflow: run ", 1)[1].split()[0].rstrip(",")
-    versions = client.search_model_versions(f"run_id = '{run_id}'")
-    return client.get_run(run_id), (versions[0] if versions else None)
+    found = client.search_model_versions(f"run_id = '{run_id}'")
+    version = client.get_model_version(found[0].name, found[0].version) if found else None
+    return client.get_run(run_id), version  # (search results leave out the aliases)
 
 
 @pytest.mark.slow
@@ -284,6 +290,7 @@ class _FakeRun:
         )
         self.output = tmp_path / "candidates"
         monkeypatch.setenv("EXPORT_WORK_DIR", str(work))
+        _record_in(monkeypatch, tmp_path)
 
     def __call__(self):
         argv = ["retrain", "--snapshot", str(self.snapshot), "--test-limit", "100"]
@@ -291,9 +298,12 @@ class _FakeRun:
         return main(argv)
 
 
-def test_a_passing_candidate_lands_as_the_next_versions_with_its_card(tmp_path, monkeypatch):
+def test_a_passing_candidate_lands_as_the_next_versions_with_its_card(
+    tmp_path, monkeypatch, capsys
+):
     run = _FakeRun(monkeypatch, tmp_path, candidate_right=True)
     assert run() == 0
+    first_printed = capsys.readouterr().out
     card = json.loads((run.output / "ticket_classifier/2/model_card.json").read_text())
     assert card["status"] == "passed"
     assert card["versions"] == {
@@ -308,18 +318,29 @@ def test_a_passing_candidate_lands_as_the_next_versions_with_its_card(tmp_path, 
     assert run() == 0  # a second candidate takes the numbers after the first
     assert (run.output / "ticket_classifier/3/model_card.json").is_file()
     assert (run.output / "ticket_encoder/6/model.onnx").is_file()
+    # each run recorded in MLflow; the newest candidate holds the alias
+    _, second_version = _recorded(tmp_path, capsys.readouterr().out)
+    first, first_version = _recorded(tmp_path, first_printed)
+    assert first.data.tags["data.content_hash"] == card["data"]["content_hash"]
+    assert first.data.params["recipe.test_limit"] == "100"
+    assert first_version.tags["triton_version"] == "2" and first_version.aliases == []
+    assert second_version.tags["triton_version"] == "3"
+    assert second_version.aliases == ["candidate"]
 
 
 def test_a_worse_candidate_is_refused_and_writes_only_its_report(tmp_path, monkeypatch, capsys):
     run = _FakeRun(monkeypatch, tmp_path, candidate_right=False)
     assert run() == 1
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert "candidate refused:" in err
     assert "accuracy on test (100 texts): candidate" in err
     assert "recall on test fell by more than 5 points" in err
     [report] = (run.output / "refused").glob("*.json")
     assert json.loads(report.read_text())["status"] == "refused"
     assert not (run.output / "ticket_classifier").exists()
+    recorded, version = _recorded(tmp_path, captured.out)
+    assert recorded.data.tags["gate.reasons"].startswith("accuracy on test") and version is None
 
 
 def test_a_missing_production_model_stops_retrain_before_training(tmp_path, monkeypatch, capsys):
