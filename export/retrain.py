@@ -25,6 +25,11 @@ Serving a passed candidate is `python -m export publish` (export/publish.py), th
 plane (register, canary, promote). Production here is the triage version the orchestrator's
 database records (export/production.py), not simply the highest version folders: published
 candidates sit beside it. Not wired yet: the API job that runs this command.
+
+Each run is recorded in MLflow (contracts/registry.py; `REGISTRY_ENABLED=false` turns it off):
+the recipe, data hash, code version, the gate's metrics and the card or refusal report, and a
+candidate that passed as a version of the registered model `ticket_triage` with the alias
+`candidate`. A registry that cannot be reached costs the record only, never the candidate.
 """
 
 import json
@@ -32,6 +37,7 @@ import os
 import random
 import shutil
 import subprocess  # nosec B404  # `git rev-parse HEAD` for the model card, fixed argv
+import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +45,7 @@ from pathlib import Path
 import torch
 
 from contracts import PROJECT_ROOT
+from contracts.registry import RegistrySettings, log_training_run
 from export.build import BuildOptions, Steps, onnx_predictions, train_and_export
 from export.data import Split, load_banking77
 from export.dataset import dedupe_key, latest_snapshot, read_snapshot
@@ -219,6 +226,7 @@ def retrain(settings: ExportSettings, options: RetrainOptions) -> RetrainResult:
         report_path = output / "refused" / f"{_stamp(report)}-{manifest['content_hash'][:12]}.json"
         _write_json(report_path, report)
     print(f"wrote {report_path}", flush=True)
+    record_in_mlflow(settings.registry, report, report_path)
     return RetrainResult(gate.passed, report, report_path)
 
 
@@ -234,6 +242,20 @@ def code_version() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+def record_in_mlflow(registry: RegistrySettings, report: dict, report_path: Path) -> None:
+    """The run (and a passing candidate's registered version) in MLflow. The files written
+    are the result; a registry that is down costs the record only, said on stderr."""
+    if not registry.enabled:
+        return
+    try:
+        recorded = log_training_run(registry, report, report_path)
+    except Exception as error:  # MLflow raises many kinds; none may lose the candidate
+        print(f"MLflow record failed ({registry.tracking_uri}): {error}", file=sys.stderr)
+        return
+    version = f", {registry.model} version {recorded.version}" if recorded.version else ""
+    print(f"MLflow: run {recorded.run_id}{version} in {registry.tracking_uri}", flush=True)
 
 
 def _write_candidate(output: Path, production: Path, paths: dict[str, Path], report: dict) -> Path:

@@ -7,6 +7,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import PROJECT_ROOT
+from contracts.registry import RegistrySettings
 from contracts.storage import DEFAULT_DATABASE_URL
 
 
@@ -24,4 +25,6 @@ class ExportSettings(BaseSettings):
     # The orchestrator's database, where agents' corrections are: the orchestrator's setting.
     database_url: str = Field(default=DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
     torch_threads: int = Field(default=2, ge=1)
+    # Where retrain records its runs and candidates (MLflow; `REGISTRY_*`, MLFLOW_TRACKING_URI).
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
     seed: int = 13

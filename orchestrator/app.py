@@ -35,6 +35,7 @@ from orchestrator.services.configs import ConfigStore
 from orchestrator.services.control import ControlService
 from orchestrator.services.failover import make_llm
 from orchestrator.services.keys import ensure_bootstrap_key
+from orchestrator.services.rollout_record import RolloutRecorder
 from orchestrator.services.settled import SettledTickets
 from orchestrator.services.versions import VersionStore
 from orchestrator.services.watchdog import ResourceWatchdog
@@ -73,6 +74,9 @@ def create_app(
             app.state.sessions, app.state.versions, app.state.metrics, settings
         )
         canary_task = asyncio.create_task(app.state.canary.run())
+        app.state.rollout_recorder = RolloutRecorder(
+            settings.registry, app.state.sessions, app.state.metrics.mlflow_record_failures
+        )
         if settings.admin_key:
             await _bootstrap(app, settings.admin_key)
         revocation_task = asyncio.create_task(app.state.revocations.run())

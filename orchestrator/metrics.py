@@ -98,6 +98,13 @@ class Metrics:
             "Host memory change across the last load or unload of a model",
             ("model", "action"),
         )
+        # MLflow's copy of the versions' rollout (services/rollout_record.py)
+        self.mlflow_record_failures = counter(
+            "support_mlflow_record_failures_total",
+            "Version moves whose record in MLflow failed or timed out, by reason (error, "
+            "timeout); the move itself stands and the next record mends it",
+            ("reason",),
+        )
 
     def observe_generation(
         self, source: str, ttft_s: float | None, tpot_s: float | None, prompt: int, completion: int

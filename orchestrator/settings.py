@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import PROJECT_ROOT
 from contracts.models import LLM_FALLBACK_MODEL, LLM_MODEL, SERVED_MODELS, TRIAGE_MAX_BATCH
+from contracts.registry import RegistrySettings
 from contracts.storage import DEFAULT_DATABASE_URL
 
 # A Triton model name that fits tickets.draft_source (a draft names the model that wrote it).
@@ -141,6 +142,9 @@ class OrchestratorSettings(BaseSettings):
     canary_max_latency_ratio: float = Field(default=2.0, ge=1)
     canary_min_tickets: int = Field(default=20, ge=1)
     canary_max_override_increase: float = Field(default=0.15, ge=0, le=1)
+    # Where each version move is recorded afterwards (MLflow; `REGISTRY_*`, MLFLOW_TRACKING_URI):
+    # REGISTRY_ENABLED=false turns the record off; serving never waits on it.
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
     # Triton calls: short ones (index, readiness, configs), and load/unload with their wait
     # for Triton to settle and free the model's processes.
     triton_call_timeout_s: float = Field(default=10.0, gt=0)

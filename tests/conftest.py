@@ -28,6 +28,18 @@ from tests.utils.ports import loopback_triton
 TEST_BUILD = BuildOptions(epochs=1, train_per_label=16, test_limit=200)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store(tmp_path_factory) -> str:
+    """Whatever records in MLflow without a store of its own (retrain, a version move) writes
+    into this throwaway one, never into the checkout's var/mlflow."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("REGISTRY_ARTIFACT_ROOT", str(folder / "artifacts"))
+        yield uri
+
+
 @pytest.fixture(scope="session")
 def export_settings(tmp_path_factory) -> ExportSettings:
     return ExportSettings(work_dir=tmp_path_factory.mktemp("export"))

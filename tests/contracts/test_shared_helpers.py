@@ -92,7 +92,8 @@ METRIC_NAMES = {
     "support_host_memory_used_bytes", "support_host_memory_total_bytes",
     "support_process_resident_memory_bytes", "support_gpu_utilization_percent",
     "support_gpu_memory_used_bytes", "support_gpu_memory_total_bytes",
-    "support_llm_failovers", "support_llm_breaker_state",
+    "support_llm_failovers", "support_llm_breaker_state", "support_mlflow_record_failures",
+    "support_canary_aborts",
 }  # fmt: skip
 BOUNDED_LABELS = {"route", "method", "status", "department", "priority", "source", "kind",
                   "outcome", "model", "action", "gpu", "primary", "fallback", "reason"}  # fmt: skip

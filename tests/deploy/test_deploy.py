@@ -154,7 +154,7 @@ def test_orchestrator_autoscaling_and_disruption_budget(rendered):
 def test_probes_resources_and_security_of_every_workload(rendered):
     _, documents = rendered
     workloads = {**_of_kind(documents, "Deployment"), **_of_kind(documents, "StatefulSet")}
-    assert set(workloads) == {"orchestrator", "worker", "triton", "postgres", "redis"}
+    assert set(workloads) == {"orchestrator", "worker", "triton", "postgres", "redis", "mlflow"}
     for name, workload in workloads.items():
         pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, name
@@ -250,6 +250,43 @@ def test_network_policies_fence_triton_postgres_redis_and_the_orchestrator(rende
     namespaces = {s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
                   for s in api_sources}  # fmt: skip
     assert namespaces == {"ingress-nginx", "monitoring"}
+
+
+def _pinned_mlflow() -> str:
+    """The MLflow version pyproject.toml pins for the clients: the server image's too."""
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    pins = {
+        requirement.split("==")[1].split()[0]
+        for extra in project["optional-dependencies"].values()
+        for requirement in extra
+        if requirement.startswith(("mlflow==", "mlflow-skinny=="))
+    }
+    assert len(pins) == 1, pins
+    return pins.pop()
+
+
+def test_mlflow_keeps_its_store_on_a_volume_and_only_the_orchestrator_reaches_it(rendered):
+    _, documents = rendered
+    mlflow = _of_kind(documents, "StatefulSet")["mlflow"]
+    (server,) = mlflow["spec"]["template"]["spec"]["containers"]
+    assert server["image"] == f"ghcr.io/mlflow/mlflow:v{_pinned_mlflow()}"
+    assert mlflow["spec"]["replicas"] == 1  # one SQLite file
+    (claim,) = mlflow["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in server["volumeMounts"]}
+    args = dict(a.split("=", 1) for a in server["args"] if "=" in a)
+    assert args["--backend-store-uri"] == f"sqlite:///{mounts[claim['metadata']['name']]}/mlflow.db"
+    assert args["--artifacts-destination"].startswith(mounts[claim["metadata"]["name"]])
+    assert "mlflow:5000" in args["--allowed-hosts"].split(",")  # the orchestrator's Host header
+    (port,) = _of_kind(documents, "Service")["mlflow"]["spec"]["ports"]
+    assert port["port"] == 5000
+    (rule,) = _of_kind(documents, "NetworkPolicy")["mlflow-from-clients"]["spec"]["ingress"]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "orchestrator"}}}
+    ]
+    assert [p["port"] for p in rule["ports"]] == [5000]
+    (config,) = [c for name, c in _of_kind(documents, "ConfigMap").items()
+                 if name.startswith("support-config")]  # fmt: skip
+    assert config["data"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
 def test_ingress_routes_public_paths_only_on_the_overlay_host(rendered):
@@ -398,6 +435,22 @@ def test_compose_orchestrator_settings_and_triton_variants(compose):
     assert services["triton-cpu"]["profiles"] == ["cpu"]
     for name in ("triton", "triton-cpu"):  # either one answers as "triton"
         assert "triton" in services[name]["networks"]["backend"]["aliases"]
+
+
+def test_compose_mlflow_server_and_the_orchestrator_recording_there(compose):
+    services = compose["services"]
+    mlflow = services["mlflow"]
+    assert mlflow["image"] == f"ghcr.io/mlflow/mlflow:v{_pinned_mlflow()}"
+    assert mlflow["volumes"] == ["mlflow-data:/mlflow"]
+    args = dict(a.split("=", 1) for a in mlflow["command"] if "=" in a)
+    assert args["--backend-store-uri"] == "sqlite:////mlflow/mlflow.db"
+    assert args["--artifacts-destination"] == "/mlflow/artifacts"
+    assert "mlflow:5000" in args["--allowed-hosts"].split(",")
+    assert mlflow["networks"] == ["backend"]  # internal: no route off the host
+    environment = services["orchestrator"]["environment"]
+    assert environment["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # serving never waits on MLflow: the orchestrator does not depend on it
+    assert "mlflow" not in services["orchestrator"]["depends_on"]
 
 
 def _compose_cli() -> list[str] | None:

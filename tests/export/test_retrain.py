@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contracts.registry import RegistrySettings
 from export.__main__ import main
 from export.data import Split, load_banking77
 from export.dataset import (
@@ -18,8 +19,9 @@ from export.dataset import (
     write_snapshot,
 )
 from export.production import ProductionMissing, production_files, production_version
-from export.retrain import held_out_corrections, next_versions, split_from_rows
+from export.retrain import held_out_corrections, next_versions, record_in_mlflow, split_from_rows
 from export.settings import ExportSettings
+from tests.utils.cards import card_report, write_card
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 # New texts (not Banking77's), relabelled by agents; the latest fifth is held out.
@@ -129,6 +131,16 @@ def test_the_newest_snapshot_is_found_and_its_hash_checked(tmp_path):
         latest_snapshot(tmp_path / "none")
 
 
+def test_a_registry_that_fails_costs_the_record_not_the_candidate(tmp_path, capsys):
+    report = card_report("passed")
+    card = write_card(tmp_path, report)
+    record_in_mlflow(RegistrySettings(tracking_uri="nosuchscheme://x"), report, card)
+    assert "MLflow record failed (nosuchscheme://x)" in capsys.readouterr().err
+    assert card.is_file()  # the candidate stays, and retrain goes on to its exit code
+    record_in_mlflow(RegistrySettings(enabled=False, tracking_uri="nosuchscheme://x"), report, card)
+    assert capsys.readouterr() == ("", "")
+
+
 # The tiny recipe: 8 texts per intent, one epoch, 200 frozen test texts (about 40 s a run).
 TINY = ["--epochs", "1", "--train-per-label", "8", "--test-limit", "200"]
 
@@ -151,9 +163,27 @@ def snapshot(tmp_path_factory):
 
 def _retrain(monkeypatch, tmp_path, production, snapshot, *extra):
     monkeypatch.setenv("EXPORT_WORK_DIR", str(tmp_path / "work"))  # not the session build's
+    _record_in(monkeypatch, tmp_path)
     output = tmp_path / "candidates"
     argv = ["retrain", "--snapshot", str(snapshot), "--production-repository", str(production)]
     return main([*argv, "--output", str(output), *TINY, *extra]), output
+
+
+def _record_in(monkeypatch, tmp_path) -> None:
+    """MLflow records go to the test's own store, not the checkout's var/mlflow."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("REGISTRY_ARTIFACT_ROOT", str(tmp_path / "mlflow-artifacts"))
+
+
+def _recorded(tmp_path, printed: str):
+    """The run retrain recorded in the test's MLflow store, and the model version it made."""
+    from contracts.registry import RegistrySettings, make_client
+
+    client = make_client(RegistrySettings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    run_id = printed.split("MLflow: run ", 1)[1].split()[0].rstrip(",")
+    found = client.search_model_versions(f"run_id = '{run_id}'")
+    version = client.get_model_version(found[0].name, found[0].version) if found else None
+    return client.get_run(run_id), version  # (search results leave out the aliases)
 
 
 @pytest.mark.slow
@@ -199,6 +229,17 @@ def test_retrain_runs_end_to_end_and_writes_a_consistent_result(
     assert card["gate"]["metrics"]["intents_checked"] == 77
     assert card["code_version"] is None or len(card["code_version"]) == 40
     assert card["train"]["train_examples"] == 8 * 77
+    # the run and, for a passing candidate, its registered version, in the test's MLflow store
+    run, version = _recorded(tmp_path, printed)
+    assert run.data.tags["data.content_hash"] == manifest["content_hash"]
+    assert run.data.params["recipe.train_per_label"] == "8"
+    test_figures = card["gate"]["metrics"]["sets"]["test"]
+    assert run.data.metrics["test.candidate_accuracy"] == test_figures["candidate_accuracy"]
+    if code == 0:
+        assert version.tags["triton_version"] == card["versions"]["ticket_classifier"]
+        assert version.aliases == ["candidate"] and version.run_id == run.info.run_id
+    else:
+        assert version is None
 
 
 @pytest.mark.slow
@@ -222,6 +263,9 @@ def test_a_candidate_trained_on_shuffled_labels_is_refused_with_the_reasons(
     assert sets["candidate_accuracy"] < sets["production_accuracy"]
     assert not (output / "ticket_classifier").exists()
     assert not (output / "ticket_encoder").exists()
+    run, version = _recorded(tmp_path, captured.out)
+    assert run.data.tags["status"] == "refused" and version is None
+    assert run.data.tags["gate.reasons"].startswith(report["gate"]["reasons"][0][:100])
 
 
 class _FakeRun:
@@ -269,6 +313,7 @@ class _FakeRun:
         )
         self.output = tmp_path / "candidates"
         monkeypatch.setenv("EXPORT_WORK_DIR", str(work))
+        _record_in(monkeypatch, tmp_path)
 
     def __call__(self):
         argv = ["retrain", "--snapshot", str(self.snapshot), "--test-limit", "100"]
@@ -276,9 +321,12 @@ class _FakeRun:
         return main(argv)
 
 
-def test_a_passing_candidate_lands_as_the_next_versions_with_its_card(tmp_path, monkeypatch):
+def test_a_passing_candidate_lands_as_the_next_versions_with_its_card(
+    tmp_path, monkeypatch, capsys
+):
     run = _FakeRun(monkeypatch, tmp_path, candidate_right=True)
     assert run() == 0
+    first_printed = capsys.readouterr().out
     card = json.loads((run.output / "ticket_classifier/2/model_card.json").read_text())
     assert card["status"] == "passed"
     assert card["versions"] == {
@@ -293,18 +341,29 @@ def test_a_passing_candidate_lands_as_the_next_versions_with_its_card(tmp_path, 
     assert run() == 0  # a second candidate takes the numbers after the first
     assert (run.output / "ticket_classifier/3/model_card.json").is_file()
     assert (run.output / "ticket_encoder/6/model.onnx").is_file()
+    # each run recorded in MLflow; the newest candidate holds the alias
+    _, second_version = _recorded(tmp_path, capsys.readouterr().out)
+    first, first_version = _recorded(tmp_path, first_printed)
+    assert first.data.tags["data.content_hash"] == card["data"]["content_hash"]
+    assert first.data.params["recipe.test_limit"] == "100"
+    assert first_version.tags["triton_version"] == "2" and first_version.aliases == []
+    assert second_version.tags["triton_version"] == "3"
+    assert second_version.aliases == ["candidate"]
 
 
 def test_a_worse_candidate_is_refused_and_writes_only_its_report(tmp_path, monkeypatch, capsys):
     run = _FakeRun(monkeypatch, tmp_path, candidate_right=False)
     assert run() == 1
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert "candidate refused:" in err
     assert "accuracy on test (100 texts): candidate" in err
     assert "recall on test fell by more than 5 points" in err
     [report] = (run.output / "refused").glob("*.json")
     assert json.loads(report.read_text())["status"] == "refused"
     assert not (run.output / "ticket_classifier").exists()
+    recorded, version = _recorded(tmp_path, captured.out)
+    assert recorded.data.tags["gate.reasons"].startswith("accuracy on test") and version is None
 
 
 def test_a_missing_production_model_stops_retrain_before_training(tmp_path, monkeypatch, capsys):

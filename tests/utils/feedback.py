@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 from fastapi.testclient import TestClient
 
+from contracts.registry import RegistrySettings
 from orchestrator.app import create_app
 from orchestrator.db.models import Ticket
 from orchestrator.services.tickets import store_triage
@@ -17,9 +18,15 @@ from tests.utils.ports import free_ports
 
 
 @contextmanager
-def app_without_triton(database_url: str) -> Iterator[TestClient]:
+def app_without_triton(
+    database_url: str, registry: RegistrySettings | None = None
+) -> Iterator[TestClient]:
+    """`registry`: where version moves are recorded in MLflow; by default nowhere."""
     settings = OrchestratorSettings(
-        database_url=database_url, admin_key=ADMIN_KEY, worker_in_process=False
+        database_url=database_url,
+        admin_key=ADMIN_KEY,
+        worker_in_process=False,
+        registry=registry or RegistrySettings(enabled=False),
     )
     grpc, http = free_ports(2)  # nothing listens there: no call in these tests reaches Triton
     with TestClient(create_app(settings, TritonSettings(grpc_port=grpc, http_port=http))) as c:

@@ -142,9 +142,11 @@ async def _change(request: Request, key: Caller, action: str, data, move) -> Mod
             return _version_list(data.model, versions.listed(session, data.model))
 
     try:
-        return await run_in_threadpool(run)
+        listed = await run_in_threadpool(run)
     finally:  # also after a refusal: a reader must not keep what it may have missed
         request.app.state.versions.invalidate()
+    await request.app.state.rollout_recorder.record(data.model)  # committed; never raises
+    return listed
 
 
 def _version_list(model: str, rows) -> ModelVersionList:

@@ -28,7 +28,6 @@ FAST = Evidence(calls=100, errors=0, median_s=0.0001)
         (Evidence(100, 1, 0.010, 40, 11), "agents corrected 27.5% of its tickets"),
         (Evidence(100, 1, 0.010, 4, 4), None),  # too few tickets to judge overrides
         (Evidence(100, 1, 0.014), None),  # slower, but within the ratio
-
     ],
 )
 def test_a_canary_is_judged_against_production(canary, reason):
