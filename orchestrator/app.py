@@ -35,12 +35,14 @@ from orchestrator.services.configs import ConfigStore
 from orchestrator.services.control import ControlService
 from orchestrator.services.failover import make_llm
 from orchestrator.services.keys import ensure_bootstrap_key
+from orchestrator.services.retrain_runs import RetrainRuns
 from orchestrator.services.rollout_record import RolloutRecorder
 from orchestrator.services.settled import SettledTickets
 from orchestrator.services.versions import VersionStore
 from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.control import ModelControl, TritonProcesses
+from orchestrator.triton.replicas import Replicas, inference_urls
 from orchestrator.triton.triage_client import TriageClient
 from orchestrator.worker import queue as jobs
 from orchestrator.worker.runner import Worker
@@ -74,6 +76,8 @@ def create_app(
             app.state.sessions, app.state.versions, app.state.metrics, settings
         )
         canary_task = asyncio.create_task(app.state.canary.run())
+        app.state.retrain_runs = RetrainRuns(app.state.sessions, settings.database_url)
+        await run_in_threadpool(app.state.retrain_runs.recover)
         app.state.rollout_recorder = RolloutRecorder(
             settings.registry, app.state.sessions, app.state.metrics.mlflow_record_failures
         )
@@ -81,21 +85,23 @@ def create_app(
             await _bootstrap(app, settings.admin_key)
         revocation_task = asyncio.create_task(app.state.revocations.run())
         app.state.triage = TriageClient(
-            triton.replica_urls,
+            inference_urls(triton.replicas, triton.grpc_url),
             timeout_s=settings.triage_timeout_s,
             call_timeout_s=settings.triton_call_timeout_s,
         )
         # The primary LLM and its fallback behind one breaker (services/failover.py)
         app.state.llm = make_llm(settings, triton.grpc_url, app.state.metrics)
-        controls = replica_controls(settings, triton)
-        app.state.control = next(iter(controls.values()))
+        app.state.control = control_of(settings, triton)(triton.grpc_url)
+        replicas = (
+            Replicas(triton.replicas, control_of(settings, triton)) if triton.replicas else None
+        )
         app.state.control_service = ControlService(
             app.state.control,
             TritonProcesses(triton.grpc_port),
             app.state.sessions,
             app.state.metrics,
             wait_s=settings.triton_load_timeout_s,
-            replicas=controls,
+            replicas=replicas,
         )
         app.state.chat = ChatService(
             app.state.llm,
@@ -118,13 +124,15 @@ def create_app(
                 await worker_task
             revocation_task.cancel()
             canary_task.cancel()
+            await app.state.retrain_runs.stop()
             app.state.watchdog.stop()
             if app.state.shared is not None:
                 await app.state.shared.close()
             await app.state.triage.close()
             await app.state.llm.close()
-            for control in app.state.control_service.replicas.values():
-                await control.close()
+            await app.state.control.close()
+            if replicas is not None:
+                await replicas.close()
             engine.dispose()
 
     app = FastAPI(
@@ -198,22 +206,19 @@ def _tenant_quota(app: FastAPI):
     return quota
 
 
-def replica_controls(
-    settings: OrchestratorSettings, triton: TritonSettings
-) -> dict[str, ModelControl]:
-    """A ModelControl per Triton replica by address; the first one's also serves the control
-    plane's status, load and unload."""
-    urls = dict.fromkeys(triton.replica_urls)
-    return {
-        url: ModelControl(
+def control_of(settings: OrchestratorSettings, triton: TritonSettings):
+    """A maker of the ModelControl of the Triton at an address."""
+
+    def make(url: str) -> ModelControl:
+        return ModelControl(
             url,
             triton.model_repository,
             call_timeout_s=settings.triton_call_timeout_s,
             load_timeout_s=settings.triton_load_timeout_s,
             headers=triton.control_headers,
         )
-        for url in urls
-    }
+
+    return make
 
 
 def make_worker(app: FastAPI, settings: OrchestratorSettings) -> Worker:

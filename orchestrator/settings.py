@@ -35,10 +35,11 @@ class TritonSettings(BaseSettings):
     # with this value when the secret is set (`--grpc/http-restricted-...`); never logged.
     control_header: str = Field(default="triton-repository-key", pattern=r"^[a-z0-9-]+$")
     control_secret: SecretStr | None = None
-    # Every Triton replica's gRPC address (host:port), where Triton runs as several servers on
-    # one shared repository: triage calls take them in turn, and serving a model version
-    # (register, canary) loads it on each. Empty: the one at host:grpc_port. In Kubernetes, the
-    # pods behind the headless Service `triton-replicas`.
+    # Every Triton replica's gRPC address, where Triton runs as several servers on one shared
+    # repository: serving a model version (register, canary) loads it on each, and triage
+    # calls take fixed addresses in turn. `dns:<name>:<port>` stands for every address of the
+    # name at each use (Kubernetes: the headless Service `triton-replicas`; triage then goes
+    # through the Service). Empty: the one at host:grpc_port. See triton/replicas.py.
     replicas: tuple[str, ...] = ()
 
     @property
@@ -48,10 +49,6 @@ class TritonSettings(BaseSettings):
     @property
     def grpc_url(self) -> str:
         return f"{self.host}:{self.grpc_port}"
-
-    @property
-    def replica_urls(self) -> tuple[str, ...]:
-        return self.replicas or (self.grpc_url,)
 
     @property
     def control_headers(self) -> dict[str, str] | None:

@@ -294,3 +294,27 @@ class ModelVersion(Base):
     note: Mapped[str | None] = mapped_column(String(500), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RetrainRun(Base):
+    """One `python -m export retrain` started through the API (services/retrain_runs.py): its
+    options, where it is (step i of n, the step's message) and how it ended."""
+
+    __tablename__ = "retrain_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    # queued | running | passed | refused | failed
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    options: Mapped[dict] = mapped_column(default=dict)
+    step: Mapped[int] = mapped_column(default=0)
+    steps: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str | None] = mapped_column(String(500), default=None)
+    log_tail: Mapped[str | None] = mapped_column(Text, default=None)  # the last lines it printed
+    report: Mapped[dict | None] = mapped_column(default=None)  # the model card or refusal report
+    report_path: Mapped[str | None] = mapped_column(String(1000), default=None)
+    published: Mapped[int | None] = mapped_column(default=None)  # the triage version published
+    host: Mapped[str] = mapped_column(String(200), default="")  # where its processes run
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)

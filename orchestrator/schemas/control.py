@@ -148,3 +148,40 @@ class ModelVersionList(BaseModel):
         description="Registering or starting a canary of a triage version: each Triton "
         "replica, loaded with it",
     )
+
+
+class RetrainRequest(BaseModel):
+    """`python -m export retrain`'s recipe (omitted: its defaults, 2 epochs on every text)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int | None = Field(default=None, ge=1, le=20)
+    train_per_label: int | None = Field(default=None, ge=1, le=100_000)
+    test_limit: int | None = Field(default=None, ge=77, le=100_000)
+    publish: bool = Field(
+        default=False, description="Publish a candidate that passes (`export publish`)"
+    )
+
+
+class RetrainRunPublic(BaseModel):
+    id: int
+    status: str = Field(description="queued, running, passed, refused or failed")
+    options: dict[str, Any]
+    step: int = Field(description="The step retrain is at, of `steps` (0: not begun)")
+    steps: int
+    message: str | None
+    log_tail: str | None = Field(description="The last lines the commands printed")
+    report: dict[str, Any] | None = Field(
+        description="The model card (passed) or the refusal report with the gate's reasons"
+    )
+    report_path: str | None
+    published: int | None = Field(
+        description="The triage version published: register it next (POST /v1/model/versions)"
+    )
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RetrainRunList(BaseModel):
+    data: list[RetrainRunPublic] = Field(description="Newest first")

@@ -48,6 +48,7 @@ from orchestrator.triton.control import (
     ProcessReading,
     TritonProcesses,
 )
+from orchestrator.triton.replicas import Replicas
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +174,10 @@ class ControlService:
         metrics: Metrics,
         *,
         wait_s: float,
-        replicas: dict[str, ModelControl] | None = None,
+        replicas: Replicas | None = None,
     ):
         self.control, self.processes, self.sessions = control, processes, sessions
-        # every Triton replica by address (the version rollout loads on each); `control` alone
-        # when there is one
-        self.replicas = replicas or {"triton": control}
+        self.replicas = replicas  # several Tritons: the version rollout loads on each
         self.metrics, self.wait_s = metrics, wait_s
         self._lock = asyncio.Lock()  # one load or unload at a time: they poll the same state
 
@@ -227,10 +226,21 @@ class ControlService:
         Refused (409) when a replica cannot serve it, e.g. it was not published; 503 when a
         replica is unreachable. Returns what each replica serves now."""
         async with self._lock:
+            controls = await self._replica_controls()
             return [
                 await self._serve_on(address, control, version)
-                for address, control in self.replicas.items()
+                for address, control in controls.items()
             ]
+
+    async def _replica_controls(self) -> dict[str, ModelControl]:
+        if self.replicas is None:
+            return {self.control.url: self.control}
+        try:
+            return await self.replicas.controls()
+        except OSError as error:  # a DNS name that does not resolve now
+            raise DependencyUnavailable(
+                f"the Triton replicas could not be found ({error}); nothing was changed"
+            ) from error
 
     async def _serve_on(self, address: str, control: ModelControl, version: int):
         ensemble = triage_model_name(version)

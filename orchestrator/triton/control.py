@@ -50,6 +50,7 @@ class ModelControl:
         headers: dict[str, str] | None = None,
     ):
         """`repository`: Triton's model repository, when this process can read it too."""
+        self.url = url
         self._client = aio.InferenceServerClient(url)
         self.repository = repository
         self.call_timeout_s = call_timeout_s

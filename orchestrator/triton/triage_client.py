@@ -1,6 +1,7 @@
 """Calling the `ticket_triage` ensemble over gRPC from asyncio code."""
 
 import itertools
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,7 +68,9 @@ class TriageClient:
         self.model, self.timeout_s, self.call_timeout_s = model, timeout_s, call_timeout_s
         urls = [urls] if isinstance(urls, str) else list(urls)
         self._clients = [aio.InferenceServerClient(url) for url in urls]
-        self._turn = itertools.count()
+        # each model's calls go round the replicas in turn (a batch split per version makes
+        # two calls at a time: one counter for all would send each version to one replica)
+        self._turns: dict[str, itertools.count] = defaultdict(itertools.count)
 
     @property
     def _client(self):
@@ -82,18 +85,19 @@ class TriageClient:
         (contracts.models.triage_model_name), else Triton's choice (the newest it serves)."""
         tensor = aio.InferInput("text", [len(texts), 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[t.encode()] for t in texts], dtype=object))
-        first = next(self._turn)
+        model, model_version = self.target(version)
+        first = next(self._turns[model])
         for attempt in range(len(self._clients)):
             client = self._clients[(first + attempt) % len(self._clients)]
             try:
-                return predictions(await self._infer(client, tensor, version), len(texts), version)
+                result = await self._infer(client, tensor, model, model_version)
+                return predictions(result, len(texts), version)
             except TritonUnavailable:
                 if attempt == len(self._clients) - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _infer(self, client, tensor, version: int | None) -> InferResult:
-        model, model_version = self.target(version)
+    async def _infer(self, client, tensor, model: str, model_version: str) -> InferResult:
         try:
             return await client.infer(
                 model,

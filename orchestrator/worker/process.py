@@ -13,6 +13,7 @@ from orchestrator.services.failover import make_llm
 from orchestrator.services.versions import VersionStore
 from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import OrchestratorSettings, TritonSettings
+from orchestrator.triton.replicas import inference_urls
 from orchestrator.triton.triage_client import TriageClient
 from orchestrator.worker.runner import Worker
 
@@ -30,7 +31,9 @@ async def _run(settings: OrchestratorSettings, triton: TritonSettings, metrics_p
     watchdog = ResourceWatchdog(metrics.registry)
     if metrics_port:
         start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
-    triage = TriageClient(triton.replica_urls, timeout_s=settings.triage_timeout_s)
+    triage = TriageClient(
+        inference_urls(triton.replicas, triton.grpc_url), timeout_s=settings.triage_timeout_s
+    )
     llm = make_llm(settings, triton.grpc_url, metrics)
     sessions = session_factory(engine)
     versions = VersionStore(sessions, settings.version_cache_s)

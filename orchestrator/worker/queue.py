@@ -53,7 +53,9 @@ class Backoff:
     max_attempts: int
 
     def delay_s(self, attempts: int) -> float:
-        return min(self.base_s * 2 ** max(attempts - 1, 0), self.max_s)
+        # The doubling stops at 2**60 (far past any max_s): a dependency down for hours counts
+        # thousands of outages, and 2.0**1024 overflows a float.
+        return min(self.base_s * 2.0 ** min(max(attempts - 1, 0), 60), self.max_s)
 
 
 @dataclass(frozen=True)

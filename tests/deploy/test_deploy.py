@@ -193,6 +193,8 @@ def test_api_probes_and_triton_gpu_and_model_volume(rendered):
         _of_kind(documents, "PersistentVolumeClaim")
     )
     assert "--model-repository=/models" in triton["args"]
+    assert "--model-config-name=served" in triton["args"]  # published versions, at start
+    assert "ticket_triage_v*" in triton["command"][2]
     restricted = [a for a in triton["args"] if "restricted" in a]
     assert {a.split("=", 1)[0] for a in restricted} == {
         "--grpc-restricted-protocol", "--http-restricted-api"}  # fmt: skip
@@ -200,6 +202,22 @@ def test_api_probes_and_triton_gpu_and_model_volume(rendered):
     for name in ("orchestrator", "worker", "triton"):
         annotations = deployments[name]["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true", name
+
+
+def test_triton_scales_out_and_every_pod_is_found_for_the_version_rollout(rendered):
+    _, documents = rendered
+    hpa = _of_kind(documents, "HorizontalPodAutoscaler")["triton"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "triton" and hpa["maxReplicas"] > 1
+    assert "replicas" not in _of_kind(documents, "Deployment")["triton"]["spec"]
+    headless = _of_kind(documents, "Service")["triton-replicas"]["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["selector"] == {"app.kubernetes.io/name": "triton"}
+    (claim,) = [c for name, c in _of_kind(documents, "PersistentVolumeClaim").items()
+                if name.endswith("model-repository")]  # fmt: skip
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # one repository, every pod
+    (config,) = [c for name, c in _of_kind(documents, "ConfigMap").items()
+                 if name.startswith("support-config")]  # fmt: skip
+    assert json.loads(config["data"]["TRITON_REPLICAS"]) == ["dns:triton-replicas:8001"]
 
 
 def test_secrets_are_referenced_never_committed(rendered):

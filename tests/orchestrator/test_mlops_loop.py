@@ -119,6 +119,7 @@ def test_corrections_to_canary_promotion_and_rollback(stack, monkeypatch, capsys
     monkeypatch.setenv("EXPORT_WORK_DIR", str(root / "work"))
     monkeypatch.setenv("DATABASE_URL", database)
     candidates = root / "candidates"
+    monkeypatch.setenv("EXPORT_CANDIDATES_DIR", str(candidates))  # where publish finds it
     argv = ["retrain", "--production-repository", str(repository), "--output", str(candidates)]
     code = export_main([*argv, "--snapshot", str(latest_snapshot(datasets)), *RECIPE, *GATE])
     printed = capsys.readouterr().out

@@ -1,5 +1,5 @@
-"""The control plane (admin scope): model status, load and unload, and versions' rollout
-(register, canary, promote, rollback); every change is audited."""
+"""The control plane (admin scope): model status, load and unload, versions' rollout
+(register, canary, promote, rollback) and retraining runs; every change is audited."""
 
 from typing import Annotated
 
@@ -11,7 +11,9 @@ from contracts.models import BASE_TRIAGE_VERSION, TRIAGE_ENSEMBLE
 from orchestrator.api.deps import AdminKey as TenantAdminKey
 from orchestrator.api.deps import SessionDep, acting_tenant, require
 from orchestrator.api.keycache import Caller
-from orchestrator.db.models import AuditEntry
+from orchestrator.api.params import IdPath
+from orchestrator.db.models import AuditEntry, RetrainRun
+from orchestrator.errors import NotFound
 from orchestrator.schemas.control import (
     AuditPage,
     AuditRecord,
@@ -23,12 +25,16 @@ from orchestrator.schemas.control import (
     ModelVersionList,
     ModelVersionPublic,
     ReplicaServing,
+    RetrainRequest,
+    RetrainRunList,
+    RetrainRunPublic,
     UnloadRequest,
     VersionRegister,
 )
 from orchestrator.services import versions
 from orchestrator.services.control import ControlService
 from orchestrator.services.pagination import page
+from orchestrator.services.retrain_runs import RetrainOptions
 
 router = APIRouter(prefix="/v1/model", tags=["control plane"])
 # load, unload and versions' rollout: platform admins only, since a model serves every tenant
@@ -119,6 +125,35 @@ async def rollback(data: ModelRequest, request: Request, key: AdminKey) -> Model
         versions.rollback(rows, data.model)
 
     return await _change(request, key, "rollback", data, move)
+
+
+@router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, response_model=RetrainRunPublic)
+async def start_retrain(data: RetrainRequest, request: Request, key: AdminKey) -> RetrainRunPublic:
+    """Start `export dataset` then `export retrain` (then `export publish` if asked) as a job;
+    follow it at GET /v1/model/retrain/{id}. One run at a time (409); audited."""
+    options = RetrainOptions(**data.model_dump())
+    run = await request.app.state.retrain_runs.start(key, options)
+    return RetrainRunPublic.model_validate(run, from_attributes=True)
+
+
+@router.get("/retrain", response_model=RetrainRunList)
+def retrain_runs(
+    session: SessionDep, _key: AdminKey, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> RetrainRunList:
+    """The latest retrain runs, newest first."""
+    rows = session.scalars(select(RetrainRun).order_by(RetrainRun.id.desc()).limit(limit))
+    return RetrainRunList(
+        data=[RetrainRunPublic.model_validate(r, from_attributes=True) for r in rows]
+    )
+
+
+@router.get("/retrain/{run_id}", response_model=RetrainRunPublic)
+def retrain_run(run_id: IdPath, session: SessionDep, _key: AdminKey) -> RetrainRunPublic:
+    """A retrain run: its step and message while it runs, its report when it ends."""
+    run = session.get(RetrainRun, run_id)
+    if run is None:
+        raise NotFound(f"no retrain run {run_id}", param="run_id", code="run_not_found")
+    return RetrainRunPublic.model_validate(run, from_attributes=True)
 
 
 async def _serve(request: Request, model: str, version: int) -> list[ReplicaServing] | None:

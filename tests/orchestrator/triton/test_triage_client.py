@@ -6,7 +6,7 @@ import numpy as np
 from tritonclient.grpc import InferResult, service_pb2
 from tritonclient.utils import serialize_byte_tensor
 
-from orchestrator.triton.triage_client import TriageClient, predictions
+from orchestrator.triton.triage_client import TriageClient, TritonUnavailable, predictions
 
 
 def _answer(model_version: str) -> InferResult:
@@ -63,3 +63,31 @@ def test_each_triage_version_is_asked_of_its_own_ensemble_and_reported():
     assert {p.model_version for p in chosen} == {"2"}  # the version routed to, not Triton's "1"
     calls, _ = asyncio.run(scenario("another_model"))  # other models: Triton's versions
     assert calls == [("another_model", "2"), ("another_model", "1"), ("another_model", "")]
+
+
+class _Replica(_RecordingInfer):
+    def __init__(self, down: bool = False):
+        super().__init__()
+        self.down = down
+
+    async def infer(self, model_name, inputs, model_version="", **_options):
+        if self.down:
+            raise TritonUnavailable("connection refused")
+        return await super().infer(model_name, inputs, model_version)
+
+
+def test_replicas_take_each_versions_calls_in_turn_and_cover_for_one_that_is_down():
+    async def scenario(replicas) -> None:
+        client = TriageClient(["127.0.0.1:1", "127.0.0.1:2"])
+        await client.close()
+        client._clients = replicas
+        for _ in range(2):  # a canary batch: two calls at a time, one per version
+            await asyncio.gather(client.classify(["a"], 1), client.classify(["b"], 2))
+
+    up = [_Replica(), _Replica()]
+    asyncio.run(scenario(up))
+    for replica in up:  # each version's calls alternate: both replicas see both versions
+        assert sorted(replica.calls) == [("ticket_triage", ""), ("ticket_triage_v2", "")]
+    covered = [_Replica(down=True), _Replica()]
+    asyncio.run(scenario(covered))
+    assert len(covered[1].calls) == 4  # every call answered by the replica that is up

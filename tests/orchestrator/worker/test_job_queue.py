@@ -187,3 +187,11 @@ def test_a_worker_batch_fits_one_triage_call():
     assert OrchestratorSettings(worker_batch=TRIAGE_MAX_BATCH).worker_batch == TRIAGE_MAX_BATCH
     with pytest.raises(ValidationError, match="worker_batch"):
         OrchestratorSettings(worker_batch=TRIAGE_MAX_BATCH + 1)
+
+
+def test_backoff_doubles_up_to_its_cap_and_survives_a_long_outage():
+    backoff = jobs.Backoff(base_s=0.5, max_s=30, max_attempts=5)
+    assert [backoff.delay_s(n) for n in (0, 1, 2, 3, 7, 8)] == [0.5, 0.5, 1, 2, 30, 30]
+    # an LLM down for hours: the worker counts thousands of outages in a row (seen: the
+    # float overflow at 2**1024 left jobs unrecorded, retried for ever)
+    assert backoff.delay_s(5000) == 30
