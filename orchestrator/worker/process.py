@@ -8,10 +8,13 @@ from prometheus_client import start_http_server
 
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.metrics import Metrics
+from orchestrator.services.drift.monitor import DriftMonitor
 from orchestrator.services.failover import make_llm
 from orchestrator.services.watchdog import ResourceWatchdog
-from orchestrator.settings import OrchestratorSettings, TritonSettings
+from orchestrator.settings import DriftSettings, OrchestratorSettings, TritonSettings
+from orchestrator.triton.embed_client import EmbeddingClient
 from orchestrator.triton.triage_client import TriageClient
+from orchestrator.worker.drift_job import DriftJob
 from orchestrator.worker.runner import Worker
 
 
@@ -30,15 +33,26 @@ async def _run(settings: OrchestratorSettings, triton: TritonSettings, metrics_p
         start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
     triage = TriageClient(triton.grpc_url, timeout_s=settings.triage_timeout_s)
     llm = make_llm(settings, triton.grpc_url, metrics)
-    worker = Worker(session_factory(engine), triage, llm, metrics, settings)
+    sessions = session_factory(engine)
+    worker = Worker(sessions, triage, llm, metrics, settings)
+    drift = DriftSettings()
+    embedder = EmbeddingClient(triton.grpc_url)
+    drift_job = DriftJob(
+        DriftMonitor(sessions, triage, embedder, drift, metrics.drift), drift.interval_s
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(worker.stop()))
     watchdog.start()
     print(f"worker {worker.token[:8]} running against Triton at {triton.grpc_url}", flush=True)
+    drift_task = asyncio.create_task(drift_job.run()) if drift.interval_s else None
     try:
         await worker.run()
     finally:
+        if drift_task is not None:
+            drift_task.cancel()  # a pass in flight is dropped; the next one redoes it
+            await asyncio.gather(drift_task, return_exceptions=True)
+        await embedder.close()
         watchdog.stop()
         await triage.close()
         await llm.close()
