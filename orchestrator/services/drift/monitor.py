@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,11 +20,13 @@ from orchestrator.metrics import DriftGauges
 from orchestrator.schemas.monitoring import DriftRunPublic, DriftSummary, Signal, SkippedScope
 from orchestrator.services.drift import runs
 from orchestrator.services.drift.reference import Observed, load_reference
-from orchestrator.services.drift.stats import DriftStats, Thresholds, compare
 from orchestrator.services.drift.window import Scope, Window, load_window, scopes
 from orchestrator.settings import DriftSettings
 from orchestrator.triton.embed_client import EmbeddingClient
 from orchestrator.triton.triage_client import TriageClient
+
+if TYPE_CHECKING:  # Evidently takes seconds to import: only a pass that compares loads it
+    from orchestrator.services.drift.stats import DriftStats
 
 log = logging.getLogger(__name__)
 REPORTS_ROUTE = "/v1/monitoring/reports"
@@ -49,7 +52,7 @@ def split_scopes(found: list[Scope], min_sample: int) -> tuple[list[Scope], list
     )
 
 
-def is_drifted(stats: DriftStats, settings: DriftSettings) -> bool:
+def is_drifted(stats: "DriftStats", settings: DriftSettings) -> bool:
     return (
         stats.drift_share >= settings.warning_share
         or stats.prediction_drift_score >= settings.warning_prediction_score
@@ -67,7 +70,6 @@ class DriftMonitor:
     ):
         self.sessions, self.triage, self.embedder = sessions, triage, embedder
         self.settings, self.gauges = settings, gauges
-        self.thresholds = Thresholds(settings.column_p_value, settings.embedding_mmd)
 
     async def run_pass(self) -> PassResult:
         """Compare every scope that has enough tickets; the gauges show this pass after."""
@@ -90,6 +92,8 @@ class DriftMonitor:
         return PassResult(pass_id, done, skipped, self.settings.min_sample)
 
     async def _run_scope(self, pass_id: str, scope: Scope, reference: Observed) -> runs.RunView:
+        from orchestrator.services.drift.stats import Thresholds, compare
+
         started = time.perf_counter()
         window: Window = await asyncio.to_thread(
             self.in_session,
@@ -106,8 +110,9 @@ class DriftMonitor:
             embeddings=await self.embedder.embed(texts),
         )
         report = f"{pass_id}-{scope.tenant_id or 'all'}.html"
+        thresholds = Thresholds(self.settings.column_p_value, self.settings.embedding_mmd)
         stats = await asyncio.to_thread(
-            compare, current, reference, self.thresholds, self.settings.reports_dir / report
+            compare, current, reference, thresholds, self.settings.reports_dir / report
         )
         row = DriftRun(
             pass_id=pass_id,

@@ -63,7 +63,9 @@ def scopes(session: Session, *, hours: float, now: datetime | None = None) -> li
     since = (now or utcnow()) - timedelta(hours=hours)
     counted = _predicted(since).with_only_columns(Ticket.tenant_id, func.count())
     counts = dict(session.execute(counted.group_by(Ticket.tenant_id)).all())
-    names = dict(session.execute(select(Tenant.id, Tenant.name).where(Tenant.id.in_(list(counts)))))
+    names = dict(
+        session.execute(select(Tenant.id, Tenant.name).where(Tenant.id.in_(list(counts)))).all()
+    )
     per_tenant = [Scope(t, names[t], n) for t, n in sorted(counts.items())]
     return [Scope(ALL, "all", sum(counts.values())), *per_tenant]
 
