@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from orchestrator.db.models import Ticket
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.services.drift.monitor import DriftMonitor, split_scopes
 from orchestrator.services.drift.window import ALL, Scope, load_window, scopes
@@ -46,7 +47,7 @@ def traffic(sessions, request):
 
 
 def test_window_takes_the_newest_predicted_tickets_within_the_age(sessions, traffic):
-    a, _, _, ids = traffic
+    a, *_ = traffic
     with sessions() as session:
         found = {s.tenant_id: s for s in scopes(session, hours=24)}
         window = load_window(session, found[a], size=3, hours=24)
@@ -71,8 +72,6 @@ def test_all_tenants_scope_and_each_tenant_with_its_name(sessions, traffic):
 def test_a_corrected_ticket_keeps_the_models_intent_and_counts_as_overridden(sessions, traffic):
     a, _, key, ids = traffic
     with sessions() as session:
-        from orchestrator.db.models import Ticket
-
         correct_intent(session, session.get(Ticket, ids[-1]), key, "card_arrival")
         session.commit()
         found = {s.tenant_id: s for s in scopes(session, hours=24)}
