@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.models import DriftRun, Tenant
@@ -71,7 +71,7 @@ def latest_pass(session: Session) -> list[RunView]:
 
 
 def latest_created_at(session: Session) -> datetime | None:
-    return session.scalar(select(DriftRun.created_at).order_by(DriftRun.id.desc()).limit(1))
+    return session.scalar(select(func.max(DriftRun.created_at)))
 
 
 def report_file(session: Session, run_id: int) -> str | None:
