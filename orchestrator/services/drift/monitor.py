@@ -76,6 +76,7 @@ class DriftMonitor:
         found = await asyncio.to_thread(self.in_session, scopes, hours=self.settings.window_hours)
         compared, skipped = split_scopes(found, self.settings.min_sample)
         if not compared:
+            log.info("drift pass: no scope has %d triaged tickets yet", self.settings.min_sample)
             return PassResult(None, [], skipped, self.settings.min_sample)
         reference = await load_reference(
             self.settings.reference_csv,
