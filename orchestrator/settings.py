@@ -162,6 +162,9 @@ class DriftSettings(BaseSettings):
     reference_size: int = Field(default=500, ge=50, le=10_000)
     reference_csv: Path = PROJECT_ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
     reports_dir: Path = PROJECT_ROOT / "var" / "monitoring" / "reports"
+    # A report is about 4 MB (Evidently inlines its scripts), one per scope and pass: older
+    # ones are deleted after each pass; their runs' numbers stay in the database.
+    report_days: float = Field(default=7.0, gt=0)
     cache_dir: Path = PROJECT_ROOT / "var" / "monitoring" / "reference"
     # A signal (text length, language, intent mix, confidence) drifts when its test's p-value
     # is below this; the embeddings when their squared maximum mean discrepancy (Evidently's

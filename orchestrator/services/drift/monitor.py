@@ -90,6 +90,8 @@ class DriftMonitor:
             done.append(await self._run_scope(pass_id, scope, reference))
         if self.gauges is not None:
             self.gauges.show(done)
+        reports, days = self.settings.reports_dir, self.settings.report_days
+        await asyncio.to_thread(self.in_session, runs.prune_reports, reports, days)
         return PassResult(pass_id, done, skipped, self.settings.min_sample)
 
     async def _run_scope(self, pass_id: str, scope: Scope, reference: Observed) -> runs.RunView:

@@ -1,12 +1,13 @@
 """Drift runs as stored: written by a pass, read by the routes and by /metrics."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.db.models import DriftRun, Tenant
+from orchestrator.db.models import DriftRun, Tenant, utcnow
 
 
 @dataclass(frozen=True)
@@ -76,3 +77,16 @@ def latest_created_at(session: Session) -> datetime | None:
 
 def report_file(session: Session, run_id: int) -> str | None:
     return session.scalar(select(DriftRun.report_file).where(DriftRun.id == run_id))
+
+
+def prune_reports(session: Session, reports_dir: Path, days: float) -> int:
+    """Delete the report files of runs older than `days`; the runs stay. Returns how many."""
+    cutoff = utcnow() - timedelta(days=days)
+    names = session.scalars(select(DriftRun.report_file).where(DriftRun.created_at < cutoff))
+    deleted = 0
+    for name in names:
+        path = reports_dir / name
+        if path.is_file():
+            path.unlink()
+            deleted += 1
+    return deleted

@@ -1,13 +1,16 @@
-"""Which tickets a drift run compares, the minimum sample, and the override rate, on SQLite and
-PostgreSQL; no Triton (a pass with too few tickets never calls it)."""
+"""Which tickets a drift run compares, the minimum sample, the override rate and the reports'
+retention, on SQLite and PostgreSQL; no Triton (a pass with too few tickets never calls it)."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
-from orchestrator.db.models import Ticket
+from orchestrator.db.models import DriftRun, Ticket, utcnow
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.services.drift.monitor import DriftMonitor, split_scopes
+from orchestrator.services.drift.runs import prune_reports
 from orchestrator.services.drift.window import ALL, Scope, load_window, scopes
 from orchestrator.settings import DriftSettings
 from orchestrator.triton.triage_client import Prediction
@@ -97,3 +100,29 @@ def test_a_pass_with_too_few_tickets_compares_nothing_and_never_calls_triton(
     assert summary.min_sample == 50 and summary.runs == []
     assert {s.tenant for s in summary.skipped} >= {"all"}
     assert all(s.tickets < 50 for s in summary.skipped)
+
+
+def test_reports_older_than_the_retention_are_deleted_and_their_runs_kept(sessions, tmp_path):
+    with sessions() as session:
+        for name, age in (("old.html", timedelta(days=8)), ("new.html", timedelta(days=6))):
+            (tmp_path / name).write_text("<html>")
+            session.add(
+                DriftRun(
+                    pass_id=name[:3] * 10,
+                    reference_size=500,
+                    current_size=60,
+                    drift_share=0.0,
+                    prediction_drift_score=0.0,
+                    embedding_drift_score=0.0,
+                    drifted=False,
+                    report_file=name,
+                    seconds=1.0,
+                    created_at=utcnow() - age,
+                )
+            )
+        session.commit()
+        assert prune_reports(session, tmp_path, days=7) == 1
+        assert prune_reports(session, tmp_path, days=7) == 0  # already gone
+        runs = session.scalar(select(func.count()).where(DriftRun.report_file.like("%.html")))
+    assert not (tmp_path / "old.html").exists() and (tmp_path / "new.html").exists()
+    assert runs >= 2
