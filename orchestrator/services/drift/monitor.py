@@ -44,8 +44,8 @@ class PassResult:
 
 
 def split_scopes(found: list[Scope], min_sample: int) -> tuple[list[Scope], list[Scope]]:
-    """(compared, skipped): a scope with fewer predicted tickets than `min_sample` is skipped,
-    since a test on a handful of tickets flags chance as drift."""
+    """(compared, skipped): a scope with fewer predicted tickets than `min_sample` is skipped:
+    on a handful of tickets the tests can tell nothing, and one odd ticket moves the mix."""
     return (
         [s for s in found if s.available >= min_sample],
         [s for s in found if s.available < min_sample],
@@ -95,23 +95,11 @@ class DriftMonitor:
         return PassResult(pass_id, done, skipped, self.settings.min_sample)
 
     async def _run_scope(self, pass_id: str, scope: Scope, reference: Observed) -> runs.RunView:
+        """Compare one scope's window with the reference; store the run and its report."""
         from orchestrator.services.drift.stats import Thresholds, compare
 
         started = time.perf_counter()
-        window: Window = await asyncio.to_thread(
-            self.in_session,
-            load_window,
-            scope,
-            size=self.settings.window,
-            hours=self.settings.window_hours,
-        )
-        texts = [t.text for t in window.tickets]
-        current = Observed(
-            texts=texts,
-            intents=[t.intent for t in window.tickets],
-            confidences=np.array([t.confidence for t in window.tickets], dtype=np.float32),
-            embeddings=await self.embedder.embed(texts),
-        )
+        window, current = await self._window(scope)
         report = f"{pass_id}-{scope.tenant_id or 'all'}.html"
         thresholds = Thresholds(self.settings.column_p_value, self.settings.embedding_mmd)
         stats = await asyncio.to_thread(
@@ -142,6 +130,24 @@ class DriftMonitor:
             " (DRIFTED)" if view.drifted else "",
         )
         return view
+
+    async def _window(self, scope: Scope) -> tuple[Window, Observed]:
+        """The scope's window, and what the model makes of it: its stored predictions, and the
+        embeddings asked of Triton now (they are not stored with tickets)."""
+        window: Window = await asyncio.to_thread(
+            self.in_session,
+            load_window,
+            scope,
+            size=self.settings.window,
+            hours=self.settings.window_hours,
+        )
+        texts = [t.text for t in window.tickets]
+        return window, Observed(
+            texts=texts,
+            intents=[t.intent for t in window.tickets],
+            confidences=np.array([t.confidence for t in window.tickets], dtype=np.float32),
+            embeddings=await self.embedder.embed(texts),
+        )
 
     def in_session(self, function, *args, **kwargs):
         """`function(session, *args, **kwargs)` in a session of its own (call it in a thread)."""
