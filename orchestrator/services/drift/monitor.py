@@ -85,21 +85,23 @@ class DriftMonitor:
             self.triage,
             self.embedder,
         )
-        pass_id, done = uuid.uuid4().hex, []
+        pass_id, done, embedded = uuid.uuid4().hex, [], {}
         for scope in compared:
-            done.append(await self._run_scope(pass_id, scope, reference))
+            done.append(await self._run_scope(pass_id, scope, reference, embedded))
         if self.gauges is not None:
             self.gauges.show(done)
         reports, days = self.settings.reports_dir, self.settings.report_days
         await asyncio.to_thread(self.in_session, runs.prune_reports, reports, days)
         return PassResult(pass_id, done, skipped, self.settings.min_sample)
 
-    async def _run_scope(self, pass_id: str, scope: Scope, reference: Observed) -> runs.RunView:
+    async def _run_scope(
+        self, pass_id: str, scope: Scope, reference: Observed, embedded: dict[str, np.ndarray]
+    ) -> runs.RunView:
         """Compare one scope's window with the reference; store the run and its report."""
         from orchestrator.services.drift.stats import Thresholds, compare
 
         started = time.perf_counter()
-        window, current = await self._window(scope)
+        window, current = await self._window(scope, embedded)
         report = f"{pass_id}-{scope.tenant_id or 'all'}.html"
         thresholds = Thresholds(self.settings.column_p_value, self.settings.embedding_mmd)
         stats = await asyncio.to_thread(
@@ -131,9 +133,12 @@ class DriftMonitor:
         )
         return view
 
-    async def _window(self, scope: Scope) -> tuple[Window, Observed]:
+    async def _window(
+        self, scope: Scope, embedded: dict[str, np.ndarray]
+    ) -> tuple[Window, Observed]:
         """The scope's window, and what the model makes of it: its stored predictions, and the
-        embeddings asked of Triton now (they are not stored with tickets)."""
+        embeddings asked of Triton now (they are not stored with tickets), once per text and
+        pass: the tenants' windows mostly repeat the texts of all tenants' window."""
         window: Window = await asyncio.to_thread(
             self.in_session,
             load_window,
@@ -146,8 +151,14 @@ class DriftMonitor:
             texts=texts,
             intents=[t.intent for t in window.tickets],
             confidences=np.array([t.confidence for t in window.tickets], dtype=np.float32),
-            embeddings=await self.embedder.embed(texts),
+            embeddings=await self._embed(texts, embedded),
         )
+
+    async def _embed(self, texts: list[str], embedded: dict[str, np.ndarray]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in embedded))
+        if missing:
+            embedded.update(zip(missing, await self.embedder.embed(missing), strict=True))
+        return np.stack([embedded[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
 
     def in_session(self, function, *args, **kwargs):
         """`function(session, *args, **kwargs)` in a session of its own (call it in a thread)."""

@@ -4,6 +4,7 @@ retention, on SQLite and PostgreSQL; no Triton (a pass with too few tickets neve
 import asyncio
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -126,3 +127,29 @@ def test_reports_older_than_the_retention_are_deleted_and_their_runs_kept(sessio
         runs = session.scalar(select(func.count()).where(DriftRun.report_file.like("%.html")))
     assert not (tmp_path / "old.html").exists() and (tmp_path / "new.html").exists()
     assert runs >= 2
+
+
+class CountingEmbedder:
+    """embed() as EmbeddingClient's: one row per text (its length), texts counted."""
+
+    def __init__(self):
+        self.texts: list[str] = []
+
+    async def embed(self, texts):
+        self.texts += texts
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+
+def test_a_pass_asks_triton_for_each_texts_embedding_once():
+    embedder = CountingEmbedder()
+    monitor = DriftMonitor(None, None, embedder, DriftSettings())
+    embedded: dict = {}
+
+    async def two_windows():
+        everyone = await monitor._embed(["a", "bb", "a", "ccc"], embedded)
+        one_tenant = await monitor._embed(["bb", "dddd"], embedded)
+        return everyone, one_tenant
+
+    everyone, one_tenant = asyncio.run(two_windows())
+    assert embedder.texts == ["a", "bb", "ccc", "dddd"]
+    assert everyone[:, 0].tolist() == [1, 2, 1, 3] and one_tenant[:, 0].tolist() == [2, 4]
