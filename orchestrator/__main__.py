@@ -160,7 +160,7 @@ def _serve_orchestrator(settings: OrchestratorSettings) -> int:
 
 def _drift(settings: OrchestratorSettings, triton: TritonSettings) -> int:
     """One pass with the worker's code; exit 0 even when no scope had enough tickets (the
-    summary lists them as skipped), 1 when Triton or the database failed."""
+    summary lists them as skipped), 1 when Triton failed or the reference's texts are missing."""
     import asyncio
 
     from orchestrator.db.session import make_engine, session_factory
@@ -185,6 +185,9 @@ def _drift(settings: OrchestratorSettings, triton: TritonSettings) -> int:
         result = asyncio.run(one_pass())
     except TritonUnavailable as error:
         print(f"Triton at {triton.grpc_url} could not answer: {error}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as error:  # the reference's texts: Banking77 is not shipped
+        print(f"{error}; set DRIFT_REFERENCE_CSV to Banking77's train.csv", file=sys.stderr)
         return 1
     finally:
         engine.dispose()
