@@ -1,12 +1,15 @@
 """Traffic for drift tests: ordinary Banking77 test texts, drifted texts, tickets stored as the
-worker stores them, and agents' corrections."""
+worker stores them, agents' corrections; and which drift alerts a registry's gauges fire."""
 
 import csv
 import itertools
+import re
 from datetime import datetime, timedelta
 
+import yaml
 from sqlalchemy.orm import Session
 
+from contracts import PROJECT_ROOT
 from orchestrator.db.models import ApiKey, Feedback, Tenant, Ticket, utcnow
 from orchestrator.services.tickets import store_triage
 from orchestrator.services.triage import triage_of
@@ -107,3 +110,25 @@ def correct_intent(session: Session, ticket: Ticket, key_id: int, intent: str) -
 
 def hours_ago(hours: float) -> datetime:
     return utcnow() - timedelta(hours=hours)
+
+
+DRIFT_RULE = re.compile(r"max by \(tenant\) \((\w+)\) >= ([0-9.]+)")
+
+
+def firing_drift_alerts(registry) -> set[tuple[str, str, str]]:
+    """(alert, severity, tenant) of every rule of deploy/prometheus/alerts.yml's support-drift
+    group that the registry's gauges satisfy: those rules are all `max by (tenant) (gauge) >=
+    level`, which one sample per tenant evaluates exactly (promtool checks the rules
+    themselves in tests/deploy)."""
+    rules = yaml.safe_load((PROJECT_ROOT / "deploy/prometheus/alerts.yml").read_text())
+    (group,) = [g for g in rules["groups"] if g["name"] == "support-drift"]
+    firing = set()
+    for rule in group["rules"]:
+        match = DRIFT_RULE.fullmatch(rule["expr"].strip())
+        assert match, f"{rule['alert']}: {rule['expr']!r} is not the form evaluated here"
+        metric, level = match.group(1), float(match.group(2))
+        for family in registry.collect():
+            for sample in family.samples:
+                if sample.name == metric and sample.value >= level:
+                    firing.add((rule["alert"], rule["labels"]["severity"], sample.labels["tenant"]))
+    return firing

@@ -1,7 +1,7 @@
 """A drift pass on the real stack: the test model in a real Triton, tickets in a database,
 Evidently's statistics. One tenant sends ordinary Banking77 test texts and stays quiet; another
-sends cooking questions in German, Spanish and English, and its gauges pass the warning levels
-that deploy/prometheus/alerts.yml alerts on (tests/deploy checks the two agree)."""
+sends cooking questions in German, Spanish and English: its gauges pass the warning levels and
+fire the alerts of deploy/prometheus/alerts.yml."""
 
 import asyncio
 import json
@@ -25,6 +25,7 @@ from tests.utils.drift import (
     banking77_test_texts,
     correct_intent,
     drifted_texts,
+    firing_drift_alerts,
 )
 
 CORRECTED = 12  # of the drifted tenant's 80 tickets
@@ -120,6 +121,11 @@ def test_drifted_traffic_raises_the_gauges_and_ordinary_traffic_stays_quiet(stac
     assert gauge("support_override_rate", "shifted") == pytest.approx(CORRECTED / 80)
     assert gauge("support_override_rate", "calm") is None
     assert gauge("support_drift_share", "tiny") is None
+    alerts = firing_drift_alerts(metrics.registry)
+    print(f"  alerts: {sorted(alerts)}")
+    assert {("SupportInputDrift", "warning", "shifted")} <= alerts
+    assert {("SupportPredictionDrift", "warning", "shifted")} <= alerts
+    assert not {alert for alert in alerts if alert[2] == "calm"}
     assert len(list(settings.reports_dir.glob(f"{result.pass_id}-*.html"))) == 3
     assert len(list(settings.cache_dir.glob("*.npz"))) == 1  # the reference, for the next pass
 

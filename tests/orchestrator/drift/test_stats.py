@@ -1,5 +1,7 @@
 """The drift statistics on synthetic samples (no Triton): the categorical test, the run's
-numbers, the verdicts and the language guess."""
+numbers, the verdicts, the language guess, and which alerts the gauges fire."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -7,12 +9,14 @@ import pytest
 from evidently.legacy.calculations.stattests.tvd_stattest import tvd_test as evidently_tvd
 from evidently.legacy.core import ColumnType
 
+from orchestrator.metrics import Metrics
 from orchestrator.services.drift.categorical import tvd_test
 from orchestrator.services.drift.monitor import is_drifted
 from orchestrator.services.drift.reference import Observed
 from orchestrator.services.drift.stats import Thresholds, compare
 from orchestrator.services.language import detect_language
 from orchestrator.settings import DriftSettings
+from tests.utils.drift import firing_drift_alerts
 
 INTENTS = [f"intent_{i}" for i in range(77)]
 THRESHOLDS = Thresholds(p_value=0.01, embedding_mmd=0.015)
@@ -89,3 +93,25 @@ def test_language_guess(text, language):
 def test_the_minimum_sample_cannot_exceed_the_window():
     with pytest.raises(ValueError, match="min_sample"):
         DriftSettings(window=40, min_sample=50)
+
+
+def test_the_gauges_fire_the_drift_alerts_as_promtool_does():
+    """The cases of deploy/prometheus/alerts.test.yml, evaluated by the helper the real-stack
+    test uses."""
+    metrics = Metrics()
+    metrics.drift.show(
+        [
+            SimpleNamespace(
+                tenant="shifted", drift_share=0.8, prediction_drift_score=0.25, override_rate=0.15
+            ),
+            SimpleNamespace(
+                tenant="calm", drift_share=0.2, prediction_drift_score=0.04, override_rate=None
+            ),
+        ]
+    )
+    assert firing_drift_alerts(metrics.registry) == {
+        ("SupportInputDrift", "warning", "shifted"),
+        ("SupportInputDrift", "critical", "shifted"),
+        ("SupportPredictionDrift", "warning", "shifted"),
+        ("SupportOverrideRateHigh", "warning", "shifted"),
+    }
