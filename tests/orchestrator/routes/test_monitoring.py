@@ -1,5 +1,5 @@
 """The monitoring routes and the drift gauges on /metrics, over stored runs; in process,
-without Triton (the pass itself: tests/orchestrator/drift/test_drift_pass.py)."""
+without Triton (the pass itself: tests/orchestrator/services/drift/test_drift_pass.py)."""
 
 import pytest
 from fastapi.testclient import TestClient
