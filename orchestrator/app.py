@@ -22,6 +22,7 @@ from orchestrator.api.routes import (
     health,
     intake,
     me,
+    monitoring,
     tickets,
     triage,
 )
@@ -33,6 +34,8 @@ from orchestrator.services.canary import watch_of
 from orchestrator.services.chat import ChatService
 from orchestrator.services.configs import ConfigStore
 from orchestrator.services.control import ControlService
+from orchestrator.services.drift import runs as drift_runs
+from orchestrator.services.drift.monitor import DriftMonitor
 from orchestrator.services.failover import make_llm
 from orchestrator.services.keys import ensure_bootstrap_key
 from orchestrator.services.retrain_runs import RetrainRuns
@@ -40,11 +43,13 @@ from orchestrator.services.rollout_record import RolloutRecorder
 from orchestrator.services.settled import SettledTickets
 from orchestrator.services.versions import VersionStore
 from orchestrator.services.watchdog import ResourceWatchdog
-from orchestrator.settings import OrchestratorSettings, TritonSettings
+from orchestrator.settings import DriftSettings, OrchestratorSettings, TritonSettings
 from orchestrator.triton.control import ModelControl, TritonProcesses
+from orchestrator.triton.embed_client import EmbeddingClient
 from orchestrator.triton.replicas import Replicas, inference_urls
 from orchestrator.triton.triage_client import TriageClient
 from orchestrator.worker import queue as jobs
+from orchestrator.worker.drift_job import DriftJob
 from orchestrator.worker.runner import Worker
 
 log = logging.getLogger(__name__)
@@ -61,10 +66,13 @@ Authenticate with `X-API-Key: <key>` or `Authorization: Bearer <key>`. Errors ha
 
 
 def create_app(
-    settings: OrchestratorSettings | None = None, triton: TritonSettings | None = None
+    settings: OrchestratorSettings | None = None,
+    triton: TritonSettings | None = None,
+    drift: DriftSettings | None = None,
 ) -> FastAPI:
     settings = settings or OrchestratorSettings()
     triton = triton or TritonSettings()
+    drift = drift or DriftSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -112,16 +120,24 @@ def create_app(
             configs=app.state.configs,
         )
         app.state.watchdog.start()
-        worker_task = None
+        worker_task = drift_job = drift_task = None
         if settings.worker_in_process:
             app.state.worker = make_worker(app, settings)
             worker_task = asyncio.create_task(app.state.worker.run())
+            if drift.interval_s:
+                drift_job = make_drift_job(app, triton, drift)
+                drift_task = asyncio.create_task(drift_job.run())
         try:
             yield
         finally:
             if worker_task is not None:
                 await app.state.worker.stop()
                 await worker_task
+            if drift_job is not None:
+                drift_job.stop()
+                drift_task.cancel()  # a pass in flight is dropped; the next one redoes it
+                await asyncio.gather(drift_task, return_exceptions=True)
+                await drift_job.monitor.embedder.close()
             revocation_task.cancel()
             canary_task.cancel()
             await app.state.retrain_runs.stop()
@@ -142,12 +158,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.drift_settings = drift
     app.state.settled = SettledTickets()
     app.state.metrics = Metrics()
     app.state.watchdog = ResourceWatchdog(app.state.metrics.registry)
     _limits(app, settings)
     install_handlers(app)
-    for module in (health, me, admin, configs, triage, tickets, intake, chat, control):
+    for module in (health, me, admin, configs, triage, tickets, intake, chat, control, monitoring):
         app.include_router(module.router)
     app.include_router(tickets.feedback_router)
     _instrument(app)
@@ -237,6 +254,13 @@ def make_worker(app: FastAPI, settings: OrchestratorSettings) -> Worker:
     return worker
 
 
+def make_drift_job(app: FastAPI, triton: TritonSettings, drift: DriftSettings) -> DriftJob:
+    state = app.state
+    embedder = EmbeddingClient(triton.grpc_url)
+    monitor = DriftMonitor(state.sessions, state.triage, embedder, drift, state.metrics.drift)
+    return DriftJob(monitor, drift.interval_s)
+
+
 def _instrument(app: FastAPI) -> None:
     metrics: Metrics = app.state.metrics
 
@@ -245,6 +269,7 @@ def _instrument(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
         await run_in_threadpool(_read_queue, app)
+        await run_in_threadpool(_read_drift, app)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -258,3 +283,14 @@ def _read_queue(app: FastAPI) -> None:
         return
     app.state.metrics.queue_depth.set(depth)
     app.state.metrics.queue_oldest_age.set(age)
+
+
+def _read_drift(app: FastAPI) -> None:
+    """The latest drift pass, whichever worker ran it, read when Prometheus scrapes."""
+    try:
+        with app.state.sessions() as session:
+            latest = drift_runs.latest_pass(session)
+    except Exception:
+        log.warning("could not read the latest drift pass for /metrics", exc_info=True)
+        return
+    app.state.metrics.drift.show(latest)

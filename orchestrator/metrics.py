@@ -3,7 +3,8 @@
 Rules (vLLM's): prefix `support_`; counters end in `_total`; times are `_seconds` histograms
 with explicit buckets; label sets are fixed and bounded: routes are path templates
 (`/v1/tickets/{id}`), never raw paths; departments and priorities come from the taxonomy;
-`source` is "chat" or "draft"; `gpu` is an index; model names (`model`, `primary`,
+`source` is "chat" or "draft"; `gpu` is an index; `tenant` is a tenant's name (tenants are
+created by platform admins, so they are few) or "all"; model names (`model`, `primary`,
 `fallback`) come from the configuration. The names are a contract: deploy/grafana and
 deploy/prometheus chart and alert on them.
 """
@@ -105,6 +106,7 @@ class Metrics:
             "timeout); the move itself stands and the next record mends it",
             ("reason",),
         )
+        self.drift = DriftGauges(registry)  # the drift monitor (services/drift)
 
     def observe_generation(
         self, source: str, ttft_s: float | None, tpot_s: float | None, prompt: int, completion: int
@@ -148,3 +150,44 @@ class ResourceGauges:
         self.gpu_memory_total = gauge(
             "support_gpu_memory_total_bytes", "GPU memory installed, by GPU index", per_gpu
         )
+
+
+class DriftGauges:
+    """The drift monitor's latest pass (services/drift), per tenant and for "all" tenants.
+
+    Set by the worker after its pass, and read from the database at scrape time by the API, so
+    that any replica exports the latest pass, whoever ran it. A tenant left out of the latest
+    pass (too few tickets) has no samples.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        gauge, per_tenant = partial(Gauge, registry=registry), ("tenant",)
+        self.drift_share = gauge(
+            "support_drift_share",
+            "Share of the monitored signals (text length, language, embeddings, intent mix, "
+            "confidence) that drifted from the training reference in the latest drift run",
+            per_tenant,
+        )
+        self.prediction_drift_score = gauge(
+            "support_prediction_drift_score",
+            "How far the intent mix or the confidence histogram moved from the reference in the "
+            "latest drift run: total variation distance beyond chance, 0 none, 1 all",
+            per_tenant,
+        )
+        self.override_rate = gauge(
+            "support_override_rate",
+            "Share of the latest drift run's tickets whose intent an agent corrected; no sample "
+            "where no ticket of the window was corrected",
+            per_tenant,
+        )
+
+    def show(self, runs) -> None:
+        """Replace every sample with the given runs' (objects with tenant, drift_share,
+        prediction_drift_score and override_rate)."""
+        for gauge in (self.drift_share, self.prediction_drift_score, self.override_rate):
+            gauge.clear()
+        for run in runs:
+            self.drift_share.labels(run.tenant).set(run.drift_share)
+            self.prediction_drift_score.labels(run.tenant).set(run.prediction_drift_score)
+            if run.override_rate is not None:
+                self.override_rate.labels(run.tenant).set(run.override_rate)

@@ -163,3 +163,40 @@ class OrchestratorSettings(BaseSettings):
         if self.llm_fallback == self.llm_primary:
             raise ValueError("llm_fallback must name another model than llm_primary (or be empty)")
         return self
+
+
+class DriftSettings(BaseSettings):
+    """The drift monitor (`DRIFT_*`): what it compares, how often, and when it calls drift.
+
+    A pass compares each tenant's recent triaged tickets, and all tenants' together, with a
+    fixed sample of Banking77's training texts (services/drift). Sizes suit 2 CPU cores.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DRIFT_")
+
+    interval_s: float = Field(default=3600.0, ge=0)  # the worker's periodic pass; 0: off
+    window: int = Field(default=1000, ge=10, le=20_000)  # the newest tickets compared
+    window_hours: float = Field(default=168.0, gt=0)  # ... of at most this age
+    min_sample: int = Field(default=50, ge=10)  # fewer tickets in a scope: not compared
+    reference_size: int = Field(default=500, ge=50, le=10_000)
+    reference_csv: Path = PROJECT_ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
+    reports_dir: Path = PROJECT_ROOT / "var" / "monitoring" / "reports"
+    # A report is about 4 MB (Evidently inlines its scripts), one per scope and pass: older
+    # ones are deleted after each pass; their runs' numbers stay in the database.
+    report_days: float = Field(default=7.0, gt=0)
+    cache_dir: Path = PROJECT_ROOT / "var" / "monitoring" / "reference"
+    # A signal (text length, language, intent mix, confidence) drifts when its test's p-value
+    # is below this; the embeddings when their squared maximum mean discrepancy (Evidently's
+    # MMD method) passes this. See services/drift/stats.py.
+    column_p_value: float = Field(default=0.01, gt=0, lt=1)
+    embedding_mmd: float = Field(default=0.015, gt=0)
+    # A run is flagged drifted at either warning level; deploy/prometheus/alerts.yml holds the
+    # same numbers, and the critical ones.
+    warning_share: float = Field(default=0.4, gt=0, le=1)
+    warning_prediction_score: float = Field(default=0.2, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _sample_fits_window(self) -> "DriftSettings":
+        if self.min_sample > self.window:
+            raise ValueError("min_sample must not exceed window")
+        return self

@@ -1,5 +1,5 @@
 """Tables: tenants and keys, tickets and their jobs, agents' feedback, chat history, audit,
-versioned configurations, served model versions.
+versioned configurations, served model versions, drift runs.
 
 The schema is owned by Alembic (orchestrator/db/migrations); a change here needs a new
 revision there, and tests/orchestrator/db/test_migrations.py fails when the two disagree.
@@ -318,3 +318,27 @@ class RetrainRun(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DriftRun(Base):
+    """One comparison of recent traffic with the training reference (services/drift): for one
+    tenant, or for all tenants together (tenant_id null). A pass writes one row per scope that
+    had enough tickets, under one pass_id; its HTML report is report_file in the reports folder."""
+
+    __tablename__ = "drift_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pass_id: Mapped[str] = mapped_column(String(32), index=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), default=None)
+    model_version: Mapped[str | None] = mapped_column(String(50), default=None)  # the reference's
+    reference_size: Mapped[int] = mapped_column()
+    current_size: Mapped[int] = mapped_column()
+    drift_share: Mapped[float] = mapped_column()  # share of the signals that drifted
+    prediction_drift_score: Mapped[float] = mapped_column()
+    embedding_drift_score: Mapped[float] = mapped_column()
+    override_rate: Mapped[float | None] = mapped_column(default=None)  # None: no corrections
+    drifted: Mapped[bool] = mapped_column()
+    columns: Mapped[dict] = mapped_column(default=dict)  # per signal: score, threshold, drifted
+    report_file: Mapped[str] = mapped_column(String(100))  # under DRIFT_REPORTS_DIR
+    seconds: Mapped[float] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

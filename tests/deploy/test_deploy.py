@@ -637,8 +637,34 @@ def test_dashboard_covers_the_asked_views_with_the_provisioned_datasource():
         "support_triage_outcomes_total",
         "support_host_cpu_percent",
         "support_gpu_memory_used_bytes",
+        "support_drift_share",
+        "support_prediction_drift_score",
+        "support_override_rate",
     ):
         assert needed in expressions, needed
+
+
+def _alert_levels(alert: str) -> dict[str, float]:
+    """{severity: threshold} of an alert whose rules read `max by (tenant) (...) >= level`."""
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    found = {}
+    for rule in (r for group in rules["groups"] for r in group["rules"]):
+        if rule["alert"] == alert:
+            found[rule["labels"]["severity"]] = float(rule["expr"].split(">=")[1])
+    return found
+
+
+def test_drift_alerts_warn_where_the_monitor_flags_a_run_drifted():
+    """A run flagged `drifted` (DriftSettings' warning levels, as shipped) is one the warning
+    alert fires on."""
+    from orchestrator.settings import DriftSettings
+
+    default = {name: field.default for name, field in DriftSettings.model_fields.items()}
+    share, prediction = _alert_levels("SupportInputDrift"), _alert_levels("SupportPredictionDrift")
+    assert share["warning"] == default["warning_share"] < share["critical"]
+    assert prediction["warning"] == default["warning_prediction_score"] < prediction["critical"]
+    override = _alert_levels("SupportOverrideRateHigh")
+    assert 0 < override["warning"] < override["critical"] <= 1
 
 
 def test_dashboard_names_only_metrics_that_are_exported(exported):

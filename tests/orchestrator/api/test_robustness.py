@@ -21,7 +21,7 @@ def _paths(template: str) -> set[str]:
     paths = set()
     for value in IDS:
         path = template
-        for name in ("{ticket_id}", "{key_id}", "{tenant_id}"):
+        for name in ("{ticket_id}", "{key_id}", "{tenant_id}", "{report_id}"):
             path = path.replace(name, value)
         paths.add(path.replace("{name}", value))  # a configuration's name: unknown, a 404
         paths.add(path.replace("{name}", "chat"))
