@@ -239,7 +239,7 @@ class ControlService:
             return await self.replicas.controls()
         except OSError as error:  # a DNS name that does not resolve now
             raise DependencyUnavailable(
-                f"the Triton replicas could not be found ({error}); nothing was changed"
+                f"the Triton replicas could not be found ({error}); the version was not loaded"
             ) from error
 
     async def _serve_on(self, address: str, control: ModelControl, version: int):
@@ -250,7 +250,7 @@ class ControlService:
             except ControlUnavailable as error:
                 raise DependencyUnavailable(
                     f"Triton replica {address} is unreachable; version {version} was not "
-                    "loaded there, and nothing was changed"
+                    "loaded there, and its registration or canary was not done"
                 ) from error
             except ControlFailed as failure:
                 reference = uuid.uuid4().hex[:12]
