@@ -112,3 +112,23 @@ def test_a_healthy_canary_stays(client):
         client.post("/v1/triage", json={"texts": TEXTS[start : start + 4]}, headers=headers)
     assert asyncio.run(client.app.state.canary.check()) == {}
     assert _states(client)[8] == "canary"
+
+
+def test_overrides_count_each_versions_tickets_and_those_agents_corrected(client):
+    from datetime import UTC, datetime, timedelta
+
+    from orchestrator.services.canary import overrides
+    from tests.utils.feedback import agent_headers, correct, new_ticket
+
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    headers = agent_headers(client, new_tenant(client, "overrides")["id"])
+    ticket = {"subject": "card", "body": "my card has not arrived"}
+    canary = [new_ticket(client, headers, ticket, "card_arrival", "9") for _ in range(4)]
+    new_ticket(client, headers, ticket, "card_arrival", "1")
+    correct(client, headers, canary[0], intent="card_delivery_estimate")
+    correct(client, headers, canary[0], intent="lost_or_stolen_card")  # one ticket, counted once
+    correct(client, headers, canary[1], priority="low")  # not the intent: not an override
+    with client.app.state.sessions() as session:
+        assert overrides(session, "9", since) == (4, 1)
+        assert overrides(session, "1", since) == (1, 0)
+        assert overrides(session, "9", datetime.now(UTC) + timedelta(minutes=1)) == (0, 0)
