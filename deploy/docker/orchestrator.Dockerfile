@@ -31,8 +31,10 @@ COPY --chown=root:root contracts/ contracts/
 COPY --chown=root:root orchestrator/ orchestrator/
 COPY --chown=root:root data/ data/
 COPY --chown=root:root alembic.ini pyproject.toml ./
-# Byte-code compiled now: the root filesystem is read-only in Kubernetes.
-RUN /opt/venv/bin/python -m compileall -q contracts orchestrator
+# Byte-code compiled now: the root filesystem is read-only in Kubernetes. The drift monitor's
+# folder exists owned by the service's user, so that a volume mounted there is writable.
+RUN /opt/venv/bin/python -m compileall -q contracts orchestrator \
+    && mkdir -p /var/lib/support/monitoring && chown 10001:10001 /var/lib/support/monitoring
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

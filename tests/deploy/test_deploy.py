@@ -220,6 +220,25 @@ def test_triton_scales_out_and_every_pod_is_found_for_the_version_rollout(render
     assert json.loads(config["data"]["TRITON_REPLICAS"]) == ["dns:triton-replicas:8001"]
 
 
+def test_the_drift_monitors_files_are_shared_by_worker_and_api(rendered):
+    _, documents = rendered
+    (claim,) = [c for name, c in _of_kind(documents, "PersistentVolumeClaim").items()
+                if name.endswith("monitoring-data")]  # fmt: skip
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    deployments = _of_kind(documents, "Deployment")
+    mounts = {}
+    for name in ("worker", "orchestrator"):
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "monitoring-data"]
+        mounts[name] = mount
+    assert mounts["worker"].get("readOnly") is not True  # the worker writes the reports
+    assert mounts["orchestrator"]["readOnly"] is True  # the API serves them
+    (config,) = [c for name, c in _of_kind(documents, "ConfigMap").items()
+                 if name.startswith("support-config")]  # fmt: skip
+    for setting in ("DRIFT_REPORTS_DIR", "DRIFT_CACHE_DIR", "DRIFT_REFERENCE_CSV"):
+        assert config["data"][setting].startswith(mounts["worker"]["mountPath"]), setting
+
+
 def test_secrets_are_referenced_never_committed(rendered):
     _, documents = rendered
     assert not _of_kind(documents, "Secret"), "a Secret object is committed"
@@ -397,7 +416,8 @@ def test_compose_references_only_defined_services_networks_volumes_and_secrets(c
         networks = service.get("networks", [])
         assert set(networks) <= set(compose["networks"]), name
         for volume in service.get("volumes", []):
-            source = volume.split(":", 1)[0]
+            # a bind's `${VARIABLE:-default}` source: its default must exist
+            source = re.sub(r"^\$\{\w+:-([^}]*)\}", r"\1", volume).split(":", 1)[0]
             if source.startswith("."):
                 assert (DEPLOY / source).exists(), f"{name}: {source} missing"
             else:
@@ -405,6 +425,16 @@ def test_compose_references_only_defined_services_networks_volumes_and_secrets(c
         for secret in service.get("secrets", []):
             assert secret["source"] in compose["secrets"], name
         assert "build" in service or "image" in service, name
+
+
+def test_compose_shares_the_drift_files_and_binds_the_reference_read_only(compose):
+    services, environment = compose["services"], compose["x-orchestrator-environment"]
+    folder = "/var/lib/support/monitoring"
+    assert f"monitoring-data:{folder}" in services["worker"]["volumes"]
+    assert f"monitoring-data:{folder}:ro" in services["orchestrator"]["volumes"]
+    assert [v for v in services["worker"]["volumes"] if v.endswith(":/data/banking77:ro")]
+    assert environment["DRIFT_REFERENCE_CSV"] == "/data/banking77/train.csv"
+    assert environment["DRIFT_REPORTS_DIR"].startswith(folder)
 
 
 def test_compose_publishes_the_orchestrator_only(compose):
