@@ -30,7 +30,7 @@ test: $(INSTALLED)
 	$(PY) -m pytest -v --durations=15
 
 ## test-fast: the fast lane: unit tests, the scheduler on a fake engine, chat against a mock
-## LLM in a real Triton; no training, no real models, no uvicorn (under 2 minutes)
+## LLM in a real Triton; no training, no real models, no uvicorn (about 2 minutes)
 test-fast: $(INSTALLED)
 	$(PY) -m pytest -m "not slow" -q --durations=10
 
