@@ -65,6 +65,14 @@ class ModelReport(BaseModel):
     freed_bytes: int | None
 
 
+class ReplicaAction(BaseModel):
+    """How a load or unload went on one more Triton replica (TRITON_REPLICAS)."""
+
+    replica: str = Field(description="The replica's gRPC address")
+    result: str = Field(description="ok or error")
+    detail: str | None = None
+
+
 class ControlResult(BaseModel):
     model: str
     action: str
@@ -72,6 +80,11 @@ class ControlResult(BaseModel):
     models: list[ModelStatus] = Field(description="The model's versions after the action")
     memory: MemoryChange
     report: list[ModelReport] = Field(description="Each model the action touched")
+    replicas: list[ReplicaAction] | None = Field(
+        default=None,
+        description="With several Tritons: the same action on each other replica, after this "
+        "one (whose report is above)",
+    )
 
 
 class AuditRecord(BaseModel):

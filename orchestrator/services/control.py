@@ -34,6 +34,7 @@ from orchestrator.schemas.control import (
     MemoryChange,
     ModelReport,
     ModelStatus,
+    ReplicaAction,
     ReplicaServing,
     UnloadRequest,
 )
@@ -193,11 +194,14 @@ class ControlService:
             await self._known(data.model)
             config = await self._config_to_send(data)
             models = [data.model, *_composing(config)]
-            return await self._audited(
+            result = await self._audited(
                 caller, "load", data.model, asked, models,
                 operation=lambda: self.control.load(data.model, config),
                 done=lambda snap: self._loaded(snap, data.model, config),
             )  # fmt: skip
+            return await self._on_other_replicas(
+                result, "load", lambda control: control.load(data.model, config)
+            )
 
     async def unload(self, caller: Caller, data: UnloadRequest) -> ControlResult:
         async with self._lock:
@@ -205,18 +209,43 @@ class ControlService:
             dependents = await self._only_needed_by(data.model) if data.unload_dependents else []
             models = [data.model, *dependents]
 
-            async def unload() -> None:
+            async def unload(control: ModelControl) -> None:
                 # Triton's unload_dependents leaves composing models that were loaded by
                 # name (--load-model, or an earlier load) up: unload those ourselves.
-                await self.control.unload(data.model, data.unload_dependents)
+                await control.unload(data.model, data.unload_dependents)
                 for dependent in dependents:
-                    await self.control.unload(dependent, False)
+                    await control.unload(dependent, False)
 
-            return await self._audited(
+            result = await self._audited(
                 caller, "unload", data.model, data.model_dump(), models,
-                operation=unload,
+                operation=lambda: unload(self.control),
                 done=lambda snap: all(self._freed(snap, m) for m in models),
             )  # fmt: skip
+            return await self._on_other_replicas(result, "unload", unload)
+
+    async def _on_other_replicas(self, result: ControlResult, action: str, operation):
+        """The action done on this Triton, done on every other replica too, each one's outcome
+        added to the result (a failure there is reported and logged, not raised: this one's
+        change stands)."""
+        if self.replicas is None:
+            return result
+        outcomes = []
+        for address, control in (await self._replica_controls()).items():
+            if address == self.control.url:
+                continue
+            detail = None
+            try:
+                await operation(control)
+            except ControlUnavailable:
+                detail = "unreachable"
+            except ControlFailed as failure:
+                reference = uuid.uuid4().hex[:12]
+                log.warning("Triton %s refused to %s %r (reference %s): %s", address, action,
+                            result.model, reference, failure)  # fmt: skip
+                detail = f"Triton refused (reference {reference})"
+            outcome = "ok" if detail is None else "error"
+            outcomes.append(ReplicaAction(replica=address, result=outcome, detail=detail))
+        return result.model_copy(update={"replicas": outcomes})
 
     async def serve_triage_version(self, version: int) -> list[ReplicaServing]:
         """Have every Triton replica serve triage `version` beside the versions it serves, as

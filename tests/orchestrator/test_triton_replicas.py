@@ -1,6 +1,7 @@
 """Several Tritons on one shared repository (issue 16, item 6): registering a version loads it on
 every replica, with a report per replica; canary, promotion and rollback reach the traffic of
-both; a Triton started afterwards serves the same versions from the repository at start.
+both; the control plane's load and unload act on both; a Triton started afterwards serves the
+same versions from the repository at start.
 
 Two Tritons (triage models only) on a copy of the test build, one orchestrator whose
 TRITON_REPLICAS lists both. The candidate is the test build's own files published as version 2
@@ -66,6 +67,11 @@ def _inferences(settings, model: str) -> int:
     return sum(s["inference_stats"]["success"]["count"] for s in answer.json()["model_stats"])
 
 
+def _ready(settings, model: str) -> bool:
+    answer = httpx.get(f"http://{settings.http_url}/v2/models/{model}/ready", timeout=10)
+    return answer.status_code == 200
+
+
 def _triage(client, headers) -> set[str]:
     versions = set()
     for start in range(0, 240, 60):
@@ -111,6 +117,16 @@ def test_a_version_reaches_every_replica_and_a_later_one_starts_with_it(replicas
     assert all(
         _inferences(s, "ticket_triage") > b for s, b in zip(settings, base_counts, strict=True)
     )
+
+    # the control plane's plain unload and load reach every replica, each one reported
+    unloaded = _move(client, "unload", {"model": "ticket_triage_v2"})
+    assert unloaded["replicas"] == [
+        {"replica": settings[1].grpc_url, "result": "ok", "detail": None}
+    ]  # the first replica's is the report itself
+    assert [_ready(s, "ticket_triage_v2") for s in settings] == [False, False]
+    loaded = _move(client, "load", {"model": "ticket_triage_v2"})
+    assert [r["result"] for r in loaded["replicas"]] == ["ok"]
+    assert [_ready(s, "ticket_triage_v2") for s in settings] == [True, True]
 
     third = loopback_triton(repository, root / "triton-3", models=TRIAGE_MODELS)
     with TritonServer(third):  # started afterwards, told nothing
