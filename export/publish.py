@@ -33,7 +33,7 @@ from contracts.models import (
     TRIAGE_ENSEMBLE,
     triage_model_name,
 )
-from export.repository import copy_into
+from export.repository import copy_into, write_text_whole
 
 CLASSIFIER, ENCODER = "ticket_classifier", "ticket_encoder"
 CARD = "model_card.json"
@@ -110,7 +110,7 @@ def write_served_configs(repository: Path, served: dict[int, int]) -> None:
         else:
             folder = repository / triage_model_name(version)
             (folder / "1").mkdir(parents=True, exist_ok=True)  # an ensemble's empty version
-            _write_text(folder / "config.pbtxt", _text(pinned))
+            write_text_whole(folder / "config.pbtxt", _text(pinned))
 
 
 def unpublish(repository: Path) -> None:
@@ -178,11 +178,4 @@ def _text(config: mc.ModelConfig) -> str:
 
 
 def _write(model_folder: Path, config: mc.ModelConfig) -> None:
-    _write_text(model_folder / "configs" / f"{SERVED_CONFIG}.pbtxt", _text(config))
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
+    write_text_whole(model_folder / "configs" / f"{SERVED_CONFIG}.pbtxt", _text(config))

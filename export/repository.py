@@ -49,3 +49,11 @@ def copy_into(root: Path, sources: dict[str, Path]) -> list[Path]:
         os.replace(partial, target)
         written.append(target)
     return written
+
+
+def write_text_whole(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all, as copy_into copies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)

@@ -33,7 +33,6 @@ candidate that passed as a version of the registered model `ticket_triage` with 
 """
 
 import json
-import os
 import random
 import shutil
 import subprocess  # nosec B404  # `git rev-parse HEAD` for the model card, fixed argv
@@ -52,7 +51,7 @@ from export.dataset import dedupe_key, latest_snapshot, read_snapshot
 from export.gate import HOLDOUT_FRACTION, TEST_SET, Evaluation, GateCriteria, GateResult, run_gate
 from export.production import production_files
 from export.production import production_version as production_version_of
-from export.repository import copy_into
+from export.repository import copy_into, write_text_whole
 from export.settings import ExportSettings
 
 CLASSIFIER, ENCODER = "ticket_classifier", "ticket_encoder"
@@ -278,10 +277,7 @@ def _write_candidate(output: Path, production: Path, paths: dict[str, Path], rep
 
 
 def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(content, indent=2) + "\n")
-    os.replace(partial, path)
+    write_text_whole(path, json.dumps(content, indent=2) + "\n")
 
 
 def _print_gate(gate: GateResult) -> None:

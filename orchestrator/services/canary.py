@@ -26,7 +26,7 @@ import statistics
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -181,7 +181,7 @@ class CanaryWatch:
             production = next((r for r in rows if r.state == VersionState.production), None)
             if canary is None:
                 return []
-            since = _utc(canary.updated_at)
+            since = canary.updated_at  # UTC-aware on every database (db.models.UTCDateTime)
             production_version = production.version if production else versions.IMPLICIT
             found = {
                 version: self._evidence(session, model, version, since)
@@ -237,8 +237,3 @@ def overrides(session: Session, version: str, since: datetime) -> tuple[int, int
         )
     )
     return tickets, corrected or 0
-
-
-def _utc(value: datetime) -> datetime:
-    """SQLite hands back the stored UTC time without its zone; PostgreSQL with it."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
