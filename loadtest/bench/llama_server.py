@@ -1,14 +1,15 @@
 """llama.cpp's own `llama-server`: built from source once, cached, started for the LLM bench.
 
 The source is the llama.cpp that llama-cpp-python vendors in its source distribution, at the
-installed version, so the server runs the same kernels as the in-process ceiling and the `llm`
-model. `pip download` fetches the sdist into var/llama-server/ (git-ignored), CMake builds the
-`llama-server` target alone (a static binary: no shared libraries to find), and the binary is
-kept as var/llama-server/<version>/llama-server beside a build.json. Later runs find it there.
+installed version, compiled with the Makefile's LLAMA_CMAKE_ARGS (contracts/llama_build.py), so
+the server runs the same kernels as the in-process ceiling and the `llm` model. `pip download`
+fetches the sdist into var/llama-server/ (git-ignored), CMake builds the `llama-server` target
+alone (a static binary: no shared libraries to find), and the binary is kept as
+var/llama-server/<version>-<flags digest>/llama-server beside a build.json. Later runs find it.
 The build takes several minutes on two cores; its progress goes to stderr.
 
-Only the standard library is imported at module level: the build works before the project's
-environment is complete.
+Only the standard library and contracts are imported at module level: the build works before
+the project's environment is complete.
 """
 
 import json
@@ -21,16 +22,17 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from contracts.llama_build import cmake_args, flags_digest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE = REPO_ROOT / "var" / "llama-server"
 PACKAGE = "llama-cpp-python"
 
-# Only the server target, static, tuned for this CPU as llama-cpp-python's own build is; no
-# web UI (its assets would be downloaded), no TLS, no tests or examples.
-CMAKE_OPTIONS = (
+# Only the server target, static; no web UI (its assets would be downloaded), no TLS, no tests
+# or examples. The CPU flags are the product's own (cmake_options()).
+BUILD_OPTIONS = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DBUILD_SHARED_LIBS=OFF",
-    "-DGGML_NATIVE=ON",
     "-DLLAMA_BUILD_COMMON=ON",
     "-DLLAMA_BUILD_TOOLS=ON",
     "-DLLAMA_BUILD_SERVER=ON",
@@ -42,6 +44,10 @@ CMAKE_OPTIONS = (
     "-DLLAMA_OPENSSL=OFF",
     "-DLLAMA_CURL=OFF",
 )
+
+
+def cmake_options() -> list[str]:
+    return [*BUILD_OPTIONS, *cmake_args()]
 
 
 class BuildError(RuntimeError):
@@ -56,7 +62,8 @@ def installed_version() -> str:
 
 
 def binary_path(version: str, cache: Path = CACHE) -> Path:
-    return cache / version / "llama-server"
+    """Kept per version and per set of CPU flags: a change of flags builds again."""
+    return cache / f"{version}-{flags_digest(cmake_options())}" / "llama-server"
 
 
 def download_command(version: str, into: Path) -> list[str]:
@@ -68,7 +75,7 @@ def download_command(version: str, into: Path) -> list[str]:
 
 
 def configure_command(source: Path, build: Path, cmake: str = "cmake") -> list[str]:
-    return [cmake, "-S", str(source), "-B", str(build), *CMAKE_OPTIONS]
+    return [cmake, "-S", str(source), "-B", str(build), *cmake_options()]
 
 
 def build_command(build: Path, jobs: int, cmake: str = "cmake") -> list[str]:
@@ -143,7 +150,7 @@ def ensure_built(version: str | None = None, cache: Path = CACHE, jobs: int | No
     binary.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(built, binary)
     seconds = round(time.monotonic() - started)
-    facts = {"package": PACKAGE, "version": version, "cmake_options": list(CMAKE_OPTIONS)}
+    facts = {"package": PACKAGE, "version": version, "cmake_options": cmake_options()}
     facts |= {"jobs": jobs, "build_seconds": seconds, "source": str(source)}
     (binary.parent / "build.json").write_text(json.dumps(facts, indent=2) + "\n")
     _log(f"built {binary} in {seconds} s")

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from matplotlib import image
 
+from contracts.llama_build import cmake_args
 from loadtest.bench import llama_server
 from loadtest.bench import llm as bench
 from loadtest.bench.__main__ import main as bench_main
@@ -205,7 +206,7 @@ def test_the_build_fetches_the_sdist_and_builds_only_a_static_server(tmp_path):
     for option in (
         "-DLLAMA_BUILD_SERVER=ON",
         "-DBUILD_SHARED_LIBS=OFF",  # the cached binary must run on its own
-        "-DGGML_NATIVE=ON",
+        *cmake_args(),  # the same kernels as the `llm` model's llama-cpp-python
         "-DLLAMA_USE_PREBUILT_UI=OFF",  # would download the web UI
         "-DLLAMA_BUILD_TESTS=OFF",
     ):
