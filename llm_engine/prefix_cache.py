@@ -1,10 +1,11 @@
 """Prompts kept in the engine's cache after their sequence ends, for the next request to reuse.
 
 Support prompts start alike: the system prompt, the few-shot examples, the ticket so far. When
-a sequence ends, its cached tokens move to a spare engine sequence id (an entry) instead of
-being dropped, and a later request whose prompt starts the same way takes those cells over
-(`Engine.share_prefix`) rather than computing them again. Entries hold cache cells like any
-sequence; when cells run short, the least recently used entry goes first.
+a sequence ends, its prompt's cells (not its reply's: Scheduler._finish) move to a spare
+engine sequence id (an entry) instead of being dropped, and a later request whose prompt
+starts the same way takes those cells over (`Engine.share_prefix`) rather than computing them
+again. Entries hold cache cells like any sequence; when cells run short, the least recently
+used entry goes first.
 """
 
 import collections

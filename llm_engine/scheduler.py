@@ -425,14 +425,20 @@ class Scheduler:
         error: str | None = None,
         flush: bool = True,
     ) -> None:
-        """End a running sequence; unless it failed, its cells stay as a cached prefix."""
+        """End a running sequence; unless it failed, its prompt's cells stay as a cached prefix.
+
+        Only the prompt's: a reply's cells would be reused only by a follow-up turn of the same
+        chat, while every step of every later sequence pays for them, since llama.cpp attends
+        over the cache up to its highest cell in use (measured: 400-token streams at 8.7 ms a
+        token with no entries, 9.0-9.8 with two entries holding prompt and reply)."""
         if flush and reason in (FinishReason.STOP, FinishReason.LENGTH):
             rest = sequence.text.flush()
             if rest:
                 sequence.request.on_text(rest)
         try:
             if reason is not FinishReason.ERROR:
-                self._cache.store(sequence.slot, sequence.tokens[: sequence.position])
+                kept = min(sequence.position, sequence.prompt_length)
+                self._cache.store(sequence.slot, sequence.tokens[:kept])
         finally:
             self._release(sequence)
         finish = Finish(reason, sequence.prompt_length, sequence.generated, error)

@@ -103,11 +103,12 @@ def test_a_prefix_cached_by_a_finished_request_is_taken_over_by_the_next(started
     assert length == len(system) + len("user: ") and recorder.reused == [length]
     assert engine.computed_tokens() - before == len(second_prompt) - length + len(REPLY)
 
-    # A follow-up turn starts with the whole first exchange: its reply is cached too.
+    # A follow-up turn starts with the first exchange: its prompt comes from the cache, its
+    # reply is computed again (a reply's cells are not kept: every later step would pay).
     follow_up = first_prompt + REPLY + "\nuser: thanks\nassistant: "
     assert generate(scheduler, follow_up, max_tokens=64, timeout_s=10).text == REPLY
     source, _, length = takeovers()[-1]
-    assert (source, length) == (5, len(first_prompt + REPLY))
+    assert (source, length) == (5, len(first_prompt))
 
 
 def test_cached_prefixes_give_way_when_cells_are_needed(started):
