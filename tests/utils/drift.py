@@ -10,7 +10,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from contracts import PROJECT_ROOT
-from orchestrator.db.models import ApiKey, Feedback, Tenant, Ticket, utcnow
+from orchestrator.db.models import ApiKey, DriftRun, Feedback, Tenant, Ticket, utcnow
 from orchestrator.services.tickets import store_triage
 from orchestrator.services.triage import triage_of
 from orchestrator.settings import DriftSettings
@@ -132,3 +132,19 @@ def firing_drift_alerts(registry) -> set[tuple[str, str, str]]:
                 if sample.name == metric and sample.value >= level:
                     firing.add((rule["alert"], rule["labels"]["severity"], sample.labels["tenant"]))
     return firing
+
+
+def past_run(report_file: str, age: timedelta, pass_id: str = "p" * 32) -> DriftRun:
+    """A stored run of nothing drifted, `age` old, with its report file's name."""
+    return DriftRun(
+        pass_id=pass_id,
+        reference_size=500,
+        current_size=60,
+        drift_share=0.0,
+        prediction_drift_score=0.0,
+        embedding_drift_score=0.0,
+        drifted=False,
+        report_file=report_file,
+        seconds=1.0,
+        created_at=utcnow() - age,
+    )

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -167,20 +167,12 @@ class DriftMonitor:
 
 
 def public(run: runs.RunView) -> DriftRunPublic:
+    fields = asdict(run)
+    del fields["pass_id"]  # internal: which pass wrote the run
+    columns = fields.pop("columns")
     return DriftRunPublic(
-        id=run.id,
-        tenant=run.tenant,
-        model_version=run.model_version,
-        reference_size=run.reference_size,
-        current_size=run.current_size,
-        drift_share=run.drift_share,
-        prediction_drift_score=run.prediction_drift_score,
-        embedding_drift_score=run.embedding_drift_score,
-        override_rate=run.override_rate,
-        drifted=run.drifted,
-        signals={name: Signal(**signal) for name, signal in run.columns.items()},
-        seconds=run.seconds,
-        created_at=run.created_at,
+        **fields,
+        signals={name: Signal(**signal) for name, signal in columns.items()},
         report_url=f"{REPORTS_ROUTE}/{run.id}",
     )
 

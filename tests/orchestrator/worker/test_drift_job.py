@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.db.models import DriftRun, utcnow
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.services.drift.monitor import DriftMonitor
 from orchestrator.settings import DriftSettings
 from orchestrator.worker.drift_job import DriftJob
+from tests.utils.drift import past_run
 
 
 class CountingMonitor(DriftMonitor):
@@ -35,20 +35,7 @@ def sessions(tmp_path):
 
 def store_run(sessions, age: timedelta) -> None:
     with sessions() as session:
-        session.add(
-            DriftRun(
-                pass_id="p" * 32,
-                reference_size=500,
-                current_size=60,
-                drift_share=0.0,
-                prediction_drift_score=0.0,
-                embedding_drift_score=0.0,
-                drifted=False,
-                report_file="x.html",
-                seconds=1.0,
-                created_at=utcnow() - age,
-            )
-        )
+        session.add(past_run("x.html", age))
         session.commit()
 
 

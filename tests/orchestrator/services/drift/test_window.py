@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from orchestrator.db.models import DriftRun, Ticket, utcnow
+from orchestrator.db.models import DriftRun, Ticket
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.services.drift.monitor import DriftMonitor, split_scopes
 from orchestrator.services.drift.runs import prune_reports
 from orchestrator.services.drift.window import ALL, Scope, load_window, scopes
 from orchestrator.settings import DriftSettings
 from orchestrator.triton.triage_client import Prediction
-from tests.utils.drift import add_tenant, add_ticket, correct_intent, hours_ago
+from tests.utils.drift import add_tenant, add_ticket, correct_intent, hours_ago, past_run
 
 
 def predicted(intent: str, confidence: float = 0.8) -> Prediction:
@@ -107,20 +107,7 @@ def test_reports_older_than_the_retention_are_deleted_and_their_runs_kept(sessio
     with sessions() as session:
         for name, age in (("old.html", timedelta(days=8)), ("new.html", timedelta(days=6))):
             (tmp_path / name).write_text("<html>")
-            session.add(
-                DriftRun(
-                    pass_id=name[:3] * 10,
-                    reference_size=500,
-                    current_size=60,
-                    drift_share=0.0,
-                    prediction_drift_score=0.0,
-                    embedding_drift_score=0.0,
-                    drifted=False,
-                    report_file=name,
-                    seconds=1.0,
-                    created_at=utcnow() - age,
-                )
-            )
+            session.add(past_run(name, age, pass_id=name[:3] * 10))
         session.commit()
         assert prune_reports(session, tmp_path, days=7) == 1
         assert prune_reports(session, tmp_path, days=7) == 0  # already gone
