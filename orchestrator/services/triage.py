@@ -12,7 +12,12 @@ from orchestrator.schemas.triage import IntentScore, Triage
 from orchestrator.services.canary import CanaryWatch
 from orchestrator.services.taxonomy import default_taxonomy
 from orchestrator.services.versions import VersionStore, choose_version
-from orchestrator.triton.triage_client import Prediction, TriageClient, TritonUnavailable
+from orchestrator.triton.triage_client import (
+    BACKGROUND,
+    Prediction,
+    TriageClient,
+    TritonUnavailable,
+)
 
 
 @dataclass(frozen=True)
@@ -61,15 +66,17 @@ async def triage_texts(
     versions: VersionStore | None = None,
     environments: Sequence[str] | None = None,
     watch: CanaryWatch | None = None,
+    priority: int = BACKGROUND,
 ) -> list[TriageResult]:
     """Triage `texts`, each answered by the model version routing picks for it and its key's
     environment (`environments`, one per text; production when not given): one ensemble call
     per version met, at once. Without `versions`, one call that Triton routes (its newest).
     A version other than production that cannot answer is answered by production instead;
-    `watch` records every call's outcome. Raises TritonRejected or TritonUnavailable."""
+    `watch` records every call's outcome; `priority`: Triton's (triage_client.INTERACTIVE for a
+    caller waiting on the answer). Raises TritonRejected or TritonUnavailable."""
     inputs = [triage_input(t) for t in texts]
     if versions is None:
-        predictions = await client.classify(inputs)
+        predictions = await client.classify(inputs, priority=priority)
     else:
         routing = await versions.routing(client.model)
         environments = environments or [DEFAULT_ENVIRONMENT] * len(texts)
@@ -78,7 +85,9 @@ async def triage_texts(
             groups.setdefault(choose_version(text, environment, routing), []).append(i)
         answers = await asyncio.gather(
             *(
-                _classify(client, [inputs[i] for i in group], v, routing.production, watch)
+                _classify(
+                    client, [inputs[i] for i in group], v, routing.production, watch, priority
+                )
                 for v, group in groups.items()
             )
         )
@@ -98,16 +107,18 @@ async def _classify(
     version: int,
     production: int,
     watch: CanaryWatch | None,
+    priority: int,
 ) -> list[Prediction]:
     started = time.perf_counter()
     try:
-        answer = await client.classify(inputs, version)
+        answer = await client.classify(inputs, version, priority=priority)
     except TritonUnavailable:
         if watch is not None:
             watch.record(client.model, version, None)
         if version == production:
             raise
-        return await client.classify(inputs, production)  # the canary's failure, not theirs
+        # the canary's failure, not theirs
+        return await client.classify(inputs, production, priority=priority)
     if watch is not None:
         watch.record(client.model, version, time.perf_counter() - started)
     return answer

@@ -13,6 +13,12 @@ from tritonclient.utils import InferenceServerException
 from contracts.models import TRIAGE_ENSEMBLE, triage_model_name
 
 OUTPUTS = ("intent", "confidence", "top_intents", "top_scores")
+# Triton priority levels: a caller waiting on the answer (POST /v1/triage) before the worker's
+# and the drift monitor's batches, once ticket_intent's config.pbtxt sets `priority_levels: 2`
+# (the ensemble passes a request's priority to its first step). It does not now: this Triton
+# stalled requests for 500 ms with priority levels on (the config says more). Without levels
+# Triton ignores the priority sent.
+INTERACTIVE, BACKGROUND = 1, 2
 
 
 class TritonUnavailable(RuntimeError):
@@ -80,7 +86,9 @@ class TriageClient:
     def _client(self, client) -> None:  # tests put a recording client in place
         self._clients = [client]
 
-    async def classify(self, texts: list[str], version: int | None = None) -> list[Prediction]:
+    async def classify(
+        self, texts: list[str], version: int | None = None, *, priority: int = BACKGROUND
+    ) -> list[Prediction]:
         """One inference call; `version`: that triage version, served by its own ensemble
         (contracts.models.triage_model_name), else Triton's choice (the newest it serves)."""
         tensor = aio.InferInput("text", [len(texts), 1], "BYTES")
@@ -90,19 +98,22 @@ class TriageClient:
         for attempt in range(len(self._clients)):
             client = self._clients[(first + attempt) % len(self._clients)]
             try:
-                result = await self._infer(client, tensor, model, model_version)
+                result = await self._infer(client, tensor, model, model_version, priority)
                 return predictions(result, len(texts), version)
             except TritonUnavailable:
                 if attempt == len(self._clients) - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _infer(self, client, tensor, model: str, model_version: str) -> InferResult:
+    async def _infer(
+        self, client, tensor, model: str, model_version: str, priority: int
+    ) -> InferResult:
         try:
             return await client.infer(
                 model,
                 [tensor],
                 model_version=model_version,
+                priority=priority,
                 outputs=[aio.InferRequestedOutput(name) for name in OUTPUTS],
                 client_timeout=self.timeout_s,
             )

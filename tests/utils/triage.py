@@ -13,10 +13,14 @@ class RecordingTriage:
 
     def __init__(self):
         self.calls: list[tuple[int | None, list[str]]] = []
+        self.priorities: list[int] = []
         self.failing: set[int] = set()  # versions that answer as an unloaded model does
 
-    async def classify(self, texts: list[str], version: int | None = None) -> list[Prediction]:
+    async def classify(
+        self, texts: list[str], version: int | None = None, *, priority: int = 2
+    ) -> list[Prediction]:
         self.calls.append((version, list(texts)))
+        self.priorities.append(priority)
         if version in self.failing:
             raise TritonUnavailable(f"Request for unknown model: version {version} is not ready")
         top = [("card_arrival", 0.9), ("card_linking", 0.1)]

@@ -9,7 +9,7 @@ from orchestrator.api.keycache import Caller
 from orchestrator.errors import ApiError, unavailable
 from orchestrator.schemas.triage import TriageRequest, TriageResponse
 from orchestrator.services.triage import triage_texts
-from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
+from orchestrator.triton.triage_client import INTERACTIVE, TritonRejected, TritonUnavailable
 
 router = APIRouter(prefix="/v1", tags=["triage"])
 
@@ -32,6 +32,7 @@ async def triage(
             versions=request.app.state.versions,
             environments=[key.environment] * len(data.texts),
             watch=request.app.state.canary,
+            priority=INTERACTIVE,  # before the worker's batches
         )
     except TritonRejected as error:
         raise ApiError(422, str(error), param="texts") from None

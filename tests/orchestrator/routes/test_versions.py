@@ -168,6 +168,7 @@ def test_triage_sends_a_canarys_share_and_staging_to_the_canary(client, triage):
 
     assert set(answered(production)) == {"1"}  # a candidate takes no production traffic
     assert set(answered(staging)) == {"2"}  # the newest candidate: staging's at once
+    assert set(triage.priorities) == {1}  # a caller waits on these: Triton's first level
 
     assert _post(client, "canary", {"model": MODEL, "version": 2, "percent": 30}).status_code == 200
     triage.calls.clear()

@@ -6,7 +6,13 @@ import numpy as np
 from tritonclient.grpc import InferResult, service_pb2
 from tritonclient.utils import serialize_byte_tensor
 
-from orchestrator.triton.triage_client import TriageClient, TritonUnavailable, predictions
+from orchestrator.triton.triage_client import (
+    BACKGROUND,
+    INTERACTIVE,
+    TriageClient,
+    TritonUnavailable,
+    predictions,
+)
 
 
 def _answer(model_version: str) -> InferResult:
@@ -41,10 +47,24 @@ class _RecordingInfer:
 
     def __init__(self):
         self.calls: list[tuple[str, str]] = []
+        self.priorities: list[int] = []
 
-    async def infer(self, model_name, inputs, model_version="", **_options):
+    async def infer(self, model_name, inputs, model_version="", **options):
         self.calls.append((model_name, model_version))
+        self.priorities.append(options.get("priority", 0))
         return _answer("1")  # a per-version ensemble has one version of its own
+
+
+def test_the_priority_asked_reaches_triton_and_the_default_is_the_background_level():
+    async def scenario() -> list[int]:
+        client = TriageClient("127.0.0.1:1")
+        await client.close()
+        client._client = recording = _RecordingInfer()
+        await client.classify(["my card"])
+        await client.classify(["my card"], priority=INTERACTIVE)
+        return recording.priorities
+
+    assert asyncio.run(scenario()) == [BACKGROUND, INTERACTIVE] == [2, 1]
 
 
 def test_each_triage_version_is_asked_of_its_own_ensemble_and_reported():

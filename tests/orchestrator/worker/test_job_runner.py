@@ -202,6 +202,7 @@ def test_each_ticket_is_triaged_by_the_version_of_its_environment(engine):
     worker.triage = RecordingTriage()
     asyncio.run(worker._process(worker._claim(2)))
     assert sorted(v for v, _ in worker.triage.calls) == [1, 2]  # one call per version
+    assert worker.triage.priorities == [2, 2]  # the worker's batches: Triton's second level
     with session_factory(engine)() as session:
         assert session.get(Ticket, production).model_version == "1"
         assert session.get(Ticket, staging).model_version == "2"  # the newest candidate
