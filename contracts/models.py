@@ -2,7 +2,16 @@
 
 from pathlib import Path
 
-TRIAGE_MODELS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier", "ticket_triage")
+# ticket_intent is the three others fused into one ONNX file (export/fuse.py): the ensemble's
+# one step, so a request makes one trip between Triton's processes instead of three. The three
+# stay served: drift reads the encoder's embeddings, and a GPU host may chain them instead.
+TRIAGE_MODELS = (
+    "ticket_tokenizer",
+    "ticket_encoder",
+    "ticket_classifier",
+    "ticket_intent",
+    "ticket_triage",
+)
 LLM_MODEL = "llm"
 # The same model code with a smaller KV cache: chat and drafts fail over to it (the
 # orchestrator's ORCHESTRATOR_LLM_PRIMARY / ORCHESTRATOR_LLM_FALLBACK choose the roles).
@@ -18,6 +27,10 @@ SERVED_MODELS = (*TRIAGE_MODELS, LLM_MODEL, LLM_FALLBACK_MODEL)
 # package; tests/model_repository/test_model_repository.py keeps the two equal). The encoder
 # reads only the first 128 tokens, so nothing it would read is ever cut.
 MAX_TEXT_BYTES = 16_384
+
+# Tokens the served models read of a text (ticket_tokenizer's max_sequence_length, the fused
+# ticket_intent's cut); training reads fewer (export's --max-length, 64).
+SERVED_MAX_TOKENS = 128
 
 # ticket_encoder's numbered versions
 ENCODER_VERSIONS = {"fp32": "1", "int8": "2"}
@@ -56,7 +69,15 @@ def published_ensembles(repository: Path) -> list[str]:
 TOKENIZER_FILE = "ticket_tokenizer/1/tokenizer.json"
 ENCODER_FILES = {p: f"ticket_encoder/{v}/model.onnx" for p, v in ENCODER_VERSIONS.items()}
 CLASSIFIER_FILE = "ticket_classifier/1/model.onnx"
-GENERATED_FILES = (TOKENIZER_FILE, ENCODER_FILES["fp32"], ENCODER_FILES["int8"], CLASSIFIER_FILE)
+INTENT_MODEL = "ticket_intent"
+INTENT_FILE = f"{INTENT_MODEL}/1/model.onnx"  # version v: triage version v, fused
+GENERATED_FILES = (
+    TOKENIZER_FILE,
+    ENCODER_FILES["fp32"],
+    ENCODER_FILES["int8"],
+    CLASSIFIER_FILE,
+    INTENT_FILE,
+)
 
 
 def missing_files(repository: Path) -> list[str]:

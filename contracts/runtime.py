@@ -26,4 +26,10 @@ def ort_session(path: Path | str, intra_op_threads: int | None = None, inter_op_
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads or usable_cores()
     options.inter_op_num_threads = inter_op_threads
+    try:  # the tokenizer operator of the fused ticket_intent (export/fuse.py)
+        from onnxruntime_extensions import get_library_path
+    except ImportError:  # files without it still run; one with it fails naming the operator
+        pass
+    else:
+        options.register_custom_ops_library(get_library_path())
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

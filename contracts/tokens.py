@@ -17,6 +17,29 @@ from pathlib import Path
 import numpy as np
 
 
+class BadText(ValueError):
+    """A text a triage model refuses; its message goes back to the client."""
+
+
+def checked_texts(values: Sequence, max_bytes: int) -> list[str]:
+    """Each value (bytes, or str) as UTF-8 text without surrounding blanks; BadText names the
+    first one that is longer than `max_bytes`, not UTF-8, or empty. ticket_tokenizer and the
+    fused ticket_intent (through the local onnxruntime backend) answer alike."""
+    texts = []
+    for position, value in enumerate(values):
+        data = value if isinstance(value, bytes) else str(value).encode()
+        if len(data) > max_bytes:
+            raise BadText(f"text[{position}] is {len(data)} bytes; the limit is {max_bytes}")
+        try:
+            text = data.decode("utf-8").strip()
+        except UnicodeDecodeError as error:
+            raise BadText(f"text[{position}] is not valid UTF-8: {error.reason}") from None
+        if not text:
+            raise BadText(f"text[{position}] is empty")
+        texts.append(text)
+    return texts
+
+
 def load_tokenizer(path: Path | str, max_length: int):
     """A `tokenizers.Tokenizer` from `path` (a tokenizer.json), truncating, not padding."""
     from tokenizers import Tokenizer

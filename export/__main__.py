@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from export.gate import HOLDOUT_FRACTION, GateCriteria
+from export.rerank import DEFAULT_RERANK
 from export.settings import ExportSettings
 
 # `make up`'s first model, a smaller recipe so that a fresh machine serves within minutes:
@@ -14,6 +15,10 @@ from export.settings import ExportSettings
 # 2 epochs: 93.6 %). `make train-full` builds the better one.
 QUICK_EPOCHS = 1
 QUICK_TRAIN_PER_LABEL = 70
+RERANK_HELP = (
+    "blend the intent head with a vote of the nearest training texts (export/rerank.py; "
+    "measured: no gain on test with the fine-tuned embeddings)"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         "--if-missing", action="store_true", help="do nothing when the repository is built"
     )
     build.add_argument("--no-tensorrt", action="store_true", help="skip the TensorRT engine step")
+    build.add_argument("--rerank", action="store_true", help=RERANK_HELP)
 
     trt = commands.add_parser(
         "tensorrt", help="build the TensorRT encoder engine from the built repository"
@@ -122,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train on shuffled labels: a broken candidate, to see the gate refuse it",
     )
+    retrain.add_argument("--rerank", action="store_true", help=RERANK_HELP)
 
     publish = commands.add_parser(
         "publish",
@@ -164,6 +171,7 @@ def _build(args, settings: ExportSettings) -> int:
         test_limit=args.test_limit,
         max_length=args.max_length,
         tensorrt=not args.no_tensorrt,
+        rerank=DEFAULT_RERANK if args.rerank else None,
     )
     summary = build(settings, options, repository)
     print(json.dumps(summary, indent=2))
@@ -196,6 +204,7 @@ def _retrain(args, settings: ExportSettings) -> int:
         max_length=args.max_length,
         holdout_fraction=args.holdout_fraction,
         shuffle_labels=args.shuffle_labels,
+        rerank=DEFAULT_RERANK if args.rerank else None,
         criteria=GateCriteria(
             accuracy_tolerance=args.accuracy_tolerance,
             max_recall_drop=args.max_recall_drop,

@@ -10,7 +10,9 @@ import torch
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from contracts.models import SERVED_MAX_TOKENS
 from export.data import Split, load_banking77
+from export.fuse import fuse
 from export.model import batch_encode, load_tokenizer, save_checkpoint
 from export.onnx_export import (
     ParityReport,
@@ -19,8 +21,10 @@ from export.onnx_export import (
     export_encoder,
     ort_session,
 )
+from export.packaged import encoder_dir
 from export.quantize import quantize_encoder
 from export.repository import write_models
+from export.rerank import RerankSettings, build_index
 from export.settings import ExportSettings
 from export.tensorrt import build_engine
 from export.train import TrainConfig, TrainReport, train
@@ -33,6 +37,10 @@ class BuildOptions:
     test_limit: int | None = None
     max_length: int = 64
     tensorrt: bool = True
+    # Blend the head with a vote of the nearest training texts (export/rerank.py); None: the
+    # head alone, the default: with the fine-tuned encoder's own embeddings the vote gained
+    # nothing on test (README, "Triage accuracy")
+    rerank: RerankSettings | None = None
 
 
 @dataclass
@@ -53,7 +61,7 @@ def train_and_export(
     intents: list[str],
     step: Callable[[str], None],
 ) -> Exported:
-    """Fine-tune, export both ONNX files, check parity with PyTorch, quantize the encoder.
+    """Fine-tune, export and quantize the encoder, build the classifier, check parity.
 
     The steps shared by `build` and `retrain`; `step` announces each of the three.
     """
@@ -63,21 +71,36 @@ def train_and_export(
     model, train_report = train(train_split, len(intents), config, test_split)
     save_checkpoint(model, intents, options.max_length, work / "intent_model.pt")
 
-    step("exporting ONNX and checking parity with PyTorch (tolerance 1e-4)")
+    step("exporting the encoder to ONNX and quantizing it to dynamic INT8")
     paths = {
         "encoder_fp32": work / "encoder.fp32.onnx",
         "encoder_int8": work / "encoder.int8.onnx",
         "classifier": work / "classifier.onnx",
+        "intent": work / "intent.onnx",
     }
     export_encoder(model, paths["encoder_fp32"])
-    build_classifier(model, intents, paths["classifier"])
-    tokenizer = load_tokenizer(options.max_length)
-    parity = check_parity(
-        model, tokenizer, intents, paths["encoder_fp32"], paths["classifier"], test_split.texts[:40]
-    )
-
-    step("quantizing the encoder to dynamic INT8")
     quantize_encoder(paths["encoder_fp32"], paths["encoder_int8"])
+
+    examples = f" with {len(train_split)} example texts" if options.rerank else ""
+    step(f"building the classifier{examples}; parity with PyTorch (tolerance 1e-4); fusing")
+    tokenizer = load_tokenizer(options.max_length)
+    index = None
+    if options.rerank is not None:  # the served encoder (INT8) reads them as served texts
+        served_tokenizer = load_tokenizer(SERVED_MAX_TOKENS)
+        index = build_index(paths["encoder_int8"], served_tokenizer, train_split)
+    build_classifier(model, intents, paths["classifier"], index, options.rerank)
+    parity = check_parity(
+        model,
+        tokenizer,
+        intents,
+        paths["encoder_fp32"],
+        paths["classifier"],
+        test_split.texts[:40],
+        index=index,
+        rerank=options.rerank,
+    )
+    # What serves: the INT8 encoder and the classifier, with the tokenizer, as one file
+    fuse(paths["encoder_int8"], paths["classifier"], encoder_dir() / "vocab.txt", paths["intent"])
     return Exported(paths, train_report, parity, tokenizer)
 
 

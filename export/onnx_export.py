@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from contracts.runtime import ort_session
 from export.model import EMBEDDING_DIM, IntentModel, batch_encode
+from export.rerank import ExampleIndex, RerankSettings, reference_probabilities, rerank_graph
 
 OPSET = 17
 ENCODER_INPUTS = ("input_ids", "attention_mask")
@@ -38,18 +39,27 @@ def export_encoder(model: IntentModel, path: Path) -> None:
     )
 
 
-def build_classifier(model: IntentModel, intents: list[str], path: Path) -> None:
+def build_classifier(
+    model: IntentModel,
+    intents: list[str],
+    path: Path,
+    index: ExampleIndex | None = None,
+    rerank: RerankSettings | None = None,
+) -> None:
     """The head as a hand-built graph: linear, softmax, top-k, and the intent names themselves.
 
     Carrying the labels inside the ONNX file keeps the ensemble's output self-describing:
-    Triton answers with intent names, and no label file can drift from the weights.
+    Triton answers with intent names, and no label file can drift from the weights. With an
+    `index` of training texts, the softmax is blended with their vote (export/rerank.py).
     """
     weight = model.head.weight.detach().numpy().T.astype(np.float32)
     bias = model.head.bias.detach().numpy().astype(np.float32)
     k = min(TOP_K, len(intents))
     nodes = [
         helper.make_node("Gemm", ["embedding", "weight", "bias"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+        helper.make_node(
+            "Softmax", ["logits"], ["head_probabilities" if index else "probabilities"], axis=-1
+        ),
         helper.make_node("TopK", ["probabilities", "k"], ["top_scores", "top_index"], axis=-1),
         helper.make_node("Gather", ["labels", "top_index"], ["top_intents"], axis=0),
         helper.make_node("Slice", ["top_scores", "zero", "one", "one"], ["confidence"]),
@@ -65,6 +75,12 @@ def build_classifier(model: IntentModel, intents: list[str], path: Path) -> None
             "labels", TensorProto.STRING, [len(intents)], [s.encode() for s in intents]
         ),
     ]
+    if index is not None:
+        rerank_nodes, rerank_initializers = rerank_graph(
+            index, rerank or RerankSettings(), len(intents)
+        )
+        nodes[2:2] = rerank_nodes
+        initializers += rerank_initializers
     outputs = [
         helper.make_tensor_value_info("intent", TensorProto.STRING, ["batch", 1]),
         helper.make_tensor_value_info("confidence", TensorProto.FLOAT, ["batch", 1]),
@@ -105,10 +121,13 @@ def check_parity(
     classifier_path: Path,
     texts: list[str],
     tolerance: float = 1e-4,
+    index: ExampleIndex | None = None,
+    rerank: RerankSettings | None = None,
 ) -> ParityReport:
     """Run PyTorch and ONNX Runtime on the same inputs; collect every mismatch, then fail with all.
 
-    Batches of several sizes and lengths exercise the dynamic axes.
+    Batches of several sizes and lengths exercise the dynamic axes. With an `index`, PyTorch's
+    probabilities are blended with the neighbours' vote in NumPy, as the graph should do.
     """
     encoder = ort_session(encoder_path)
     classifier = ort_session(classifier_path)
@@ -123,6 +142,11 @@ def check_parity(
         ids, mask = batch_encode(tokenizer, batch)
         torch_embedding = model.encoder(ids, mask)
         torch_probs = torch.softmax(model.head(torch_embedding), dim=-1)
+        if index is not None:
+            blended = reference_probabilities(
+                torch_probs.numpy(), torch_embedding.numpy(), index, rerank or RerankSettings()
+            )
+            torch_probs = torch.from_numpy(blended)
         onnx_embedding = encoder.run(
             None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
         )[0]

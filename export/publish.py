@@ -1,16 +1,17 @@
 """`python -m export publish`: make a candidate that passed the gate servable beside production.
 
-Publishing serves nothing new by itself: it copies the candidate's INT8 encoder and its
-classifier into the serving repository under their version numbers, and writes the configs
-that let Triton hold every published version at once (contracts/models.py explains the
-layout):
+Publishing serves nothing new by itself: it copies the candidate's INT8 encoder, its
+classifier and the two fused (`ticket_intent`, what the ensemble runs) into the serving
+repository under their version numbers, and writes the configs that let Triton hold every
+published version at once (contracts/models.py explains the layout):
 
-- `ticket_encoder/configs/served.pbtxt` and `ticket_classifier/configs/served.pbtxt`: the
-  committed config with `version_policy: specific` listing every published version;
+- `ticket_encoder/configs/served.pbtxt`, `ticket_classifier/configs/served.pbtxt` and
+  `ticket_intent/configs/served.pbtxt`: the committed config with `version_policy: specific`
+  listing every published version;
 - `ticket_triage/configs/served.pbtxt`: the committed ensemble with its steps pinned to the
   base versions, so that it keeps answering as triage version 1;
 - `ticket_triage_v<v>/config.pbtxt`: the same ensemble named for version v, its steps pinned
-  to the candidate's encoder and classifier.
+  to the candidate's models.
 
 Triton reads these at the next load of those models (`POST /v1/model/versions` asks every
 Triton to), and a Triton started later reads them at start, so every replica serves the same
@@ -29,6 +30,7 @@ from google.protobuf import text_format
 from contracts.models import (
     BASE_TRIAGE_VERSION,
     ENCODER_VERSIONS,
+    INTENT_MODEL,
     SERVED_CONFIG,
     TRIAGE_ENSEMBLE,
     triage_model_name,
@@ -61,6 +63,10 @@ def publish(card_path: Path, repository: Path) -> Published:
     candidates = card_path.parents[2]  # <candidates>/ticket_classifier/<v>/model_card.json
     files = {
         f"{CLASSIFIER}/{version}/model.onnx": candidates / CLASSIFIER / str(version) / "model.onnx",
+        f"{INTENT_MODEL}/{version}/model.onnx": candidates
+        / INTENT_MODEL
+        / str(version)
+        / "model.onnx",
         f"{ENCODER}/{encoder}/model.onnx": candidates / ENCODER / str(encoder) / "model.onnx",
         f"{CLASSIFIER}/{version}/{CARD}": card_path,
     }
@@ -102,6 +108,7 @@ def served_versions(repository: Path) -> dict[int, int]:
 def write_served_configs(repository: Path, served: dict[int, int]) -> None:
     _write(repository / ENCODER, _with_versions(_read(repository / ENCODER), served.values()))
     _write(repository / CLASSIFIER, _with_versions(_read(repository / CLASSIFIER), served))
+    _write(repository / INTENT_MODEL, _with_versions(_read(repository / INTENT_MODEL), served))
     ensemble = _read(repository / TRIAGE_ENSEMBLE)
     for version, encoder in served.items():
         pinned = _pinned(ensemble, triage_model_name(version), encoder, version)
@@ -116,7 +123,7 @@ def write_served_configs(repository: Path, served: dict[int, int]) -> None:
 def unpublish(repository: Path) -> None:
     """Back to the repository as built: no served configs, no per-version ensembles (the
     published model files stay, unused). For tests and a clean `export build`."""
-    for model in (ENCODER, CLASSIFIER, TRIAGE_ENSEMBLE):
+    for model in (ENCODER, CLASSIFIER, INTENT_MODEL, TRIAGE_ENSEMBLE):
         shutil.rmtree(repository / model / "configs", ignore_errors=True)
     for folder in repository.glob(f"{TRIAGE_ENSEMBLE}_v*"):
         shutil.rmtree(folder, ignore_errors=True)
@@ -161,7 +168,7 @@ def _with_versions(config: mc.ModelConfig, versions) -> mc.ModelConfig:
 def _pinned(ensemble: mc.ModelConfig, name: str, encoder: int, classifier: int) -> mc.ModelConfig:
     config = _copy(ensemble)
     config.name = name
-    pins = {ENCODER: encoder, CLASSIFIER: classifier}
+    pins = {ENCODER: encoder, CLASSIFIER: classifier, INTENT_MODEL: classifier}
     for step in config.ensemble_scheduling.step:
         step.model_version = pins.get(step.model_name, step.model_version)
     return config

@@ -4,7 +4,7 @@ import os
 import shutil
 from pathlib import Path
 
-from contracts.models import CLASSIFIER_FILE, ENCODER_FILES, TOKENIZER_FILE
+from contracts.models import CLASSIFIER_FILE, ENCODER_FILES, INTENT_FILE, TOKENIZER_FILE
 from export.packaged import encoder_dir
 from export.settings import PROJECT_ROOT
 
@@ -24,7 +24,7 @@ def ensure_configs(repository: Path) -> None:
 
 
 def write_models(
-    repository: Path, *, encoder_fp32: Path, encoder_int8: Path, classifier: Path
+    repository: Path, *, encoder_fp32: Path, encoder_int8: Path, classifier: Path, intent: Path
 ) -> list[Path]:
     """Install the exported files as numbered versions; each file lands whole or not at all."""
     ensure_configs(repository)
@@ -33,6 +33,7 @@ def write_models(
         ENCODER_FILES["fp32"]: encoder_fp32,
         ENCODER_FILES["int8"]: encoder_int8,
         CLASSIFIER_FILE: classifier,
+        INTENT_FILE: intent,
     }
     return copy_into(repository, sources)
 

@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from contracts import PROJECT_ROOT
+from contracts.models import INTENT_MODEL
 from contracts.registry import RegistrySettings, log_training_run
 from export.build import BuildOptions, Steps, onnx_predictions, train_and_export
 from export.data import Split, load_banking77
@@ -52,6 +53,7 @@ from export.gate import HOLDOUT_FRACTION, TEST_SET, Evaluation, GateCriteria, Ga
 from export.production import production_files
 from export.production import production_version as production_version_of
 from export.repository import copy_into, write_text_whole
+from export.rerank import RerankSettings
 from export.settings import ExportSettings
 
 CLASSIFIER, ENCODER = "ticket_classifier", "ticket_encoder"
@@ -70,6 +72,7 @@ class RetrainOptions:
     max_length: int = 64
     holdout_fraction: float = HOLDOUT_FRACTION
     shuffle_labels: bool = False  # train on permuted labels: a candidate the gate must refuse
+    rerank: RerankSettings | None = None  # None: the head alone (export/rerank.py)
     criteria: GateCriteria = field(default_factory=GateCriteria)
 
 
@@ -148,6 +151,7 @@ def retrain(settings: ExportSettings, options: RetrainOptions) -> RetrainResult:
         test_limit=options.test_limit,
         max_length=options.max_length,
         tensorrt=False,
+        rerank=options.rerank,
     )
     exported = train_and_export(
         settings, build_options, train_split, test_split, data.intents, step
@@ -264,10 +268,12 @@ def _write_candidate(output: Path, production: Path, paths: dict[str, Path], rep
         f"{CLASSIFIER}/{classifier}/model.onnx": paths["classifier"],
         f"{ENCODER}/{encoder}/model.onnx": paths["encoder_fp32"],
         f"{ENCODER}/{encoder + 1}/model.onnx": paths["encoder_int8"],
+        f"{INTENT_MODEL}/{classifier}/model.onnx": paths["intent"],  # the two fused
     }
     report["versions"] = {
         CLASSIFIER: str(classifier),
         ENCODER: {"fp32": str(encoder), "int8": str(encoder + 1)},
+        INTENT_MODEL: str(classifier),
     }
     report["files"] = {relative: source.stat().st_size for relative, source in files.items()}
     copy_into(output, files)

@@ -1,8 +1,11 @@
-"""`python -m loadtest evaluate`: the Banking77 test split through the running Triton ensemble.
+"""`python -m loadtest evaluate`: the Banking77 test split through the running Triton.
 
-Every text is its own request, `--concurrency` in flight, as tickets would arrive. Each
-encoder version (1 = fp32, 2 = INT8) is loaded in turn through Triton's repository API with a
-version-policy override, then the repository's own policy is restored.
+Every text is its own request, `--concurrency` in flight, as tickets would arrive. First
+through `ticket_triage`, what the orchestrator calls (its one step, the fused `ticket_intent`:
+INT8 encoder); then through `ticket_triage_steps` (tokenizer, encoder, classifier chained) with
+each encoder version (1 = fp32, 2 = INT8) loaded in turn through Triton's repository API with a
+version-policy override. The chained ensemble is unloaded and the encoder's own policy restored
+after.
 """
 
 import asyncio
@@ -11,7 +14,7 @@ import json
 import tritonclient.grpc as grpcclient
 from tqdm import tqdm
 
-from contracts.models import ENCODER_VERSIONS
+from contracts.models import ENCODER_VERSIONS, TRIAGE_ENSEMBLE
 from export.data import Split, load_banking77
 from export.metrics import accuracy, latency_summary, macro_f1
 from export.settings import ExportSettings
@@ -21,6 +24,7 @@ from orchestrator.settings import TritonSettings
 from orchestrator.triton.triage_client import TriageClient
 
 ENCODER = "ticket_encoder"
+STEPS_ENSEMBLE = "ticket_triage_steps"
 PRECISION_OF_VERSION = {v: k for k, v in ENCODER_VERSIONS.items()}
 
 
@@ -37,22 +41,31 @@ def evaluate_through_triton(
     split = data.test if not limit else Split(data.test.texts[:limit], data.test.labels[:limit])
     expected = [data.intents[label] for label in split.labels]
     client = grpcclient.InferenceServerClient(url)
+
+    def measure(model: str, label: str) -> dict:
+        predicted, latencies, seconds = asyncio.run(
+            _classify_all(url, model, split.texts, concurrency, label)
+        )
+        return {
+            "model": model,
+            "accuracy": round(accuracy(predicted, expected), 4),
+            "macro_f1": round(macro_f1(predicted, expected), 4),
+            "requests_per_s": round(len(split) / seconds, 1),
+            "latency": latency_summary(latencies),
+        }
+
+    served = measure(TRIAGE_ENSEMBLE, "ticket_triage") | {"encoder": "fused INT8"}
     results = {}
+    client.load_model(STEPS_ENSEMBLE)
     try:
         for version in versions:
             use_encoder_version(client, version)
-            predicted, latencies, seconds = asyncio.run(
-                _classify_all(url, split.texts, concurrency, version)
-            )
             results[version] = {
                 "encoder_version": version,
                 "precision": PRECISION_OF_VERSION.get(version, "unknown"),
-                "accuracy": round(accuracy(predicted, expected), 4),
-                "macro_f1": round(macro_f1(predicted, expected), 4),
-                "requests_per_s": round(len(split) / seconds, 1),
-                "latency": latency_summary(latencies),
-            }
+            } | measure(STEPS_ENSEMBLE, f"steps, encoder v{version}")
     finally:
+        client.unload_model(STEPS_ENSEMBLE)
         restore_encoder(client)
     report = {
         "command": command_line(),
@@ -60,6 +73,7 @@ def evaluate_through_triton(
         "triton_grpc": url,
         "texts": len(split),
         "concurrency": concurrency,
+        "served": served,
         "results": list(results.values()),
     }
     if {"1", "2"} <= results.keys():
@@ -85,11 +99,11 @@ def restore_encoder(client: grpcclient.InferenceServerClient) -> None:
     client.load_model(ENCODER)
 
 
-async def _classify_all(url: str, texts: list[str], concurrency: int, label: str):
+async def _classify_all(url: str, model: str, texts: list[str], concurrency: int, label: str):
     """Each text as its own request, `concurrency` in flight; (predictions, latencies, seconds)."""
-    client = TriageClient(url)
+    client = TriageClient(url, model=model)
     predicted: list[str] = [""] * len(texts)
-    progress = tqdm(total=len(texts), desc=f"encoder v{label}", unit="text")
+    progress = tqdm(total=len(texts), desc=label, unit="text")
 
     async def classify(i: int) -> None:
         predicted[i] = (await client.classify([texts[i]]))[0].intent

@@ -49,6 +49,7 @@ EXPORTED = {
     "encoder_fp32": "encoder.fp32.onnx",
     "encoder_int8": "encoder.int8.onnx",
     "classifier": "classifier.onnx",
+    "intent": "intent.onnx",
 }
 
 

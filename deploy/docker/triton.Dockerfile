@@ -1,7 +1,8 @@
 # NGC's Triton with this project's model repository and what its Python-backend models need.
 #   make build     # first: the model repository's weights are build outputs, not in git
 #   docker build -f deploy/docker/triton.Dockerfile -t support/triton .
-# ticket_encoder and ticket_classifier run on the image's native onnxruntime backend;
+# ticket_encoder, ticket_classifier and ticket_intent run on the image's native onnxruntime
+# backend (ticket_intent with onnxruntime-extensions' operator library, see below);
 # ticket_tokenizer, llm and llm_fallback run on the Python backend (llm_fallback/1/model.py is a
 # relative symlink to llm's, which COPY keeps).
 #
@@ -49,6 +50,22 @@ RUN python -m compileall -q /opt/venv/lib/python3.11/site-packages/llm_engine \
 import contracts.tokens, contracts.runtime; \
 from llm_engine.packaged import packaged_gguf; assert numpy.__version__ < '2'; print(packaged_gguf())"
 
+# ---- onnxruntime-extensions: the C library ticket_intent's tokenizer operator lives in ----
+# The PyPI wheel's copy is a Python extension (it needs libpython's symbols), so the native
+# backend gets the plain C build that the NuGet package ships. ticket_intent's config.pbtxt names
+# the path it is copied to (model_operations). Not built here: no Docker engine on the machines
+# this was written on.
+FROM ${TRITON_IMAGE} AS ortextensions
+ARG ORTEXTENSIONS_VERSION=0.14.0
+ARG ORTEXTENSIONS_NUPKG=https://www.nuget.org/api/v2/package/Microsoft.ML.OnnxRuntime.Extensions
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl unzip ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && curl -fsSL -o /tmp/ortextensions.zip "${ORTEXTENSIONS_NUPKG}/${ORTEXTENSIONS_VERSION}" \
+    && unzip -j /tmp/ortextensions.zip "runtimes/linux-x64/native/libortextensions.so" \
+        -d /opt/ortextensions
+
 # ---- runtime ----
 FROM ${TRITON_IMAGE} AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
@@ -67,6 +84,8 @@ COPY --from=build /opt/pytriton/nvidia_pytriton.libs/ /opt/support/nvidia_pytrit
 RUN ln -sf /opt/support/pytriton/tritonserver/python_backend_stubs/3.11/triton_python_backend_stub \
         /opt/tritonserver/backends/python/triton_python_backend_stub
 COPY --chown=root:root model_repository/ /opt/support/model_repository/
+COPY --from=ortextensions /opt/ortextensions/libortextensions.so \
+    /opt/tritonserver/ortextensions/libortextensions.so
 ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     HF_HOME=/tmp/huggingface \
@@ -84,6 +103,7 @@ CMD ["tritonserver", \
      "--load-model=ticket_tokenizer", \
      "--load-model=ticket_encoder", \
      "--load-model=ticket_classifier", \
+     "--load-model=ticket_intent", \
      "--load-model=ticket_triage", \
      "--load-model=llm", \
      "--load-model=llm_fallback", \

@@ -20,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     triage.add_argument("--concurrency", default="1,8,32", help="comma-separated")
     triage.add_argument("--requests", type=int, default=1000, help="requests per measurement")
     triage.add_argument(
+        "--mixed-requests",
+        type=int,
+        default=300,
+        help="one-text requests sent while 64-text batches run, per priority",
+    )
+    triage.add_argument(
         "--queue-delays",
         default="",
         help="microseconds, comma-separated (default: the repository's own queue delay)",
@@ -112,6 +118,7 @@ def _triage(args, settings: TritonSettings) -> dict:
         repository=repository,
         concurrencies=[int(c) for c in args.concurrency.split(",")],
         requests=args.requests,
+        mixed_requests=args.mixed_requests,
         queue_delays=[int(d) for d in args.queue_delays.split(",") if d],
         texts_limit=args.texts,
         repeat=args.repeat,

@@ -1,11 +1,12 @@
 """The design a team would otherwise pick: one FastAPI app running the ONNX files itself.
 
-No Triton, no batching across requests: each request tokenizes its texts and runs the
-encoder and the head with ONNX Runtime in the app's process, in FastAPI's thread pool (a
-plain `def` route). The files are the model repository's own (the latest encoder version,
-as Triton serves it, the head, the tokenizer), and the answer has the orchestrator's shape
-(intent, routing, top five), so the two differ only in how the work is served. No API keys
-and no database: what is left out only makes this app faster.
+No Triton, no batching across requests: each request runs the model repository's fused
+`ticket_intent` file (tokenizer, INT8 encoder and head in one ONNX file, the latest version, as
+Triton serves it; in process it is also faster than the tokenizers package with the two other
+files: the bench's ceiling measures both) with ONNX Runtime in the app's process, in FastAPI's
+thread pool (a plain `def` route). The answer has the orchestrator's shape (intent, routing,
+top five), so the two differ only in how the work is served. No API keys and no database:
+what is left out only makes this app faster.
 
 Run: PLAIN_TRIAGE_REPOSITORY=model_repository uvicorn loadtest.bench.plain_fastapi:create_app
 --factory
@@ -17,12 +18,11 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI
 
+from contracts.models import INTENT_MODEL
 from contracts.runtime import ort_session
-from contracts.tokens import encode_batch, load_tokenizer
 from orchestrator.schemas.triage import IntentScore, Triage, TriageRequest, TriageResponse
 from orchestrator.services.taxonomy import default_taxonomy
 
-MAX_TOKENS = 128
 SESSION_THREADS = 2  # intra-op threads, as Triton's encoder config and the bench's ceiling use
 
 
@@ -36,19 +36,12 @@ def latest_version(model_folder: Path) -> Path:
 
 class TriageModel:
     def __init__(self, repository: Path):
-        self.tokenizer = load_tokenizer(
-            repository / "ticket_tokenizer" / "1" / "tokenizer.json", MAX_TOKENS
-        )
-        self.encoder = ort_session(latest_version(repository / "ticket_encoder"), SESSION_THREADS)
-        self.classifier = ort_session(
-            latest_version(repository / "ticket_classifier"), SESSION_THREADS
-        )
+        self.session = ort_session(latest_version(repository / INTENT_MODEL), SESSION_THREADS)
 
     def classify(self, texts: list[str]) -> tuple[np.ndarray, ...]:
         """intent, confidence, top_intents, top_scores for `texts`, padded to the longest."""
-        ids, mask = encode_batch(self.tokenizer, texts)
-        (embedding,) = self.encoder.run(None, {"input_ids": ids, "attention_mask": mask})
-        return tuple(self.classifier.run(None, {"embedding": embedding}))
+        feeds = {"text": np.array(texts, dtype=object).reshape(-1, 1)}
+        return tuple(self.session.run(None, feeds))
 
 
 def create_app() -> FastAPI:

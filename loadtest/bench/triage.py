@@ -1,14 +1,19 @@
 """`python -m loadtest.bench triage`: the triage path side by side, in one run.
 
-- ceiling: the exported INT8 encoder and head in process with ONNX Runtime at their best batch;
-- Triton's `ticket_triage` ensemble called directly over gRPC at each concurrency, with
-  dynamic batching switched off (configs reloaded without `dynamic_batching`), then on with
-  each `--queue-delays` value (default: the repository's own);
+- ceiling: in process with ONNX Runtime at the best batch, both ways the files run: the
+  tokenizers package with the INT8 encoder and the head, and the fused `ticket_intent` file;
+- Triton's `ticket_triage` ensemble (its one step: `ticket_intent`) called directly over gRPC
+  at each concurrency, with dynamic batching switched off (configs reloaded without
+  `dynamic_batching`), then on with each `--queue-delays` value (default: the repository's
+  own); and `ticket_triage_steps`, the three steps chained as before the fusion, with the
+  repository's configs (loaded for its turn, unloaded after);
 - orchestrator: `POST /v1/triage`, one text per request, through the orchestrator the bench
   starts itself (uvicorn, SQLite in a temporary folder, a key made through /v1/admin) in
   front of the same Triton with the repository's own configs;
 - plain_fastapi: the design a team would otherwise pick, a FastAPI app running the same
-  ONNX files in process per request (loadtest/bench/plain_fastapi.py), one text per request.
+  ONNX files in process per request (loadtest/bench/plain_fastapi.py), one text per request;
+- one text under batches: one-text calls to `ticket_triage` while 64-text calls (the most the
+  worker sends at once) keep Triton busy, with the interactive priority level and without.
 Both HTTP servers get one uvicorn worker. Every measurement is repeated `--repeat` times,
 the variants interleaved round by round, and each figure's median is reported.
 """
@@ -23,9 +28,11 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aio_grpc
 
+from contracts.models import CLASSIFIER_FILE, ENCODER_FILES, INTENT_FILE, INTENT_MODEL
 from contracts.runtime import ort_session
 from contracts.tokens import encode_batch
 from export.data import load_banking77
+from export.metrics import latency_summary
 from export.model import load_tokenizer
 from export.settings import ExportSettings
 from loadtest.bench import servers
@@ -34,24 +41,37 @@ from loadtest.bench.plain_fastapi import SESSION_THREADS
 from loadtest.machine import command_line, machine_facts
 from orchestrator.settings import TritonSettings
 from orchestrator.triton.model_config import load_json, read_config
+from orchestrator.triton.triage_client import BACKGROUND, INTERACTIVE
 
-BATCHED_STEPS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier")
+BATCHED_STEPS = (INTENT_MODEL,)  # what ticket_triage runs
+STEPS_ENSEMBLE = "ticket_triage_steps"  # the three steps chained
+STEP_MODELS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier")
 
 
 def ceiling(repository: Path, texts: list[str], batch_sizes=(1, 8, 32)) -> dict:
-    """In-process ONNX Runtime, texts grouped by length; the best batch size wins."""
+    """In-process ONNX Runtime, texts grouped by length, each way the files run ("steps": the
+    tokenizers package, the encoder, the head; "fused": ticket_intent); the best wins."""
     tokenizer = load_tokenizer(128)
-    encoder = ort_session(repository / "ticket_encoder" / "2" / "model.onnx", SESSION_THREADS)
-    classifier = ort_session(repository / "ticket_classifier" / "1" / "model.onnx", SESSION_THREADS)
+    encoder = ort_session(repository / ENCODER_FILES["int8"], SESSION_THREADS)
+    classifier = ort_session(repository / CLASSIFIER_FILE, SESSION_THREADS)
+    fused = ort_session(repository / INTENT_FILE, SESSION_THREADS)
+
+    def steps(batch: list[str]) -> None:
+        ids, mask = encode_batch(tokenizer, batch)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        classifier.run(["intent"], {"embedding": encoder.run(None, feeds)[0]})
+
+    def one_file(batch: list[str]) -> None:
+        fused.run(["intent"], {"text": np.array(batch, dtype=object).reshape(-1, 1)})
+
     ordered = sorted(texts, key=len)
     by_batch = {}
-    for size in batch_sizes:
-        started = time.perf_counter()
-        for start in range(0, len(ordered), size):
-            ids, mask = encode_batch(tokenizer, ordered[start : start + size])
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            classifier.run(["intent"], {"embedding": encoder.run(None, feeds)[0]})
-        by_batch[size] = round(len(texts) / (time.perf_counter() - started), 1)
+    for way, infer in (("steps", steps), ("fused", one_file)):
+        for size in batch_sizes:
+            started = time.perf_counter()
+            for start in range(0, len(ordered), size):
+                infer(ordered[start : start + size])
+            by_batch[f"{way}_{size}"] = round(len(texts) / (time.perf_counter() - started), 1)
     best = max(by_batch, key=by_batch.get)
     return {
         "texts_per_s_by_batch": by_batch,
@@ -92,14 +112,16 @@ def reload_steps(client, repository: Path, queue_delay_us: int | None) -> None:
         client.load_model(model, config=_config(repository, model, queue_delay_us))
 
 
-async def ensemble_run(url: str, texts: list[str], concurrency: int, total: int) -> dict:
+async def ensemble_run(
+    url: str, texts: list[str], concurrency: int, total: int, model: str = "ticket_triage"
+) -> dict:
     client = aio_grpc.InferenceServerClient(url)
     encoded = [np.array([[t.encode()]], dtype=object) for t in texts]
 
     async def call(i: int) -> None:
         tensor = aio_grpc.InferInput("text", [1, 1], "BYTES")
         tensor.set_data_from_numpy(encoded[i % len(encoded)])
-        await client.infer("ticket_triage", [tensor])
+        await client.infer(model, [tensor])
 
     try:
         await call(0)  # warm-up
@@ -146,6 +168,7 @@ def run(
     concurrencies: list[int],
     requests: int,
     queue_delays: list[int] | None,
+    mixed_requests: int = 300,
     texts_limit: int,
     repeat: int = 1,
     triton_env: dict[str, str] | None = None,
@@ -160,11 +183,13 @@ def run(
     repository_delay = repository_queue_delay(repository)
     delays = queue_delays if queue_delays else [repository_delay]
     variants = {"batching_off": None} | {f"queue_delay_{d}us": d for d in delays}
+    variants[STEPS_ENSEMBLE] = repository_delay
     triton_env = triton_env or orchestrator_triton_env(url, repository, TritonSettings())
     ceilings, measured = [], defaultdict(list)
     for round_number in range(1, repeat + 1):
         ceilings.append(ceiling(repository, texts))
         _ensemble_round(url, repository, texts, variants, concurrencies, requests, measured)
+        _mixed_round(url, texts, mixed_requests, measured)
         if http_variants:
             _http_round(triton_env, repository, texts, concurrencies, requests, measured)
         _print_round(round_number, repeat, ceilings[-1], measured, concurrencies)
@@ -180,6 +205,10 @@ def run(
         "triton_ensemble": {
             name: {str(c): median_of_runs(measured[(name, c)]) for c in concurrencies}
             for name in variants
+        },
+        "one_text_under_batches": {
+            name: median_of_runs(measured[("one_text_under_batches", name)], each="p95_ms")
+            for name in ("interactive_priority", "same_priority")
         },
     }
     if http_variants:
@@ -209,6 +238,9 @@ def _ensemble_round(url, repository, texts, variants, concurrencies, requests, m
     client = grpcclient.InferenceServerClient(url)
     try:
         for name, delay in variants.items():
+            if name == STEPS_ENSEMBLE:
+                _steps_round(client, url, texts, concurrencies, requests, measured)
+                continue
             reload_steps(client, repository, delay)
             for c in concurrencies:
                 measured[(name, c)].append(asyncio.run(ensemble_run(url, texts, c, requests)))
@@ -216,6 +248,72 @@ def _ensemble_round(url, repository, texts, variants, concurrencies, requests, m
         for model in BATCHED_STEPS:
             client.load_model(model)  # back to the repository's own configs
         client.close()
+
+
+def _steps_round(client, url, texts, concurrencies, requests, measured) -> None:
+    """The chained ensemble with the repository's configs; unloaded after, as it was."""
+    was_ready = {m: client.is_model_ready(m) for m in (*STEP_MODELS, STEPS_ENSEMBLE)}
+    for model in (*STEP_MODELS, STEPS_ENSEMBLE):
+        client.load_model(model)
+    try:
+        for c in concurrencies:
+            measured[(STEPS_ENSEMBLE, c)].append(
+                asyncio.run(ensemble_run(url, texts, c, requests, model=STEPS_ENSEMBLE))
+            )
+    finally:
+        if not was_ready[STEPS_ENSEMBLE]:
+            client.unload_model(STEPS_ENSEMBLE)
+
+
+async def one_text_under_batches(
+    url: str, texts: list[str], priority: int, *, requests: int = 300, batch: int = 64
+) -> dict:
+    """One-text calls (4 in flight) at `priority` while two callers keep sending `batch`-text
+    calls at the background level, as the worker does; the one-text calls' latency."""
+    client = aio_grpc.InferenceServerClient(url)
+
+    def tensor(chosen: list[str]):
+        text = aio_grpc.InferInput("text", [len(chosen), 1], "BYTES")
+        text.set_data_from_numpy(np.array([[t.encode()] for t in chosen], dtype=object))
+        return text
+
+    done = asyncio.Event()
+    batches = 0
+
+    async def background() -> None:
+        nonlocal batches
+        while not done.is_set():
+            start = (batches * batch) % max(1, len(texts) - batch)
+            chunk = texts[start : start + batch]
+            await client.infer("ticket_triage", [tensor(chunk)], priority=BACKGROUND)
+            batches += 1
+
+    async def one(i: int) -> None:
+        await client.infer("ticket_triage", [tensor([texts[i % len(texts)]])], priority=priority)
+
+    try:
+        loaders = [asyncio.create_task(background()) for _ in range(2)]
+        await asyncio.sleep(0.5)  # the batches are flowing before the first one-text call
+        result = await run_closed_loop(one, requests, 4)
+        done.set()
+        await asyncio.gather(*loaders)
+    finally:
+        await client.close()
+    return {
+        "priority": priority,
+        "one_text_requests": requests,
+        "errors": result.errors,
+        "background_batches": batches,
+        "background_batch_texts": batch,
+        **latency_summary(result.latencies or [0.0]),
+    }
+
+
+def _mixed_round(url, texts, requests, measured) -> None:
+    for name, priority in (("interactive_priority", INTERACTIVE), ("same_priority", BACKGROUND)):
+        measured[("one_text_under_batches", name)].append(
+            asyncio.run(one_text_under_batches(url, texts, priority, requests=requests))
+        )
 
 
 def _http_round(triton_env, repository, texts, concurrencies, requests, measured) -> None:
@@ -236,10 +334,20 @@ def _print_round(round_number, repeat, ceiling_result, measured, concurrencies) 
     ceiling_tps = ceiling_result["throughput_per_s"]
     print(f"round {round_number}/{repeat}: ceiling {ceiling_tps}/s", flush=True)
     for name in names:
+        if name == "one_text_under_batches":
+            continue
         figures = ", ".join(
             f"c={c} {measured[(name, c)][-1]['throughput_per_s']}/s" for c in concurrencies
         )
         print(f"  {name}: {figures}", flush=True)
+    for (name, variant), runs in measured.items():
+        if name == "one_text_under_batches":
+            last = runs[-1]
+            print(
+                f"  one text under batches, {variant}: p50 {last['p50_ms']} ms, "
+                f"p95 {last['p95_ms']} ms",
+                flush=True,
+            )
 
 
 def http_server_notes() -> dict:
@@ -266,10 +374,15 @@ def _ratios(report: dict, batching_on: str) -> dict:
     for name, by_concurrency in ensemble.items():
         for c, r in by_concurrency.items():
             ratios[f"{name}_c{c}_vs_ceiling"] = round(r["throughput_per_s"] / ceiling_tps, 3)
-            if name != "batching_off" and c in off:
+            if name not in ("batching_off", STEPS_ENSEMBLE) and c in off:
                 ratios[f"{name}_c{c}_vs_batching_off"] = round(
                     r["throughput_per_s"] / off[c]["throughput_per_s"], 3
                 )
+    steps, fused = ensemble.get(STEPS_ENSEMBLE, {}), ensemble.get(batching_on, {})
+    for c in fused.keys() & steps.keys():
+        ratios[f"fused_c{c}_vs_steps"] = round(
+            fused[c]["throughput_per_s"] / steps[c]["throughput_per_s"], 3
+        )
     if "orchestrator" in report:
         ratios |= _http_ratios(report, ceiling_tps, ensemble.get(batching_on, {}))
     return ratios

@@ -73,7 +73,7 @@ ALLOWED: dict[str, Any] = {
 }
 POLL_S = 0.2
 # the models whose versions a served triage version pins (export/publish.py)
-VERSIONED_STEPS = ("ticket_encoder", "ticket_classifier")
+VERSIONED_STEPS = ("ticket_encoder", "ticket_classifier", "ticket_intent")
 
 
 def _refuse(path: str, reason: str) -> ControlRefused:

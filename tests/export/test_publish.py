@@ -16,14 +16,24 @@ from orchestrator.triton.model_config import read_config
 
 def _base(repository: Path) -> Path:
     ensure_configs(repository)
-    for relative in ("ticket_encoder/1", "ticket_encoder/2", "ticket_classifier/1"):
+    for relative in (
+        "ticket_encoder/1",
+        "ticket_encoder/2",
+        "ticket_classifier/1",
+        "ticket_intent/1",
+    ):
         (repository / relative).mkdir(parents=True, exist_ok=True)
         (repository / relative / "model.onnx").write_bytes(b"base " + relative.encode())
     return repository
 
 
 def _candidate(candidates: Path, classifier: int, encoder: int, status="passed") -> Path:
-    for relative in (f"ticket_classifier/{classifier}", f"ticket_encoder/{encoder}"):
+    models = (
+        f"ticket_classifier/{classifier}",
+        f"ticket_encoder/{encoder}",
+        f"ticket_intent/{classifier}",
+    )
+    for relative in models:
         (candidates / relative).mkdir(parents=True, exist_ok=True)
         (candidates / relative / "model.onnx").write_bytes(b"candidate " + relative.encode())
     card = candidates / f"ticket_classifier/{classifier}/model_card.json"
@@ -55,16 +65,13 @@ def test_a_passed_candidate_is_served_beside_production_with_pinned_ensembles(tm
     assert list(encoder.version_policy.specific.versions) == [2, 4]
     classifier = read_config(repository / "ticket_classifier")
     assert list(classifier.version_policy.specific.versions) == [1, 2]
-    assert _steps(read_config(repository / "ticket_triage")) == {
-        "ticket_tokenizer": -1, "ticket_encoder": 2, "ticket_classifier": 1,
-    }  # fmt: skip
+    intent = read_config(repository / "ticket_intent")
+    assert list(intent.version_policy.specific.versions) == [1, 2]
+    assert (repository / "ticket_intent/2/model.onnx").read_bytes().startswith(b"candidate")
+    assert _steps(read_config(repository / "ticket_triage")) == {"ticket_intent": 1}
     versioned = read_config(repository / "ticket_triage_v2")
     assert versioned.name == "ticket_triage_v2"
-    assert _steps(versioned) == {
-        "ticket_tokenizer": -1,
-        "ticket_encoder": 4,
-        "ticket_classifier": 2,
-    }
+    assert _steps(versioned) == {"ticket_intent": 2}
     assert (repository / "ticket_triage_v2/1").is_dir()
     assert published_ensembles(repository) == ["ticket_triage_v2"]
     # the committed configs stay as built
@@ -108,3 +115,12 @@ def test_the_command_publishes_the_newest_candidate_and_says_what_is_next(
     assert "published triage version 2" in printed and "POST /v1/model/versions" in printed
     assert main(["publish", str(tmp_path / "none.json"), "--repository", str(repository)]) == 2
     assert "no model card" in capsys.readouterr().err
+
+
+def test_a_candidate_without_its_fused_file_is_not_published(tmp_path):
+    repository = _base(tmp_path / "repo")
+    card = _candidate(tmp_path / "cand", 2, 4)
+    (tmp_path / "cand/ticket_intent/2/model.onnx").unlink()
+    with pytest.raises(NotPublishable, match=r"ticket_intent/2/model\.onnx"):
+        publish(card, repository)
+    assert served_versions(repository) == {1: 2}

@@ -281,7 +281,8 @@ class _FakeRun:
         for relative in ("ticket_encoder/1", "ticket_encoder/2", "ticket_classifier/1"):
             _touch(self.production / relative / "model.onnx", "production")
         work = tmp_path / "work"
-        paths = {n: work / f"{n}.onnx" for n in ("encoder_fp32", "encoder_int8", "classifier")}
+        names = ("encoder_fp32", "encoder_int8", "classifier", "intent")
+        paths = {n: work / f"{n}.onnx" for n in names}
         for name, path in paths.items():
             _touch(path, name)
         self.data = load_banking77(ExportSettings().banking77_dir)
@@ -332,7 +333,9 @@ def test_a_passing_candidate_lands_as_the_next_versions_with_its_card(
     assert card["versions"] == {
         "ticket_classifier": "2",
         "ticket_encoder": {"fp32": "3", "int8": "4"},
+        "ticket_intent": "2",
     }
+    assert (run.output / "ticket_intent/2/model.onnx").read_text() == "intent"
     assert (run.output / "ticket_encoder/3/model.onnx").read_text() == "encoder_fp32"
     assert (run.output / "ticket_encoder/4/model.onnx").read_text() == "encoder_int8"
     assert (run.output / "ticket_classifier/2/model.onnx").read_text() == "classifier"

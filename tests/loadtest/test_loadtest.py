@@ -66,11 +66,16 @@ def test_triage_bench_measures_every_variant(
     argv = ["triage", "--url", triton_settings.grpc_url, "--repository", str(built_repository[0])]
     # 24 requests: enough that the orchestrator's CPU time is above psutil's 10 ms tick
     argv += ["--concurrency", "1,2", "--requests", "24", "--texts", "24", "--repeat", "1"]
+    argv += ["--mixed-requests", "8"]
     assert bench_main([*argv, "--output", str(output)]) == 0
 
     report = json.loads(output.read_text())
     batching_on = f"queue_delay_{report['repository_queue_delay_us']}us"
-    assert set(report["triton_ensemble"]) == {"batching_off", batching_on}
+    assert set(report["triton_ensemble"]) == {"batching_off", batching_on, "ticket_triage_steps"}
+    assert report["ceiling_in_process"]["best_batch"].startswith(("steps_", "fused_"))
+    for mixed in report["one_text_under_batches"].values():
+        assert mixed["errors"] == 0 and mixed["background_batches"] > 0
+        assert 0 < mixed["p50_ms"] <= mixed["p95_ms"]
     assert report["ceiling_in_process"]["throughput_per_s"] > 0
     for by_concurrency in (
         *report["triton_ensemble"].values(),
@@ -86,6 +91,7 @@ def test_triage_bench_measures_every_variant(
         "orchestrator_c2_vs_plain_fastapi",
         "orchestrator_c2_vs_triton_ensemble",
         f"{batching_on}_c2_vs_batching_off",
+        "fused_c2_vs_steps",
     ):
         assert report["ratios"][ratio] > 0, ratio
 

@@ -27,14 +27,15 @@ def test_config_parses_with_tritons_schema_and_names_its_folder(name):
 
 
 def test_every_batched_step_batches_dynamically():
-    for name in ("ticket_tokenizer", "ticket_encoder", "ticket_classifier"):
+    for name in ("ticket_tokenizer", "ticket_encoder", "ticket_classifier", "ticket_intent"):
         config = _config(name)
         assert config.max_batch_size >= 64, name
         assert config.HasField("dynamic_batching"), name
 
 
-def test_ensemble_steps_map_tensors_of_matching_type_and_shape():
-    ensemble = _config("ticket_triage")
+@pytest.mark.parametrize("name", ["ticket_triage", "ticket_triage_steps"])
+def test_ensemble_steps_map_tensors_of_matching_type_and_shape(name):
+    ensemble = _config(name)
     produced = {i.name: (i.data_type, list(i.dims)) for i in ensemble.input}
     for step in ensemble.ensemble_scheduling.step:
         model = _config(step.model_name)
@@ -54,8 +55,16 @@ def test_generated_files_are_ignored_by_git():
     assert "model_repository/*/[0-9]*/*" in ignore
 
 
-def test_the_tokenizers_text_limit_is_the_contracts():
+@pytest.mark.parametrize("name", ["ticket_tokenizer", "ticket_intent"])
+def test_the_text_limit_is_the_contracts(name):
     from contracts.models import MAX_TEXT_BYTES
 
-    parameters = _config("ticket_tokenizer").parameters
+    parameters = _config(name).parameters
     assert int(parameters["max_text_bytes"].string_value) == MAX_TEXT_BYTES
+
+
+def test_the_served_ensemble_answers_as_the_chained_steps_do():
+    served, chained = _config("ticket_triage"), _config("ticket_triage_steps")
+    assert [s.model_name for s in served.ensemble_scheduling.step] == ["ticket_intent"]
+    assert list(served.input) == list(chained.input)
+    assert list(served.output) == list(chained.output)

@@ -1,4 +1,6 @@
-"""The ticket_triage ensemble served by a real Triton from the wheel."""
+"""The ticket_triage ensemble served by a real Triton from the wheel: its one step is the fused
+ticket_intent; the reference is the separate files in process, so these tests hold the fusion
+(tokenizer operator included) to the files it was made from."""
 
 import concurrent.futures
 import re
@@ -147,20 +149,34 @@ def test_wrong_shapes_and_types_are_refused(grpc, http):
     assert grpc.is_server_ready()
 
 
-def _encoder_counts(metrics_url: str) -> tuple[float, float]:
+def _intent_counts(metrics_url: str) -> tuple[float, float]:
     text = httpx.get(metrics_url).text
     counts = {}
     for name in ("nv_inference_count", "nv_inference_exec_count"):
-        pattern = rf'^{name}{{model="ticket_encoder",version="2"}} (\S+)$'
+        pattern = rf'^{name}{{model="ticket_intent",version="1"}} (\S+)$'
         counts[name] = float(re.search(pattern, text, re.M).group(1))
     return counts["nv_inference_count"], counts["nv_inference_exec_count"]
 
 
-def test_encoder_batches_requests_under_concurrent_load(grpc, triton_settings):
-    before_inferences, before_executions = _encoder_counts(triton_settings.metrics_url)
+def test_the_fused_step_batches_requests_under_concurrent_load(grpc, triton_settings):
+    before_inferences, before_executions = _intent_counts(triton_settings.metrics_url)
     texts = [TEXTS[i % len(TEXTS)] for i in range(256)]
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda t: grpc.infer("ticket_triage", [_text_input(grpcclient, [t])]), texts))
-    inferences, executions = _encoder_counts(triton_settings.metrics_url)
+    inferences, executions = _intent_counts(triton_settings.metrics_url)
     assert inferences - before_inferences == 256
     assert executions - before_executions < 256 / 2  # batches of more than one, on average over 2
+
+
+def test_the_chained_steps_answer_as_the_fused_model_does(grpc):
+    """ticket_triage_steps (tokenizer, encoder, classifier) against ticket_triage (fused)."""
+    grpc.load_model("ticket_triage_steps")
+    try:
+        chained = grpc.infer("ticket_triage_steps", [_text_input(grpcclient, TEXTS)])
+        fused = grpc.infer("ticket_triage", [_text_input(grpcclient, TEXTS)])
+        assert (chained.as_numpy("intent") == fused.as_numpy("intent")).all()
+        np.testing.assert_allclose(
+            chained.as_numpy("top_scores"), fused.as_numpy("top_scores"), atol=0.02
+        )
+    finally:
+        grpc.unload_model("ticket_triage_steps")

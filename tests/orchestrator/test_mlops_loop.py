@@ -189,12 +189,14 @@ def test_corrections_to_canary_promotion_and_rollback(stack, monkeypatch, capsys
 
 
 def _renumbered(candidates, version: int, new: int):
-    """Candidate `version`'s files as classifier `new` and encoder 2 * new: its card too."""
+    """Candidate `version`'s files as classifier (and ticket_intent) `new` and encoder 2 * new:
+    its card too."""
     card = json.loads((candidates / f"ticket_classifier/{version}/model_card.json").read_text())
     encoder = int(card["versions"]["ticket_encoder"]["int8"])
     copies = {
         f"ticket_classifier/{version}/model.onnx": f"ticket_classifier/{new}/model.onnx",
         f"ticket_encoder/{encoder}/model.onnx": f"ticket_encoder/{2 * new}/model.onnx",
+        f"ticket_intent/{version}/model.onnx": f"ticket_intent/{new}/model.onnx",
     }
     for source, target in copies.items():
         (candidates / target).parent.mkdir(parents=True, exist_ok=True)
@@ -202,6 +204,7 @@ def _renumbered(candidates, version: int, new: int):
     card["versions"] = {
         "ticket_classifier": str(new),
         "ticket_encoder": {"fp32": str(2 * new - 1), "int8": str(2 * new)},
+        "ticket_intent": str(new),
     }
     path = candidates / f"ticket_classifier/{new}/model_card.json"
     path.write_text(json.dumps(card))

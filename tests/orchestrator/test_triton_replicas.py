@@ -46,6 +46,7 @@ def _same_files_as_version_2(repository, candidates):
     copies = {
         "ticket_classifier/1/model.onnx": "ticket_classifier/2/model.onnx",
         "ticket_encoder/2/model.onnx": "ticket_encoder/4/model.onnx",
+        "ticket_intent/1/model.onnx": "ticket_intent/2/model.onnx",
     }
     for source, target in copies.items():
         (candidates / target).parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +55,11 @@ def _same_files_as_version_2(repository, candidates):
     card.write_text(json.dumps({
         "status": "passed",
         "gate": {"passed": True, "reasons": []},
-        "versions": {"ticket_classifier": "2", "ticket_encoder": {"fp32": "3", "int8": "4"}},
+        "versions": {
+            "ticket_classifier": "2",
+            "ticket_encoder": {"fp32": "3", "int8": "4"},
+            "ticket_intent": "2",
+        },
     }))  # fmt: skip
     return card
 

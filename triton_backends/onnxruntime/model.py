@@ -6,7 +6,10 @@ for NGC's container, so one model repository serves both. It reads the model fil
 native backend does (`<model>/<version>/model.onnx`) and honours its thread parameters.
 
 Dynamic batching hands `execute` several requests; those with equal shapes are stacked, run
-once and split again, one response per request, in order.
+once and split again, one response per request, in order. A model whose config sets
+`max_text_bytes` takes its string inputs as ticket_tokenizer takes texts (contracts/tokens.py:
+too long, not UTF-8 or empty is refused, in that request alone): ticket_intent, whose graph
+tokenizes the whole text before cutting it to 128 tokens.
 """
 
 import json
@@ -18,6 +21,7 @@ import triton_python_backend_utils as pb_utils
 
 # This backend serves only the wheel's local Triton, whose Python is the project's venv.
 from contracts.runtime import ort_session
+from contracts.tokens import BadText, checked_texts
 
 
 class TritonPythonModel:
@@ -31,6 +35,7 @@ class TritonPythonModel:
             tensor["name"] for tensor in config["output"] if tensor["data_type"] == "TYPE_STRING"
         }
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.max_text_bytes = int(params.get("max_text_bytes", "0")) or None
         filename = config.get("default_model_filename") or "model.onnx"
         path = Path(args["model_repository"]) / args["model_version"] / filename
         if not path.is_file():
@@ -43,7 +48,13 @@ class TritonPythonModel:
 
     def execute(self, requests):
         responses: list = [None] * len(requests)
-        for indices, feeds in self._stacked_groups(requests):
+        arrays = {}
+        for i, request in enumerate(requests):
+            try:
+                arrays[i] = self._inputs(request)
+            except BadText as error:  # this request alone is refused
+                responses[i] = _error(str(error), invalid_argument=True)
+        for indices, feeds in self._stacked_groups(arrays):
             try:
                 results = self.session.run(self.output_names, feeds)
             except Exception as error:  # a failed run answers its own requests, not the batch's
@@ -53,21 +64,25 @@ class TritonPythonModel:
             self._split(results, indices, requests, responses)
         return responses
 
-    def _stacked_groups(self, requests):
+    def _inputs(self, request) -> dict[str, np.ndarray]:
+        feeds = {}
+        for name in self.input_names:
+            array = pb_utils.get_input_tensor_by_name(request, name).as_numpy()
+            if array.dtype == object and self.max_text_bytes:
+                texts = checked_texts(array.reshape(-1), self.max_text_bytes)
+                feeds[name] = np.array(texts, dtype=object).reshape(array.shape)
+            else:
+                feeds[name] = _as_ort_input(array)
+        return feeds
+
+    def _stacked_groups(self, arrays: dict[int, dict[str, np.ndarray]]):
         """Yield (request indices, feeds) for each set of requests whose inputs share a shape."""
-        arrays = [
-            {
-                name: _as_ort_input(pb_utils.get_input_tensor_by_name(r, name))
-                for name in self.input_names
-            }
-            for r in requests
-        ]
         if not self.batched:
-            for i, feeds in enumerate(arrays):
+            for i, feeds in arrays.items():
                 yield [i], feeds
             return
         groups = defaultdict(list)
-        for i, feeds in enumerate(arrays):
+        for i, feeds in arrays.items():
             groups[tuple(feeds[name].shape[1:] for name in self.input_names)].append(i)
         for indices in groups.values():
             if len(indices) == 1:
@@ -95,8 +110,7 @@ class TritonPythonModel:
             responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
 
 
-def _as_ort_input(tensor) -> np.ndarray:
-    array = tensor.as_numpy()
+def _as_ort_input(array: np.ndarray) -> np.ndarray:
     if array.dtype == object:  # BYTES arrive as bytes; ONNX string tensors want str
         return np.array([v.decode() for v in array.reshape(-1)], dtype=object).reshape(array.shape)
     return array
@@ -106,5 +120,10 @@ def _batch_rows(request, input_name: str) -> int:
     return pb_utils.get_input_tensor_by_name(request, input_name).as_numpy().shape[0]
 
 
-def _error(message: str):
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+def _error(message: str, invalid_argument: bool = False):
+    """An error response; a client's mistake is INVALID_ARG (HTTP 400) where Triton has codes."""
+    code = getattr(pb_utils.TritonError, "INVALID_ARG", None) if invalid_argument else None
+    error = (
+        pb_utils.TritonError(message, code) if code is not None else pb_utils.TritonError(message)
+    )
+    return pb_utils.InferenceResponse(error=error)

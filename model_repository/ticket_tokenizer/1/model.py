@@ -13,11 +13,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 # Installed in Triton's Python: the project's venv locally, copied into the Triton image.
-from contracts.tokens import load_tokenizer, pad_batch
-
-
-class BadText(ValueError):
-    """A text the tokenizer refuses; its message goes back to the client."""
+from contracts.tokens import BadText, checked_texts, load_tokenizer, pad_batch
 
 
 class TritonPythonModel:
@@ -55,21 +51,7 @@ class TritonPythonModel:
 
     def _texts(self, request) -> list[str]:
         raw = pb_utils.get_input_tensor_by_name(request, "text").as_numpy().reshape(-1)
-        texts = []
-        for position, value in enumerate(raw):
-            data = value if isinstance(value, bytes) else str(value).encode()
-            if len(data) > self.max_text_bytes:
-                raise BadText(
-                    f"text[{position}] is {len(data)} bytes; the limit is {self.max_text_bytes}"
-                )
-            try:
-                text = data.decode("utf-8").strip()
-            except UnicodeDecodeError as error:
-                raise BadText(f"text[{position}] is not valid UTF-8: {error.reason}") from None
-            if not text:
-                raise BadText(f"text[{position}] is empty")
-            texts.append(text)
-        return texts
+        return checked_texts(raw, self.max_text_bytes)
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         rows = [e.ids for e in self.tokenizer.encode_batch(texts)]

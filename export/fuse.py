@@ -1,0 +1,171 @@
+"""One ONNX file from text to intent: the tokenizer, the encoder and the classifier fused.
+
+The ensemble's three steps cost three trips between Triton's processes per request; this file
+makes it one. The tokenizer is onnxruntime-extensions' `BertTokenizer` custom operator (its
+library is registered by every session that runs the file: contracts/runtime.py, the local
+backend, and `model_operations` in config.pbtxt for NGC's native backend). It reads the
+encoder's own `vocab.txt` and yields the same ids as the `tokenizers` package on every
+Banking77 text (tests/export/test_fuse.py holds it to that).
+
+The operator takes one text at a time, so a `Loop` runs it over the batch: each text is cut to
+`max_length` tokens as `tokenizers` cuts it (the first max_length - 1, then [SEP]), padded to
+`max_length`, and after the loop the batch is trimmed to its longest text.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, compose, helper, numpy_helper
+
+from contracts.models import SERVED_MAX_TOKENS
+from export.onnx_export import OPSET
+
+CUSTOM_DOMAIN = "ai.onnx.contrib"  # onnxruntime-extensions' operators
+TEXT_INPUT = "text"
+
+
+def _int64(name: str, values) -> TensorProto:
+    return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+
+
+def _loop_body(vocab: str, max_length: int) -> onnx.GraphProto:
+    """One text (the outer `texts`[iteration]) → its ids and mask, padded to `max_length`."""
+    nodes = [
+        helper.make_node("Unsqueeze", ["iteration", "axis0"], ["position"]),
+        helper.make_node("Gather", ["texts", "position"], ["one_text"], axis=0),
+        helper.make_node(
+            "BertTokenizer",
+            ["one_text"],
+            ["ids", "type_ids", "ones"],
+            domain=CUSTOM_DOMAIN,
+            vocab_file=vocab,
+            do_lower_case=1,
+            strip_accents=1,
+        ),
+        helper.make_node("Shape", ["ids"], ["count"]),
+        helper.make_node("Min", ["count", "max_tokens"], ["kept"]),
+        helper.make_node("Sub", ["kept", "one"], ["head_end"]),
+        helper.make_node("Slice", ["ids", "zero", "head_end"], ["head"]),
+        helper.make_node("Slice", ["ids", "minus_one", "int64_max"], ["sep"]),
+        helper.make_node("Concat", ["head", "sep"], ["kept_ids"], axis=0),
+        helper.make_node("Sub", ["max_tokens", "kept"], ["padding"]),
+        helper.make_node("Concat", ["zero", "padding"], ["pads"], axis=0),
+        helper.make_node("Pad", ["kept_ids", "pads"], ["row_ids"]),
+        helper.make_node(
+            "ConstantOfShape",
+            ["kept"],
+            ["kept_ones"],
+            value=numpy_helper.from_array(np.array([1], dtype=np.int64)),
+        ),
+        helper.make_node("Pad", ["kept_ones", "pads"], ["row_mask"]),
+        helper.make_node("Identity", ["condition"], ["condition_out"]),
+    ]
+    initializers = [
+        _int64("axis0", [0]),
+        _int64("zero", [0]),
+        _int64("one", [1]),
+        _int64("minus_one", [-1]),
+        _int64("int64_max", [np.iinfo(np.int64).max]),
+        _int64("max_tokens", [max_length]),
+    ]
+    return helper.make_graph(
+        nodes,
+        "tokenize_one",
+        [
+            helper.make_tensor_value_info("iteration", TensorProto.INT64, []),
+            helper.make_tensor_value_info("condition", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("condition_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("row_ids", TensorProto.INT64, [max_length]),
+            helper.make_tensor_value_info("row_mask", TensorProto.INT64, [max_length]),
+        ],
+        initializers,
+    )
+
+
+def tokenizer_model(vocab: str, max_length: int, ir_version: int) -> onnx.ModelProto:
+    """`text` (batch, 1) strings → `input_ids` and `attention_mask` (batch, longest)."""
+    nodes = [
+        helper.make_node("Reshape", [TEXT_INPUT, "flat"], ["texts"]),
+        helper.make_node("Shape", ["texts"], ["batch"]),
+        helper.make_node("Squeeze", ["batch", "axis0"], ["trips"]),
+        helper.make_node(
+            "Loop",
+            ["trips", "keep_going"],
+            ["padded_ids", "padded_mask"],
+            body=_loop_body(vocab, max_length),
+        ),
+        helper.make_node("ReduceSum", ["padded_mask", "axis1"], ["lengths"], keepdims=0),
+        helper.make_node("ReduceMax", ["lengths"], ["longest"], keepdims=1),
+        helper.make_node("Slice", ["padded_ids", "axis0_start", "longest", "axis1"], ["input_ids"]),
+        helper.make_node(
+            "Slice", ["padded_mask", "axis0_start", "longest", "axis1"], ["attention_mask"]
+        ),
+    ]
+    initializers = [
+        _int64("flat", [-1]),
+        _int64("axis0", [0]),
+        _int64("axis1", [1]),
+        _int64("axis0_start", [0]),
+        numpy_helper.from_array(np.array(True), "keep_going"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ticket_tokenizer",
+        [helper.make_tensor_value_info(TEXT_INPUT, TensorProto.STRING, ["batch", 1])],
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+            helper.make_tensor_value_info(
+                "attention_mask", TensorProto.INT64, ["batch", "sequence"]
+            ),
+        ],
+        initializers,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(CUSTOM_DOMAIN, 1)],
+    )
+    model.ir_version = ir_version
+    return model
+
+
+def fuse(
+    encoder: Path, classifier: Path, vocab: Path, path: Path, max_length: int = SERVED_MAX_TOKENS
+) -> None:
+    """Write `path`: text → intent, confidence, top_intents, top_scores."""
+    encoder_model = onnx.load(str(encoder))
+    classifier_model = onnx.load(str(classifier))
+    ir_version = encoder_model.ir_version
+    classifier_model.ir_version = ir_version
+    tokenizer = tokenizer_model(vocab.read_text(), max_length, ir_version)
+    # Prefix each part's inner names, so that none can collide with another part's.
+    tokenizer = compose.add_prefix(
+        tokenizer, "tokenizer/", rename_inputs=False, rename_outputs=False
+    )
+    encoder_model = compose.add_prefix(
+        encoder_model, "encoder/", rename_inputs=False, rename_outputs=False
+    )
+    classifier_model = compose.add_prefix(
+        classifier_model, "classifier/", rename_inputs=False, rename_outputs=False
+    )
+    encoder_model = _with_custom_domain(encoder_model)
+    classifier_model = _with_custom_domain(classifier_model)
+    encoded = compose.merge_models(
+        tokenizer,
+        encoder_model,
+        io_map=[("input_ids", "input_ids"), ("attention_mask", "attention_mask")],
+    )
+    fused = compose.merge_models(encoded, classifier_model, io_map=[("embedding", "embedding")])
+    fused.graph.name = "ticket_intent"
+    onnx.checker.check_model(fused)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(fused, str(path))
+
+
+def _with_custom_domain(model: onnx.ModelProto) -> onnx.ModelProto:
+    """merge_models wants the same opset imports on both sides."""
+    if not any(o.domain == CUSTOM_DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(CUSTOM_DOMAIN, 1))
+    return model

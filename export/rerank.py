@@ -1,0 +1,138 @@
+"""Example reranking: the head's probabilities blended with a vote of the nearest training texts.
+
+The classifier's ONNX graph carries every training text's embedding (made by the INT8 encoder
+that serves, so a query and its neighbours come from the same encoder) and its intent. For a
+query embedding it takes the `neighbours` most similar training texts by cosine similarity,
+weighs each by exp((similarity - best) / temperature), sums the weights per intent, and blends
+that vote with the head's softmax: (1 - weight) * head + weight * vote. The ensemble's inputs and
+outputs do not change, and a retrain's corrections join the vote as soon as it is published.
+
+`reference_probabilities` computes the same in NumPy: the parity check and the tests hold the
+graph to it.
+
+Opt-in (`export build --rerank`): measured with a 6-epoch model trained on nine tenths of the
+training split, the settings below (the best on the held-out tenth) gained nothing on the test
+split with the fine-tuned encoder's own embeddings (93.38 % either way), while a vote over the
+packaged, not fine-tuned, MiniLM's embeddings gained 0.9 points (README, "Triage accuracy").
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+from tqdm import tqdm
+
+from contracts.runtime import ort_session
+from contracts.tokens import encode_batch
+from export.data import Split
+
+
+@dataclass(frozen=True)
+class RerankSettings:
+    """The best on a held-out tenth of Banking77's training split (README, "Triage accuracy")."""
+
+    neighbours: int = 10
+    temperature: float = 0.05
+    weight: float = 0.5  # the neighbours' share of the blended probabilities
+
+
+DEFAULT_RERANK = RerankSettings()
+
+
+@dataclass(frozen=True)
+class ExampleIndex:
+    embeddings: np.ndarray  # (texts, dim) float32, unit length
+    labels: np.ndarray  # (texts,) int64 intent indices
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
+
+
+def build_index(encoder: Path, tokenizer, split: Split, batch_size: int = 64) -> ExampleIndex:
+    """Embed every text of `split` with the ONNX encoder, texts grouped by length."""
+    session = ort_session(encoder)
+    order = sorted(range(len(split)), key=lambda i: len(split.texts[i]))
+    embeddings: np.ndarray | None = None
+    for start in tqdm(range(0, len(order), batch_size), desc="embedding the training texts"):
+        rows = order[start : start + batch_size]
+        ids, mask = encode_batch(tokenizer, [split.texts[i] for i in rows])
+        batch = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        if embeddings is None:
+            embeddings = np.zeros((len(split), batch.shape[1]), dtype=np.float32)
+        embeddings[rows] = batch
+    if embeddings is None:
+        raise ValueError("no training texts to index")
+    return ExampleIndex(unit_rows(embeddings), np.asarray(split.labels, dtype=np.int64))
+
+
+def reference_probabilities(
+    head_probabilities: np.ndarray,
+    embeddings: np.ndarray,
+    index: ExampleIndex,
+    settings: RerankSettings,
+) -> np.ndarray:
+    """What the graph computes, in NumPy: the blend of the head and the neighbours' vote."""
+    k = min(settings.neighbours, len(index))
+    similarity = unit_rows(embeddings) @ index.embeddings.T
+    nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    best = np.take_along_axis(similarity, nearest, axis=1)
+    weights = np.exp((best - best[:, :1]) / settings.temperature)
+    vote = np.zeros_like(head_probabilities)
+    rows = np.repeat(np.arange(len(embeddings)), k)
+    np.add.at(vote, (rows, index.labels[nearest].ravel()), weights.ravel())
+    vote /= vote.sum(axis=1, keepdims=True)
+    return (1 - settings.weight) * head_probabilities + settings.weight * vote
+
+
+def rerank_graph(
+    index: ExampleIndex, settings: RerankSettings, num_intents: int
+) -> tuple[list, list]:
+    """Nodes and initializers from `embedding` and `head_probabilities` to `probabilities`."""
+    k = min(settings.neighbours, len(index))
+    nodes = [
+        helper.make_node("LpNormalization", ["embedding"], ["query"], axis=-1, p=2),
+        helper.make_node("MatMul", ["query", "examples_t"], ["similarity"]),
+        helper.make_node(
+            "TopK", ["similarity", "neighbours"], ["nearest", "nearest_index"], axis=-1
+        ),
+        helper.make_node("ReduceMax", ["nearest"], ["nearest_best"], axes=[-1], keepdims=1),
+        helper.make_node("Sub", ["nearest", "nearest_best"], ["nearest_gap"]),
+        helper.make_node("Div", ["nearest_gap", "temperature"], ["nearest_scaled"]),
+        helper.make_node("Exp", ["nearest_scaled"], ["nearest_weight"]),
+        helper.make_node("Gather", ["example_labels", "nearest_index"], ["nearest_label"], axis=0),
+        helper.make_node(
+            "OneHot", ["nearest_label", "intent_count", "off_on"], ["nearest_onehot"], axis=-1
+        ),
+        helper.make_node("Unsqueeze", ["nearest_weight", "last_axis"], ["nearest_weight_3d"]),
+        helper.make_node("Mul", ["nearest_onehot", "nearest_weight_3d"], ["weighted_onehot"]),
+        helper.make_node(
+            "ReduceSum", ["weighted_onehot", "neighbour_axis"], ["vote_sum"], keepdims=0
+        ),
+        helper.make_node("ReduceSum", ["vote_sum", "last_axis"], ["vote_total"], keepdims=1),
+        helper.make_node("Div", ["vote_sum", "vote_total"], ["vote"]),
+        helper.make_node("Mul", ["head_probabilities", "head_share"], ["head_part"]),
+        helper.make_node("Mul", ["vote", "vote_share"], ["vote_part"]),
+        helper.make_node("Add", ["head_part", "vote_part"], ["probabilities"]),
+    ]
+
+    def scalar(name: str, value: float) -> TensorProto:
+        return numpy_helper.from_array(np.array(value, dtype=np.float32), name)
+
+    initializers = [
+        numpy_helper.from_array(np.ascontiguousarray(index.embeddings.T), "examples_t"),
+        numpy_helper.from_array(index.labels, "example_labels"),
+        numpy_helper.from_array(np.array([k], dtype=np.int64), "neighbours"),
+        numpy_helper.from_array(np.array(num_intents, dtype=np.int64), "intent_count"),
+        numpy_helper.from_array(np.array([0.0, 1.0], dtype=np.float32), "off_on"),
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), "last_axis"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "neighbour_axis"),
+        scalar("temperature", settings.temperature),
+        scalar("head_share", 1.0 - settings.weight),
+        scalar("vote_share", settings.weight),
+    ]
+    return nodes, initializers
