@@ -61,7 +61,14 @@ class Orchestrator:
             **env,
         )
         self.process: subprocess.Popen | None = None
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+        # Idle connections are dropped before uvicorn's 5 s keep-alive ends them: a request sent
+        # on one the server is closing at that moment fails ("Server disconnected"), as it did
+        # after a pause of several seconds (stopping Triton) in test_no_loss.
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}",
+            timeout=60,
+            limits=httpx.Limits(keepalive_expiry=2.0),
+        )
 
     def start(self, timeout_s: float = 60) -> "Orchestrator":
         self.process = start_uvicorn("orchestrator.app:create_app", self.port, self.env)
