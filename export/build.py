@@ -6,48 +6,57 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from contracts.models import SERVED_MAX_TOKENS
 from export.data import Split, load_banking77
-from export.fuse import fuse
+from export.fuse import TEXT_INPUT, fuse
 from export.model import batch_encode, load_tokenizer, save_checkpoint
 from export.onnx_export import (
     ParityReport,
     build_classifier,
     check_parity,
     export_encoder,
+    export_packaged_encoder,
     ort_session,
 )
 from export.packaged import encoder_dir
 from export.quantize import quantize_encoder
 from export.repository import write_models
-from export.rerank import RerankSettings, build_index
+from export.rerank import (
+    DEFAULT_RERANK,
+    RerankSettings,
+    build_index,
+    embed_texts,
+    index_of,
+)
 from export.settings import ExportSettings
 from export.tensorrt import build_engine
-from export.train import TrainConfig, TrainReport, train
+from export.train import HeadConfig, TrainConfig, TrainReport, train, train_head
 
 
 @dataclass(frozen=True)
 class BuildOptions:
+    # 0: no fine-tuning: the head is trained on the packaged encoder's embeddings, and that
+    # encoder serves (the quick recipe: minutes, not half an hour)
     epochs: int = 2
     train_per_label: int | None = None  # a balanced subset, for fast test builds
     test_limit: int | None = None
     max_length: int = 64
     tensorrt: bool = True
-    # Blend the head with a vote of the nearest training texts (export/rerank.py); None: the
-    # head alone, the default: with the fine-tuned encoder's own embeddings the vote gained
-    # nothing on test (README, "Triage accuracy")
-    rerank: RerankSettings | None = None
+    # Blend the head with a vote of the nearest training texts by the packaged encoder's
+    # embeddings (export/rerank.py); None: the head alone
+    rerank: RerankSettings | None = DEFAULT_RERANK
 
 
 @dataclass
 class Exported:
     """What `train_and_export` made: the ONNX files, and how training and the parity check went."""
 
-    paths: dict[str, Path]  # encoder_fp32, encoder_int8, classifier (write_models' arguments)
+    paths: dict[str, Path]  # encoder_fp32, encoder_int8, classifier, intent (write_models')
     train_report: TrainReport
     parity: ParityReport
     tokenizer: Tokenizer
@@ -61,46 +70,76 @@ def train_and_export(
     intents: list[str],
     step: Callable[[str], None],
 ) -> Exported:
-    """Fine-tune, export and quantize the encoder, build the classifier, check parity.
+    """Train the model, export and quantize the encoder, build the classifier, check parity,
+    fuse what serves into one file.
 
     The steps shared by `build` and `retrain`; `step` announces each of the three.
     """
     work = settings.work_dir
-    step(f"fine-tuning on {len(train_split)} texts, {options.epochs} epoch(s)")
-    config = TrainConfig(epochs=options.epochs, max_length=options.max_length, seed=settings.seed)
-    model, train_report = train(train_split, len(intents), config, test_split)
-    save_checkpoint(model, intents, options.max_length, work / "intent_model.pt")
-
-    step("exporting the encoder to ONNX and quantizing it to dynamic INT8")
     paths = {
         "encoder_fp32": work / "encoder.fp32.onnx",
         "encoder_int8": work / "encoder.int8.onnx",
         "classifier": work / "classifier.onnx",
         "intent": work / "intent.onnx",
     }
-    export_encoder(model, paths["encoder_fp32"])
-    quantize_encoder(paths["encoder_fp32"], paths["encoder_int8"])
-
-    examples = f" with {len(train_split)} example texts" if options.rerank else ""
-    step(f"building the classifier{examples}; parity with PyTorch (tolerance 1e-4); fusing")
-    tokenizer = load_tokenizer(options.max_length)
+    packaged = {"fp32": work / "packaged.fp32.onnx", "int8": work / "packaged.int8.onnx"}
+    served_tokenizer = load_tokenizer(SERVED_MAX_TOKENS)
     index = None
-    if options.rerank is not None:  # the served encoder (INT8) reads them as served texts
-        served_tokenizer = load_tokenizer(SERVED_MAX_TOKENS)
-        index = build_index(paths["encoder_int8"], served_tokenizer, train_split)
-    build_classifier(model, intents, paths["classifier"], index, options.rerank)
-    parity = check_parity(
-        model,
-        tokenizer,
-        intents,
-        paths["encoder_fp32"],
-        paths["classifier"],
-        test_split.texts[:40],
-        index=index,
-        rerank=options.rerank,
+    if options.epochs:
+        step(f"fine-tuning on {len(train_split)} texts, {options.epochs} epoch(s)")
+        config = TrainConfig(
+            epochs=options.epochs, max_length=options.max_length, seed=settings.seed
+        )
+        model, train_report = train(train_split, len(intents), config, test_split)
+        step("exporting the encoder to ONNX and quantizing it to dynamic INT8")
+        export_encoder(model, paths["encoder_fp32"])
+        quantize_encoder(paths["encoder_fp32"], paths["encoder_int8"])
+        if options.rerank is not None:
+            export_packaged_encoder(packaged["fp32"], packaged["int8"])
+            index = build_index(packaged["int8"], served_tokenizer, train_split)
+    else:
+        step("exporting the packaged encoder to ONNX and quantizing it to dynamic INT8")
+        export_packaged_encoder(paths["encoder_fp32"], paths["encoder_int8"])
+        packaged = {"fp32": paths["encoder_fp32"], "int8": paths["encoder_int8"]}
+        step(f"training the intent head on {len(train_split)} texts' embeddings (INT8)")
+        embeddings = embed_texts(paths["encoder_int8"], served_tokenizer, train_split.texts)
+        model, train_report = train_head(
+            embeddings, train_split.labels, len(intents), HeadConfig(seed=settings.seed)
+        )
+        index = index_of(embeddings, train_split.labels) if options.rerank else None
+    save_checkpoint(model, intents, options.max_length, work / "intent_model.pt")
+
+    votes = f", with a vote of {len(index)} training texts" if index else ""
+    step(f"building the classifier{votes}; parity with PyTorch (tolerance 1e-4); fusing")
+    tokenizer = load_tokenizer(options.max_length)
+    build_classifier(model, intents, paths["classifier"], None)
+    check = {
+        "model": model,
+        "tokenizer": tokenizer,
+        "intents": intents,
+        "encoder_path": paths["encoder_fp32"],
+        "texts": test_split.texts[:40],
+    }
+    parity = check_parity(**check, classifier_path=paths["classifier"])
+    served_classifier = paths["classifier"]
+    if index is not None:
+        served_classifier = work / "classifier.vote.onnx"
+        build_classifier(model, intents, served_classifier, index, options.rerank)
+        check_parity(
+            **check,
+            classifier_path=served_classifier,
+            index=index,
+            rerank=options.rerank,
+            example_encoder=packaged["int8"],
+        )
+    # What serves: the tokenizer, the INT8 encoder(s) and the classifier, as one file
+    fuse(
+        paths["encoder_int8"],
+        served_classifier,
+        encoder_dir() / "vocab.txt",
+        paths["intent"],
+        example_encoder=packaged["int8"] if options.epochs and index else None,
     )
-    # What serves: the INT8 encoder and the classifier, with the tokenizer, as one file
-    fuse(paths["encoder_int8"], paths["classifier"], encoder_dir() / "vocab.txt", paths["intent"])
     return Exported(paths, train_report, parity, tokenizer)
 
 
@@ -126,6 +165,8 @@ def build(settings: ExportSettings, options: BuildOptions, repository: Path) -> 
         )
         for precision in ("fp32", "int8")
     }
+    served = intent_predictions(paths["intent"], test_split.texts).intents
+    accuracy["served"] = hits(served, test_split, data.intents) / len(test_split)
 
     step("TensorRT engine")
     trt = build_engine(paths["encoder_fp32"], repository) if options.tensorrt else None
@@ -138,6 +179,7 @@ def build(settings: ExportSettings, options: BuildOptions, repository: Path) -> 
         "train": asdict(exported.train_report),
         "options": asdict(options),
         "parity": asdict(exported.parity),
+        # fp32 and int8: the encoder and the head (the chained steps); served: the fused file
         "onnx_test_accuracy_in_process": {k: round(v, 4) for k, v in accuracy.items()},
         "int8_accuracy_drop_points": round(100 * (accuracy["fp32"] - accuracy["int8"]), 2),
         "test_texts": len(test_split),
@@ -185,6 +227,27 @@ def onnx_predictions(
     return Predictions(intents, seconds)
 
 
+def intent_predictions(intent: Path, texts: list[str], batch_size: int = 32) -> Predictions:
+    """Run the fused file (text → intent: what serves) on `texts`, grouped by length."""
+    session = ort_session(intent)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    intents: list[str] = [""] * len(texts)
+    seconds: list[float] = []
+    for start in tqdm(range(0, len(order), batch_size), desc=f"predicting {intent.name}"):
+        rows = order[start : start + batch_size]
+        began = time.perf_counter()
+        feed = np.array([texts[i] for i in rows], dtype=object).reshape(-1, 1)
+        predicted = session.run(["intent"], {TEXT_INPUT: feed})[0][:, 0]
+        seconds.append(time.perf_counter() - began)
+        for i, name in zip(rows, predicted, strict=True):
+            intents[i] = str(name)
+    return Predictions(intents, seconds)
+
+
+def hits(predicted: list[str], split: Split, intents: list[str]) -> int:
+    return sum(intents[label] == p for label, p in zip(split.labels, predicted, strict=True))
+
+
 def onnx_accuracy(
     encoder: Path,
     classifier: Path,
@@ -195,8 +258,7 @@ def onnx_accuracy(
 ) -> float:
     """Accuracy of the exported files on a split."""
     predicted = onnx_predictions(encoder, classifier, tokenizer, split.texts, batch_size).intents
-    hits = sum(intents[label] == p for label, p in zip(split.labels, predicted, strict=True))
-    return hits / len(split)
+    return hits(predicted, split, intents) / len(split)
 
 
 class Steps:

@@ -10,6 +10,10 @@ Banking77 text (tests/export/test_fuse.py holds it to that).
 The operator takes one text at a time, so a `Loop` runs it over the batch: each text is cut to
 `max_length` tokens as `tokenizers` cuts it (the first max_length - 1, then [SEP]), padded to
 `max_length`, and after the loop the batch is trimmed to its longest text.
+
+A classifier that blends in the vote of the nearest training texts (export/rerank.py) reads a
+second embedding, the packaged encoder's: a second encoder inside the file, on the same token
+ids, or the same one when the served encoder is the packaged encoder itself.
 """
 
 from pathlib import Path
@@ -19,7 +23,8 @@ import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
 from contracts.models import SERVED_MAX_TOKENS
-from export.onnx_export import OPSET
+from export.onnx_export import ENCODER_OUTPUT, OPSET
+from export.rerank import QUERY
 
 CUSTOM_DOMAIN = "ai.onnx.contrib"  # onnxruntime-extensions' operators
 TEXT_INPUT = "text"
@@ -132,9 +137,18 @@ def tokenizer_model(vocab: str, max_length: int, ir_version: int) -> onnx.ModelP
 
 
 def fuse(
-    encoder: Path, classifier: Path, vocab: Path, path: Path, max_length: int = SERVED_MAX_TOKENS
+    encoder: Path,
+    classifier: Path,
+    vocab: Path,
+    path: Path,
+    max_length: int = SERVED_MAX_TOKENS,
+    example_encoder: Path | None = None,
 ) -> None:
-    """Write `path`: text → intent, confidence, top_intents, top_scores."""
+    """Write `path`: text → intent, confidence, top_intents, top_scores.
+
+    When `classifier` reads `example_embedding` too, `example_encoder` makes it (None: the
+    served encoder's embedding feeds both inputs).
+    """
     encoder_model = onnx.load(str(encoder))
     classifier_model = onnx.load(str(classifier))
     ir_version = encoder_model.ir_version
@@ -144,24 +158,51 @@ def fuse(
     tokenizer = compose.add_prefix(
         tokenizer, "tokenizer/", rename_inputs=False, rename_outputs=False
     )
-    encoder_model = compose.add_prefix(
-        encoder_model, "encoder/", rename_inputs=False, rename_outputs=False
-    )
-    classifier_model = compose.add_prefix(
-        classifier_model, "classifier/", rename_inputs=False, rename_outputs=False
-    )
-    encoder_model = _with_custom_domain(encoder_model)
-    classifier_model = _with_custom_domain(classifier_model)
+    encoder_model = _with_custom_domain(_prefixed(encoder_model, "encoder/"))
+    classifier_model = _with_custom_domain(_prefixed(classifier_model, "classifier/"))
     encoded = compose.merge_models(
         tokenizer,
         encoder_model,
         io_map=[("input_ids", "input_ids"), ("attention_mask", "attention_mask")],
     )
-    fused = compose.merge_models(encoded, classifier_model, io_map=[("embedding", "embedding")])
+    io_map = [(ENCODER_OUTPUT, ENCODER_OUTPUT)]
+    if QUERY in {i.name for i in classifier_model.graph.input}:
+        if example_encoder is None:
+            io_map.append((ENCODER_OUTPUT, QUERY))
+        else:
+            _add_example_encoder(encoded, onnx.load(str(example_encoder)))
+            io_map.append((QUERY, QUERY))
+    fused = compose.merge_models(encoded, classifier_model, io_map=io_map)
     fused.graph.name = "ticket_intent"
     onnx.checker.check_model(fused)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(fused, str(path))
+
+
+def _prefixed(model: onnx.ModelProto, prefix: str) -> onnx.ModelProto:
+    return compose.add_prefix(model, prefix, rename_inputs=False, rename_outputs=False)
+
+
+def _add_example_encoder(encoded: onnx.ModelProto, example: onnx.ModelProto) -> None:
+    """Put the example encoder's nodes into `encoded`, reading the same token ids, its output
+    renamed `example_embedding` and added to the graph's outputs."""
+    example = _prefixed(example, "example_encoder/")
+    for node in example.graph.node:
+        node.output[:] = [QUERY if o == ENCODER_OUTPUT else o for o in node.output]
+    encoded.graph.node.extend(example.graph.node)
+    encoded.graph.initializer.extend(example.graph.initializer)
+    encoded.graph.value_info.extend(example.graph.value_info)
+    (output,) = [o for o in example.graph.output if o.name == ENCODER_OUTPUT]
+    renamed = onnx.ValueInfoProto()
+    renamed.CopyFrom(output)
+    renamed.name = QUERY
+    encoded.graph.output.append(renamed)
+    known = {(o.domain, o.version) for o in encoded.opset_import}
+    for opset in example.opset_import:
+        if (opset.domain, opset.version) not in known and opset.domain not in {
+            o.domain for o in encoded.opset_import
+        }:
+            encoded.opset_import.append(opset)
 
 
 def _with_custom_domain(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -10,7 +10,15 @@ from onnx import TensorProto, helper, numpy_helper
 
 from contracts.runtime import ort_session
 from export.model import EMBEDDING_DIM, IntentModel, batch_encode
-from export.rerank import ExampleIndex, RerankSettings, reference_probabilities, rerank_graph
+from export.quantize import quantize_encoder
+from export.rerank import (
+    QUERY,
+    ExampleIndex,
+    RerankSettings,
+    embed_texts,
+    reference_probabilities,
+    rerank_graph,
+)
 
 OPSET = 17
 ENCODER_INPUTS = ("input_ids", "attention_mask")
@@ -39,6 +47,12 @@ def export_encoder(model: IntentModel, path: Path) -> None:
     )
 
 
+def export_packaged_encoder(fp32_path: Path, int8_path: Path) -> None:
+    """The packaged MiniLM encoder as it ships (mean pooling, not fine-tuned), fp32 and INT8."""
+    export_encoder(IntentModel(1), fp32_path)
+    quantize_encoder(fp32_path, int8_path)
+
+
 def build_classifier(
     model: IntentModel,
     intents: list[str],
@@ -50,7 +64,8 @@ def build_classifier(
 
     Carrying the labels inside the ONNX file keeps the ensemble's output self-describing:
     Triton answers with intent names, and no label file can drift from the weights. With an
-    `index` of training texts, the softmax is blended with their vote (export/rerank.py).
+    `index` of training texts, the softmax is blended with their vote (export/rerank.py), read
+    from a second input, `example_embedding`: the packaged encoder's embedding of the text.
     """
     weight = model.head.weight.detach().numpy().T.astype(np.float32)
     bias = model.head.bias.detach().numpy().astype(np.float32)
@@ -87,13 +102,11 @@ def build_classifier(
         helper.make_tensor_value_info("top_intents", TensorProto.STRING, ["batch", k]),
         helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, ["batch", k]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "ticket_classifier",
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", EMBEDDING_DIM])],
-        outputs,
-        initializers,
-    )
+    inputs = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", EMBEDDING_DIM])
+        for name in (["embedding", QUERY] if index is not None else ["embedding"])
+    ]
+    graph = helper.make_graph(nodes, "ticket_classifier", inputs, outputs, initializers)
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     onnx_model.ir_version = 8  # readable by older ONNX Runtime builds in Triton containers
     onnx.checker.check_model(onnx_model)
@@ -123,12 +136,16 @@ def check_parity(
     tolerance: float = 1e-4,
     index: ExampleIndex | None = None,
     rerank: RerankSettings | None = None,
+    example_encoder: Path | None = None,
 ) -> ParityReport:
     """Run PyTorch and ONNX Runtime on the same inputs; collect every mismatch, then fail with all.
 
     Batches of several sizes and lengths exercise the dynamic axes. With an `index`, PyTorch's
-    probabilities are blended with the neighbours' vote in NumPy, as the graph should do.
+    probabilities are blended in NumPy with the neighbours' vote, as the graph should do; both
+    sides read the vote's query from `example_encoder` (the packaged encoder's ONNX file).
     """
+    if index is not None and example_encoder is None:
+        raise ValueError("a classifier with a vote needs the example encoder to check it")
     encoder = ort_session(encoder_path)
     classifier = ort_session(classifier_path)
     problems: list[str] = []
@@ -142,15 +159,17 @@ def check_parity(
         ids, mask = batch_encode(tokenizer, batch)
         torch_embedding = model.encoder(ids, mask)
         torch_probs = torch.softmax(model.head(torch_embedding), dim=-1)
-        if index is not None:
-            blended = reference_probabilities(
-                torch_probs.numpy(), torch_embedding.numpy(), index, rerank or RerankSettings()
-            )
-            torch_probs = torch.from_numpy(blended)
         onnx_embedding = encoder.run(
             None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
         )[0]
-        intent, _, _top_intents, top_scores = classifier.run(None, {"embedding": onnx_embedding})
+        feeds = {"embedding": onnx_embedding}
+        if index is not None:
+            feeds[QUERY] = embed_texts(example_encoder, tokenizer, batch)
+            blended = reference_probabilities(
+                torch_probs.numpy(), feeds[QUERY], index, rerank or RerankSettings()
+            )
+            torch_probs = torch.from_numpy(blended)
+        intent, _, _top_intents, top_scores = classifier.run(None, feeds)
         embedding_diff = float(np.abs(onnx_embedding - torch_embedding.numpy()).max())
         expected_scores, expected_index = torch.topk(torch_probs, top_scores.shape[1], dim=-1)
         score_diff = float(np.abs(top_scores - expected_scores.numpy()).max())

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import Integer, String, column, create_engine, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
-from contracts.models import BASE_TRIAGE_VERSION, TRIAGE_ENSEMBLE
+from contracts.models import BASE_TRIAGE_VERSION, INTENT_MODEL, TRIAGE_ENSEMBLE
 from contracts.storage import engine_url
 from export.publish import CLASSIFIER, ENCODER, served_versions
 
@@ -47,7 +47,8 @@ def production_version(database_url: str) -> int:
 
 
 def production_files(repository: Path, version: int) -> dict[str, tuple[str, Path]]:
-    """(version, model.onnx) of the encoder and the classifier that serve triage `version`."""
+    """(version, model.onnx) of the encoder, the classifier and the fused file (what serves:
+    ticket_intent, numbered as the classifier) of triage `version`."""
     served = served_versions(repository) if (repository / CLASSIFIER).is_dir() else {}
     if version not in served:
         raise ProductionMissing(
@@ -57,6 +58,7 @@ def production_files(repository: Path, version: int) -> dict[str, tuple[str, Pat
     files = {
         ENCODER: (str(served[version]), repository / ENCODER / str(served[version]) / "model.onnx"),
         CLASSIFIER: (str(version), repository / CLASSIFIER / str(version) / "model.onnx"),
+        INTENT_MODEL: (str(version), repository / INTENT_MODEL / str(version) / "model.onnx"),
     }
     for model, (number, path) in files.items():
         if not path.is_file():

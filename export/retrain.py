@@ -7,8 +7,8 @@ The steps, each announced as `== i/7 ...`:
    used are held out of training and become an evaluation set of their own;
 2.-4. fine-tune, export ONNX, check parity with PyTorch, quantize the encoder to INT8 (the
    steps `python -m export build` runs, from export/build.py);
-5. run the candidate's files and production's (the production triage version's encoder
-   and classifier in the production repository: what Triton serves to production keys)
+5. run the candidate's fused file and production's (the production triage version's
+   ticket_intent in the production repository: what Triton serves to production keys)
    in process on the frozen Banking77 test split and the held-out corrections, timing
    every batch;
 6. the gate (export/gate.py): accuracy, per-intent recall, latency;
@@ -46,14 +46,20 @@ import torch
 from contracts import PROJECT_ROOT
 from contracts.models import INTENT_MODEL
 from contracts.registry import RegistrySettings, log_training_run
-from export.build import BuildOptions, Steps, onnx_predictions, train_and_export
+from export.build import (
+    BuildOptions,
+    Steps,
+    intent_predictions,
+    onnx_predictions,
+    train_and_export,
+)
 from export.data import Split, load_banking77
 from export.dataset import dedupe_key, latest_snapshot, read_snapshot
 from export.gate import HOLDOUT_FRACTION, TEST_SET, Evaluation, GateCriteria, GateResult, run_gate
 from export.production import production_files
 from export.production import production_version as production_version_of
 from export.repository import copy_into, write_text_whole
-from export.rerank import RerankSettings
+from export.rerank import DEFAULT_RERANK, RerankSettings
 from export.settings import ExportSettings
 
 CLASSIFIER, ENCODER = "ticket_classifier", "ticket_encoder"
@@ -72,7 +78,7 @@ class RetrainOptions:
     max_length: int = 64
     holdout_fraction: float = HOLDOUT_FRACTION
     shuffle_labels: bool = False  # train on permuted labels: a candidate the gate must refuse
-    rerank: RerankSettings | None = None  # None: the head alone (export/rerank.py)
+    rerank: RerankSettings | None = DEFAULT_RERANK  # None: the head alone (export/rerank.py)
     criteria: GateCriteria = field(default_factory=GateCriteria)
 
 
@@ -159,22 +165,22 @@ def retrain(settings: ExportSettings, options: RetrainOptions) -> RetrainResult:
     paths = exported.paths
 
     step(
-        f"evaluating production ({ENCODER} {production[ENCODER][0]}, {CLASSIFIER} "
-        f"{production[CLASSIFIER][0]} in {production_repository}) and the candidate"
+        f"evaluating production ({INTENT_MODEL} {production[INTENT_MODEL][0]} in "
+        f"{production_repository}) and the candidate, as they serve"
     )
     sets = {TEST_SET: (test_split.texts, [data.intents[i] for i in test_split.labels])}
     if held_out:
         sets["corrections"] = ([c["text"] for c in held_out], [c["category"] for c in held_out])
-    served = {
-        "production": (production[ENCODER][1], production[CLASSIFIER][1]),
-        "candidate": (paths["encoder_int8"], paths["classifier"]),  # INT8 gets the higher number
-        "candidate_fp32": (paths["encoder_fp32"], paths["classifier"]),
-    }
+    served = {"production": production[INTENT_MODEL][1], "candidate": paths["intent"]}
     predictions = {
-        (model, name): onnx_predictions(encoder, classifier, exported.tokenizer, texts)
-        for model, (encoder, classifier) in served.items()
+        (model, name): intent_predictions(intent, texts)
+        for model, intent in served.items()
         for name, (texts, _) in sets.items()
     }
+    # the fp32 encoder and the head, without the vote: for the report only
+    predictions["candidate_fp32", TEST_SET] = onnx_predictions(
+        paths["encoder_fp32"], paths["classifier"], exported.tokenizer, sets[TEST_SET][0]
+    )
     evaluations = [
         Evaluation(
             name,

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = missing_files(triton.model_repository)
     if missing:
         print(f"== model repository lacks {len(missing)} generated files; building it first")
-        print("   (the quick recipe: about 3 minutes on 2 cores; `make train-full`: better)")
+        print("   (the quick recipe: about 2 minutes on 2 cores; `make train-full`: better)")
         build = [sys.executable, "-m", "export", "build", "--quick"]
         subprocess.run([*build, "--repository", str(triton.model_repository)], check=True)  # nosec B603  # our interpreter and fixed arguments, no shell
     settings = OrchestratorSettings()

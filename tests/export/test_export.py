@@ -2,6 +2,7 @@
 
 import json
 
+import onnx
 import pytest
 import torch
 
@@ -69,3 +70,38 @@ def test_parity_check_fails_loudly_when_the_export_is_wrong(
             tampered,
             texts,
         )
+
+
+def test_the_quick_recipe_serves_the_packaged_encoder_and_the_vote_lifts_its_head(
+    export_settings, tmp_path
+):
+    """No fine-tuning (epochs 0): the head trains on the packaged encoder's INT8 embeddings,
+    the fused file holds that one encoder for both the head and the vote, and the vote is
+    better than the head alone on test texts the head never saw (16 training texts per intent
+    here; the full quick build: 91.75 % for the head, 93.21 % with the vote)."""
+    from export.build import BuildOptions, Steps, intent_predictions, onnx_accuracy
+    from export.build import train_and_export as run
+    from export.rerank import FROZEN_RERANK
+    from export.settings import ExportSettings
+
+    data = load_banking77(export_settings.banking77_dir)
+    settings = ExportSettings(work_dir=tmp_path)
+    options = BuildOptions(epochs=0, train_per_label=16, rerank=FROZEN_RERANK)
+    train, test = data.train.head_per_label(16), data.test.spread(400)
+    exported = run(settings, options, train, test.head(40), data.intents, Steps(3))
+    assert exported.train_report.epochs == 0
+    assert exported.train_report.train_examples == len(train)
+    fused = onnx.load(str(exported.paths["intent"]))
+    assert not any(n.name.startswith("example_encoder/") for n in fused.graph.node)
+    head = onnx_accuracy(
+        exported.paths["encoder_int8"],
+        exported.paths["classifier"],
+        exported.tokenizer,
+        test,
+        data.intents,
+    )
+    served = intent_predictions(exported.paths["intent"], test.texts).intents
+    voted = sum(data.intents[y] == p for y, p in zip(test.labels, served, strict=True))
+    print(f"quick recipe, 16 texts per intent: head {head:.4f}, with the vote {voted / 400:.4f}")
+    assert head > 0.5
+    assert voted / len(test) > head

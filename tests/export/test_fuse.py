@@ -60,17 +60,26 @@ def test_a_long_text_is_cut_to_128_tokens_ending_with_sep(tokenizer_session):
 
 
 def test_the_fused_file_answers_as_the_separate_files(built_repository, export_settings):
-    repository, _ = built_repository
-    fused = ort_session(repository / "ticket_intent/1/model.onnx", 1)
+    """The test build is fine-tuned, so its fused file holds two encoders: the served one and
+    the packaged one whose embeddings the vote reads."""
+    repository, work = built_repository[0], export_settings.work_dir
+    fused_path = repository / "ticket_intent/1/model.onnx"
+    fused = ort_session(fused_path, 1)
     encoder = ort_session(repository / "ticket_encoder/2/model.onnx", 1)
-    classifier = ort_session(repository / "ticket_classifier/1/model.onnx", 1)
+    example_encoder = ort_session(work / "packaged.int8.onnx", 1)
+    classifier = ort_session(work / "classifier.vote.onnx", 1)
+    assert any(n.name.startswith("example_encoder/") for n in onnx.load(fused_path).graph.node)
     reference = load_tokenizer(128)
     texts = load_banking77(export_settings.banking77_dir).test.texts[:96] + HARD_TEXTS
     for start in range(0, len(texts), 8):
         batch = texts[start : start + 8]
         got = fused.run(None, {"text": np.array(batch, dtype=object).reshape(-1, 1)})
         ids, mask = encode_batch(reference, batch)
-        embedding = encoder.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-        want = classifier.run(None, {"embedding": embedding})
+        tokens = {"input_ids": ids, "attention_mask": mask}
+        feeds = {
+            "embedding": encoder.run(None, tokens)[0],
+            "example_embedding": example_encoder.run(None, tokens)[0],
+        }
+        want = classifier.run(None, feeds)
         assert (got[0] == want[0]).all()  # intents
         np.testing.assert_allclose(got[3], want[3], atol=1e-5)  # top scores

@@ -10,6 +10,7 @@ from export.data import load_banking77
 from export.model import load_checkpoint, load_tokenizer
 from export.onnx_export import OPSET, ParityError, build_classifier, check_parity
 from export.rerank import (
+    QUERY,
     ExampleIndex,
     RerankSettings,
     build_index,
@@ -32,7 +33,7 @@ def run_graph(index: ExampleIndex, settings: RerankSettings, head, embedding) ->
         nodes,
         "rerank",
         [
-            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIM]),
+            helper.make_tensor_value_info(QUERY, TensorProto.FLOAT, ["batch", DIM]),
             helper.make_tensor_value_info(
                 "head_probabilities", TensorProto.FLOAT, ["batch", INTENTS]
             ),
@@ -43,7 +44,7 @@ def run_graph(index: ExampleIndex, settings: RerankSettings, head, embedding) ->
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(model)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    feeds = {"embedding": embedding, "head_probabilities": head}
+    feeds = {QUERY: embedding, "head_probabilities": head}
     return session.run(None, feeds)[0]
 
 
@@ -86,12 +87,13 @@ def test_more_neighbours_than_texts_uses_them_all():
 def test_a_reranking_classifier_passes_the_parity_check_and_a_wrong_one_fails(
     export_settings, built_repository, tmp_path
 ):
-    """The test build's model with 300 training texts as examples, through check_parity."""
-    repository, work = built_repository[0], export_settings.work_dir
+    """The test build's model with 300 training texts as examples (embedded by the packaged
+    encoder, as the build does), through check_parity."""
+    work = export_settings.work_dir
     model, intents, max_length = load_checkpoint(work / "intent_model.pt")
     data = load_banking77(export_settings.banking77_dir)
     examples = data.train.spread(300)
-    index = build_index(repository / "ticket_encoder/2/model.onnx", load_tokenizer(128), examples)
+    index = build_index(work / "packaged.int8.onnx", load_tokenizer(128), examples)
     assert len(index) == 300
     path = tmp_path / "classifier.onnx"
     build_classifier(model, intents, path, index, RerankSettings())
@@ -103,6 +105,7 @@ def test_a_reranking_classifier_passes_the_parity_check_and_a_wrong_one_fails(
         "classifier_path": path,
         "texts": data.test.texts[:40],
         "index": index,
+        "example_encoder": work / "packaged.int8.onnx",
     }
     report = check_parity(**check, rerank=RerankSettings())
     assert report.max_score_diff <= 1e-4

@@ -50,14 +50,17 @@ def test_next_versions_follow_every_version_in_production_and_candidates(tmp_pat
 
 
 def test_production_files_are_the_production_versions_not_the_highest(tmp_path):
-    for relative in ("ticket_encoder/1", "ticket_encoder/2", "ticket_classifier/1"):
+    served = ("ticket_encoder/1", "ticket_encoder/2", "ticket_classifier/1", "ticket_intent/1")
+    for relative in served:
         _touch(tmp_path / relative / "model.onnx")
     (tmp_path / "ticket_classifier/10").mkdir()  # an empty version folder is not served
     found = production_files(tmp_path, 1)
     assert found["ticket_encoder"] == ("2", tmp_path / "ticket_encoder/2/model.onnx")
     assert found["ticket_classifier"] == ("1", tmp_path / "ticket_classifier/1/model.onnx")
+    assert found["ticket_intent"] == ("1", tmp_path / "ticket_intent/1/model.onnx")
     # a published version 2 (its card names its encoder) is production only when promoted
     _touch(tmp_path / "ticket_classifier/2/model.onnx")
+    _touch(tmp_path / "ticket_intent/2/model.onnx")
     _touch(tmp_path / "ticket_encoder/4/model.onnx")
     card = {"versions": {"ticket_classifier": "2", "ticket_encoder": {"int8": "4"}}}
     _touch(tmp_path / "ticket_classifier/2/model_card.json", json.dumps(card))
@@ -278,7 +281,8 @@ class _FakeRun:
         from export.train import TrainReport
 
         self.production = tmp_path / "production"
-        for relative in ("ticket_encoder/1", "ticket_encoder/2", "ticket_classifier/1"):
+        served = ("ticket_encoder/1", "ticket_encoder/2", "ticket_classifier/1", "ticket_intent/1")
+        for relative in served:
             _touch(self.production / relative / "model.onnx", "production")
         work = tmp_path / "work"
         names = ("encoder_fp32", "encoder_int8", "classifier", "intent")
@@ -296,15 +300,19 @@ class _FakeRun:
                 paths, TrainReport(1, len(train_split), 0.1), ParityReport(0, 0, 40), None
             )
 
-        def fake_predictions(encoder, classifier, tokenizer, texts, batch_size=32):
+        def fake_predictions(intent, texts, batch_size=32):
             truth = right["test"] if len(texts) == len(right["test"]) else ["x"] * len(texts)
-            production = encoder.read_text() == "production"
+            production = intent.read_text() == "production"
             wrong = not production and not candidate_right
             intents = ["activate_my_card" if wrong else t for t in truth]
             return Predictions(intents, [0.01])
 
+        def fake_steps_predictions(encoder, classifier, tokenizer, texts, batch_size=32):
+            return fake_predictions(encoder, texts, batch_size)
+
         monkeypatch.setattr(retrain_module, "train_and_export", fake_train_and_export)
-        monkeypatch.setattr(retrain_module, "onnx_predictions", fake_predictions)
+        monkeypatch.setattr(retrain_module, "intent_predictions", fake_predictions)
+        monkeypatch.setattr(retrain_module, "onnx_predictions", fake_steps_predictions)
         rows = [
             Row(t, self.data.intents[i])
             for t, i in zip(self.data.train.texts[:50], self.data.train.labels[:50], strict=True)
