@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     evaluate.add_argument("--limit", type=int, help="first N test texts only")
     evaluate.add_argument("--output", type=Path, help="also write the JSON here")
+    evaluate.add_argument(
+        "--no-api",
+        action="store_true",
+        help="skip the pass through the orchestrator's POST /v1/triage (Triton only)",
+    )
 
     args = parser.parse_args(argv)
     if args.command == "evaluate":
@@ -44,7 +49,12 @@ def _evaluate(args) -> int:
     settings = ExportSettings()
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
     result = evaluate_through_triton(
-        settings, url=args.url, versions=versions, concurrency=args.concurrency, limit=args.limit
+        settings,
+        url=args.url,
+        versions=versions,
+        concurrency=args.concurrency,
+        limit=args.limit,
+        through_api=not args.no_api,
     )
     text = json.dumps(result, indent=2)
     print(text)

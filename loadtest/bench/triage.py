@@ -12,8 +12,10 @@
   front of the same Triton with the repository's own configs;
 - plain_fastapi: the design a team would otherwise pick, a FastAPI app running the same
   ONNX files in process per request (loadtest/bench/plain_fastapi.py), one text per request;
-- one text under batches: one-text calls to `ticket_triage` while 64-text calls (the most the
-  worker sends at once) keep Triton busy, with the interactive priority level and without.
+- one text under batches: one-text calls to `ticket_triage` (the interactive priority level,
+  as `POST /v1/triage` sends; ignored while the model sets no priority levels) while batches
+  keep Triton busy: one caller sending the worker's default batch (`worker_batch`, 16 texts),
+  as the one worker does, and two callers sending the most it may send (64 texts each).
 Both HTTP servers get one uvicorn worker. Every measurement is repeated `--repeat` times,
 the variants interleaved round by round, and each figure's median is reported.
 """
@@ -28,7 +30,13 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aio_grpc
 
-from contracts.models import CLASSIFIER_FILE, ENCODER_FILES, INTENT_FILE, INTENT_MODEL
+from contracts.models import (
+    CLASSIFIER_FILE,
+    ENCODER_FILES,
+    INTENT_FILE,
+    INTENT_MODEL,
+    TRIAGE_MAX_BATCH,
+)
 from contracts.runtime import ort_session
 from contracts.tokens import encode_batch
 from export.data import load_banking77
@@ -39,7 +47,7 @@ from loadtest.bench import servers
 from loadtest.bench.client import median_of_runs, run_closed_loop
 from loadtest.bench.plain_fastapi import SESSION_THREADS
 from loadtest.machine import command_line, machine_facts
-from orchestrator.settings import TritonSettings
+from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.model_config import load_json, read_config
 from orchestrator.triton.triage_client import BACKGROUND, INTERACTIVE
 
@@ -208,7 +216,7 @@ def run(
         },
         "one_text_under_batches": {
             name: median_of_runs(measured[("one_text_under_batches", name)], each="p95_ms")
-            for name in ("interactive_priority", "same_priority")
+            for name in BACKGROUND_LOADS
         },
     }
     if http_variants:
@@ -266,9 +274,15 @@ def _steps_round(client, url, texts, concurrencies, requests, measured) -> None:
 
 
 async def one_text_under_batches(
-    url: str, texts: list[str], priority: int, *, requests: int = 300, batch: int = 64
+    url: str,
+    texts: list[str],
+    priority: int,
+    *,
+    requests: int = 300,
+    batch: int = TRIAGE_MAX_BATCH,
+    callers: int = 2,
 ) -> dict:
-    """One-text calls (4 in flight) at `priority` while two callers keep sending `batch`-text
+    """One-text calls (4 in flight) at `priority` while `callers` keep sending `batch`-text
     calls at the background level, as the worker does; the one-text calls' latency."""
     client = aio_grpc.InferenceServerClient(url)
 
@@ -292,7 +306,7 @@ async def one_text_under_batches(
         await client.infer("ticket_triage", [tensor([texts[i % len(texts)]])], priority=priority)
 
     try:
-        loaders = [asyncio.create_task(background()) for _ in range(2)]
+        loaders = [asyncio.create_task(background()) for _ in range(callers)]
         await asyncio.sleep(0.5)  # the batches are flowing before the first one-text call
         result = await run_closed_loop(one, requests, 4)
         done.set()
@@ -305,14 +319,26 @@ async def one_text_under_batches(
         "errors": result.errors,
         "background_batches": batches,
         "background_batch_texts": batch,
+        "background_callers": callers,
         **latency_summary(result.latencies or [0.0]),
     }
 
 
+# (texts per background call, callers): the worker's default, and the most it may send
+BACKGROUND_LOADS = {
+    "worker_default": (OrchestratorSettings.model_fields["worker_batch"].default, 1),
+    "largest_batches": (TRIAGE_MAX_BATCH, 2),
+}
+
+
 def _mixed_round(url, texts, requests, measured) -> None:
-    for name, priority in (("interactive_priority", INTERACTIVE), ("same_priority", BACKGROUND)):
+    for name, (batch, callers) in BACKGROUND_LOADS.items():
         measured[("one_text_under_batches", name)].append(
-            asyncio.run(one_text_under_batches(url, texts, priority, requests=requests))
+            asyncio.run(
+                one_text_under_batches(
+                    url, texts, INTERACTIVE, requests=requests, batch=batch, callers=callers
+                )
+            )
         )
 
 

@@ -73,6 +73,7 @@ def test_triage_bench_measures_every_variant(
     batching_on = f"queue_delay_{report['repository_queue_delay_us']}us"
     assert set(report["triton_ensemble"]) == {"batching_off", batching_on, "ticket_triage_steps"}
     assert report["ceiling_in_process"]["best_batch"].startswith(("steps_", "fused_"))
+    assert set(report["one_text_under_batches"]) == {"worker_default", "largest_batches"}
     for mixed in report["one_text_under_batches"].values():
         assert mixed["errors"] == 0 and mixed["background_batches"] > 0
         assert 0 < mixed["p50_ms"] <= mixed["p95_ms"]
@@ -94,6 +95,25 @@ def test_triage_bench_measures_every_variant(
         "fused_c2_vs_steps",
     ):
         assert report["ratios"][ratio] > 0, ratio
+
+
+@pytest.mark.slow
+def test_evaluate_measures_the_orchestrator_and_triton_on_the_same_texts(
+    triton, triton_settings, triton_env, built_repository, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("TRITON_MODEL_REPOSITORY", str(built_repository[0]))
+    output = tmp_path / "evaluate.json"
+    argv = ["evaluate", "--url", triton_settings.grpc_url, "--limit", "40", "--versions", "2"]
+    assert run_main([*argv, "--concurrency", "4", "--output", str(output)]) == 0
+
+    report = json.loads(output.read_text())
+    through_api, served = report["orchestrator"], report["served"]
+    assert through_api["path"] == "POST /v1/triage" and report["texts"] == 40
+    assert through_api["requests_per_s"] > 0 and through_api["latency"]["p50_ms"] > 0
+    # the same model behind both; dynamic INT8 quantizes each batch by its own range, so a
+    # different batching may move an answer or two
+    assert abs(through_api["accuracy"] - served["accuracy"]) <= 2 / 40
+    assert [r["encoder_version"] for r in report["results"]] == ["2"]
 
 
 @pytest.mark.slow
