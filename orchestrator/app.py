@@ -44,6 +44,7 @@ from orchestrator.services.settled import SettledTickets
 from orchestrator.services.versions import VersionStore
 from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import DriftSettings, OrchestratorSettings, TritonSettings
+from orchestrator.triton.coalesce import coalescing
 from orchestrator.triton.control import ModelControl, TritonProcesses
 from orchestrator.triton.embed_client import EmbeddingClient
 from orchestrator.triton.replicas import Replicas, inference_urls
@@ -92,10 +93,13 @@ def create_app(
         if settings.admin_key:
             await _bootstrap(app, settings.admin_key)
         revocation_task = asyncio.create_task(app.state.revocations.run())
-        app.state.triage = TriageClient(
-            inference_urls(triton.replicas, triton.grpc_url),
-            timeout_s=settings.triage_timeout_s,
-            call_timeout_s=settings.triton_call_timeout_s,
+        app.state.triage = coalescing(
+            TriageClient(
+                inference_urls(triton.replicas, triton.grpc_url),
+                timeout_s=settings.triage_timeout_s,
+                call_timeout_s=settings.triton_call_timeout_s,
+            ),
+            settings.triage_coalesce_in_flight,
         )
         # The primary LLM and its fallback behind one breaker (services/failover.py)
         app.state.llm = make_llm(settings, triton.grpc_url, app.state.metrics)

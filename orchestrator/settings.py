@@ -72,6 +72,9 @@ class OrchestratorSettings(BaseSettings):
     database_url: str = Field(default=DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
     admin_key: str | None = None  # created at start when set; never logged
     triage_timeout_s: float = 10.0
+    # Concurrent triage calls wait while this many Triton requests are out, then go together
+    # in the next (orchestrator/triton/coalesce.py); 0: every call is its own request.
+    triage_coalesce_in_flight: int = Field(default=2, ge=0)
     # Rate limits (token buckets; per deployment with REDIS_URL, else per replica). See README.
     rate_limit_per_minute: float = Field(default=600, gt=0)  # per API key
     rate_limit_burst: int = Field(default=60, ge=1)

@@ -10,6 +10,8 @@
 - orchestrator: `POST /v1/triage`, one text per request, through the orchestrator the bench
   starts itself (uvicorn, SQLite in a temporary folder, a key made through /v1/admin) in
   front of the same Triton with the repository's own configs;
+- orchestrator_uncoalesced: the same with `triage_coalesce_in_flight` 0, every call its own
+  Triton request (the default joins concurrent calls: orchestrator/triton/coalesce.py);
 - plain_fastapi: the design a team would otherwise pick, a FastAPI app running the same
   ONNX files in process per request (loadtest/bench/plain_fastapi.py), one text per request;
 - one text under batches: one-text calls to `ticket_triage` (the interactive priority level,
@@ -51,6 +53,10 @@ from orchestrator.settings import OrchestratorSettings, TritonSettings
 from orchestrator.triton.model_config import load_json, read_config
 from orchestrator.triton.triage_client import BACKGROUND, INTERACTIVE
 
+# The orchestrator with each /v1/triage call its own Triton request, beside the default (its
+# concurrent calls joined: orchestrator/triton/coalesce.py)
+UNCOALESCED = "orchestrator_uncoalesced"
+COALESCING_SETTING = "ORCHESTRATOR_TRIAGE_COALESCE_IN_FLIGHT"
 BATCHED_STEPS = (INTENT_MODEL,)  # what ticket_triage runs
 STEPS_ENSEMBLE = "ticket_triage_steps"  # the three steps chained
 STEP_MODELS = ("ticket_tokenizer", "ticket_encoder", "ticket_classifier")
@@ -220,7 +226,7 @@ def run(
         },
     }
     if http_variants:
-        for name in ("orchestrator", "plain_fastapi"):
+        for name in ("orchestrator", UNCOALESCED, "plain_fastapi"):
             report[name] = {str(c): median_of_runs(measured[(name, c)]) for c in concurrencies}
         report["http_servers"] = http_server_notes()
     report["ratios"] = _ratios(report, f"queue_delay_{repository_delay}us")
@@ -347,6 +353,7 @@ def _http_round(triton_env, repository, texts, concurrencies, requests, measured
     the other's measurement."""
     starters = {
         "orchestrator": lambda: servers.orchestrator(triton_env),
+        UNCOALESCED: lambda: servers.orchestrator(triton_env, **{COALESCING_SETTING: "0"}),
         "plain_fastapi": lambda: servers.plain_fastapi(repository),
     }
     for name, start in starters.items():
@@ -422,6 +429,8 @@ def _http_ratios(report: dict, ceiling_tps: float, triton_direct: dict) -> dict:
         ratios[f"orchestrator_c{c}_vs_ceiling"] = round(tps / ceiling_tps, 3)
         ratios[f"plain_fastapi_c{c}_vs_ceiling"] = round(plain_tps / ceiling_tps, 3)
         ratios[f"orchestrator_c{c}_vs_plain_fastapi"] = round(tps / plain_tps, 3)
+        uncoalesced = report[UNCOALESCED][c]["throughput_per_s"]
+        ratios[f"orchestrator_c{c}_vs_uncoalesced"] = round(tps / uncoalesced, 3)
         if c in triton_direct:
             ratios[f"orchestrator_c{c}_vs_triton_ensemble"] = round(
                 tps / triton_direct[c]["throughput_per_s"], 3

@@ -81,6 +81,7 @@ def test_triage_bench_measures_every_variant(
     for by_concurrency in (
         *report["triton_ensemble"].values(),
         report["orchestrator"],
+        report["orchestrator_uncoalesced"],
         report["plain_fastapi"],
     ):
         assert set(by_concurrency) == {"1", "2"}
@@ -91,6 +92,7 @@ def test_triage_bench_measures_every_variant(
         "orchestrator_c2_vs_ceiling",
         "orchestrator_c2_vs_plain_fastapi",
         "orchestrator_c2_vs_triton_ensemble",
+        "orchestrator_c2_vs_uncoalesced",
         f"{batching_on}_c2_vs_batching_off",
         "fused_c2_vs_steps",
     ):
