@@ -1,5 +1,5 @@
 """Command line of the export pipeline:
-`python -m export {build,tensorrt,dataset,retrain,publish}`."""
+`python -m export {build,tune-vote,tensorrt,dataset,retrain,publish}`."""
 
 import argparse
 import json
@@ -56,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument("--no-tensorrt", action="store_true", help="skip the TensorRT engine step")
     build.add_argument("--no-vote", action="store_true", help=VOTE_HELP)
+
+    tune = commands.add_parser(
+        "tune-vote",
+        help="choose the vote's settings on a held-out tenth of the training split, then "
+        "score them once on the test split",
+    )
+    tune.add_argument(
+        "--epochs", type=int, default=0, help="the recipe (0: the quick one, no fine-tuning)"
+    )
+    tune.add_argument("--output", type=Path, help="also write the JSON here")
 
     trt = commands.add_parser(
         "tensorrt", help="build the TensorRT encoder engine from the built repository"
@@ -155,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = ExportSettings()
+    if args.command == "tune-vote":
+        return _tune(args, settings)
     if args.command == "publish":
         return _publish(args, settings)
     if args.command == "build":
@@ -185,6 +197,17 @@ def _build(args, settings: ExportSettings) -> int:
     )
     summary = build(settings, options, repository)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _tune(args, settings: ExportSettings) -> int:
+    from export.tune import tune
+
+    result = tune(settings, args.epochs)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
     return 0
 
 

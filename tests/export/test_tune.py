@@ -1,0 +1,25 @@
+"""`export tune-vote`'s pieces: the held-out tenth, and scoring a vote's settings."""
+
+import numpy as np
+
+from export.data import Split
+from export.rerank import RerankSettings, index_of
+from export.tune import Scoring, held_out_rows
+
+
+def test_a_seeded_tenth_of_every_intent_is_held_out():
+    split = Split([f"t{i}" for i in range(230)], [i % 3 for i in range(200)] + [3] * 30)
+    held = held_out_rows(split, seed=13)
+    assert held == held_out_rows(split, seed=13) != held_out_rows(split, seed=14)
+    per_intent = np.bincount([split.labels[i] for i in held])
+    assert per_intent.tolist() == [6, 6, 6, 3]  # a tenth of 67, 67, 66 and 30, rounded down
+
+
+def test_the_vote_can_fix_what_the_head_gets_wrong_and_weight_zero_is_the_head():
+    examples = Split(["a", "b"], [0, 1])
+    queries = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    split = Split(["x", "y"], [0, 1])
+    wrong_head = np.array([[0.4, 0.6], [0.6, 0.4]], dtype=np.float32)
+    scored = Scoring(split, wrong_head, queries, index_of(queries, examples.labels))
+    assert scored.accuracy(RerankSettings(neighbours=1, weight=0.0)) == 0.0
+    assert scored.accuracy(RerankSettings(neighbours=1, weight=0.5)) == 1.0
