@@ -187,7 +187,7 @@ def _drift(settings: OrchestratorSettings, triton: TritonSettings) -> int:
         print(f"Triton at {triton.grpc_url} could not answer: {error}", file=sys.stderr)
         return 1
     except FileNotFoundError as error:  # the reference's texts: Banking77 is not shipped
-        print(f"{error}; set DRIFT_REFERENCE_CSV to Banking77's train.csv", file=sys.stderr)
+        print(f"{error}; set DRIFT_REFERENCE_CSV to Banking77's test.csv", file=sys.stderr)
         return 1
     finally:
         engine.dispose()

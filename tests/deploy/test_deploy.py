@@ -433,7 +433,7 @@ def test_compose_shares_the_drift_files_and_binds_the_reference_read_only(compos
     assert f"monitoring-data:{folder}" in services["worker"]["volumes"]
     assert f"monitoring-data:{folder}:ro" in services["orchestrator"]["volumes"]
     assert [v for v in services["worker"]["volumes"] if v.endswith(":/data/banking77:ro")]
-    assert environment["DRIFT_REFERENCE_CSV"] == "/data/banking77/train.csv"
+    assert environment["DRIFT_REFERENCE_CSV"] == "/data/banking77/test.csv"
     assert environment["DRIFT_REPORTS_DIR"].startswith(folder)
 
 

@@ -46,16 +46,17 @@ def drifted_texts() -> list[str]:
     return texts[:80]
 
 
-def banking77_test_texts(count: int) -> list[str]:
+def banking77_test_texts(count: int, skip: int = 0) -> list[str]:
     """`count` texts of Banking77's test split, across its intents in turn (it is grouped by
-    intent, so its head holds a handful of intents only)."""
+    intent, so its head holds a handful of intents only), after the first `skip` of that order
+    (the drift reference is its head)."""
     path = DriftSettings().reference_csv.with_name("test.csv")
     by_intent: dict[str, list[str]] = {}
     with path.open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             by_intent.setdefault(row["category"], []).append(row["text"].strip())
     spread = itertools.chain.from_iterable(itertools.zip_longest(*by_intent.values()))
-    return [t for t in spread if t][:count]
+    return [t for t in spread if t][skip : skip + count]
 
 
 def add_tenant(session: Session, name: str) -> tuple[int, int]:

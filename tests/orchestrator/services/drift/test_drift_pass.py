@@ -42,9 +42,11 @@ def stack(tmp_path_factory, triton_settings, triton):
     engine = make_engine(url)
     sessions = session_factory(engine)
     traffic = {
-        "calm": banking77_test_texts(150),
+        # not the reference's own texts (the test split's first 400 across the intents)
+        "calm": banking77_test_texts(150, skip=settings.reference_size),
         "shifted": drifted_texts(),
-        "tiny": banking77_test_texts(10),  # under the minimum sample: not compared alone
+        "tiny": banking77_test_texts(10, skip=settings.reference_size + 150),  # under the
+        # minimum sample: not compared alone
     }
     asyncio.run(_store(sessions, triton_settings.grpc_url, traffic))
     yield url, sessions, settings
