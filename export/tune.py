@@ -8,7 +8,9 @@ serve: trained and indexed on the whole training split. The test split chooses n
 Scores are computed in NumPy (export/rerank.py's reference, which the graph is held to).
 """
 
+import platform
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from contracts.models import SERVED_MAX_TOKENS
+from contracts.runtime import usable_cores
 from export.data import Split, load_banking77
 from export.model import IntentModel, load_tokenizer
 from export.onnx_export import export_encoder, export_packaged_encoder
@@ -32,7 +35,6 @@ from export.rerank import (
 )
 from export.settings import ExportSettings
 from export.train import HeadConfig, TrainConfig, train, train_head
-from loadtest.machine import command_line, machine_facts
 
 GRID = {
     "neighbours": (5, 10, 20),
@@ -140,8 +142,8 @@ def tune(settings: ExportSettings, epochs: int) -> dict:
     print(f"== best on the held-out texts: {best}; scoring it on the test split", flush=True)
     test = scoring(recipe, data.train, data.test)
     return {
-        "command": command_line(),
-        "machine": machine_facts(),
+        "command": " ".join(["python -m export", *sys.argv[1:]]),
+        "machine": {"platform": platform.platform(), "cores_usable": usable_cores()},
         "epochs": epochs,
         "held_out_texts": len(held),
         "grid_size": len(scores),
