@@ -72,6 +72,7 @@ def test_parity_check_fails_loudly_when_the_export_is_wrong(
         )
 
 
+@pytest.mark.slow  # exports and quantizes the packaged encoder, embeds 1,232 texts: about 50 s
 def test_the_quick_recipe_serves_the_packaged_encoder_and_the_vote_lifts_its_head(
     export_settings, tmp_path
 ):
