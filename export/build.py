@@ -2,7 +2,7 @@
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -206,41 +206,44 @@ def onnx_predictions(
     texts: list[str],
     batch_size: int = 32,
 ) -> Predictions:
-    """Run the exported files on `texts`, grouped by length to avoid padding waste."""
+    """Run the exported encoder and head on `texts` (the chained steps' model)."""
     encoder_session, classifier_session = ort_session(encoder), ort_session(classifier)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    intents: list[str] = [""] * len(texts)
-    seconds: list[float] = []
-    for start in tqdm(
-        range(0, len(order), batch_size), desc=f"predicting {encoder.name}", leave=False
-    ):
-        rows = order[start : start + batch_size]
-        began = time.perf_counter()
-        ids, mask = batch_encode(tokenizer, [texts[i] for i in rows])
-        embedding = encoder_session.run(
-            None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
-        )[0]
-        predicted = classifier_session.run(["intent"], {"embedding": embedding})[0][:, 0]
-        seconds.append(time.perf_counter() - began)
-        for i, intent in zip(rows, predicted, strict=True):
-            intents[i] = str(intent)
-    return Predictions(intents, seconds)
+
+    def predict(batch: list[str]):
+        ids, mask = batch_encode(tokenizer, batch)
+        feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+        embedding = encoder_session.run(None, feeds)[0]
+        return classifier_session.run(["intent"], {"embedding": embedding})[0][:, 0]
+
+    return _grouped_predictions(predict, texts, batch_size, encoder.name)
 
 
 def intent_predictions(intent: Path, texts: list[str], batch_size: int = 32) -> Predictions:
-    """Run the fused file (text → intent: what serves) on `texts`, grouped by length."""
+    """Run the fused file (text → intent: what serves) on `texts`."""
     session = ort_session(intent)
+
+    def predict(batch: list[str]):
+        feed = np.array(batch, dtype=object).reshape(-1, 1)
+        return session.run(["intent"], {TEXT_INPUT: feed})[0][:, 0]
+
+    return _grouped_predictions(predict, texts, batch_size, intent.name)
+
+
+def _grouped_predictions(
+    predict: Callable[[list[str]], Sequence], texts: list[str], batch_size: int, name: str
+) -> Predictions:
+    """`predict` over `texts` in batches grouped by length (less padding), each batch timed;
+    the intents in `texts` order."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     intents: list[str] = [""] * len(texts)
     seconds: list[float] = []
-    for start in tqdm(range(0, len(order), batch_size), desc=f"predicting {intent.name}"):
+    for start in tqdm(range(0, len(order), batch_size), desc=f"predicting {name}", leave=False):
         rows = order[start : start + batch_size]
         began = time.perf_counter()
-        feed = np.array([texts[i] for i in rows], dtype=object).reshape(-1, 1)
-        predicted = session.run(["intent"], {TEXT_INPUT: feed})[0][:, 0]
+        predicted = predict([texts[i] for i in rows])
         seconds.append(time.perf_counter() - began)
-        for i, name in zip(rows, predicted, strict=True):
-            intents[i] = str(name)
+        for i, intent in zip(rows, predicted, strict=True):
+            intents[i] = str(intent)
     return Predictions(intents, seconds)
 
 

@@ -155,9 +155,7 @@ def fuse(
     classifier_model.ir_version = ir_version
     tokenizer = tokenizer_model(vocab.read_text(), max_length, ir_version)
     # Prefix each part's inner names, so that none can collide with another part's.
-    tokenizer = compose.add_prefix(
-        tokenizer, "tokenizer/", rename_inputs=False, rename_outputs=False
-    )
+    tokenizer = _prefixed(tokenizer, "tokenizer/")
     encoder_model = _with_custom_domain(_prefixed(encoder_model, "encoder/"))
     classifier_model = _with_custom_domain(_prefixed(classifier_model, "classifier/"))
     encoded = compose.merge_models(
@@ -197,12 +195,8 @@ def _add_example_encoder(encoded: onnx.ModelProto, example: onnx.ModelProto) -> 
     renamed.CopyFrom(output)
     renamed.name = QUERY
     encoded.graph.output.append(renamed)
-    known = {(o.domain, o.version) for o in encoded.opset_import}
-    for opset in example.opset_import:
-        if (opset.domain, opset.version) not in known and opset.domain not in {
-            o.domain for o in encoded.opset_import
-        }:
-            encoded.opset_import.append(opset)
+    imported = {o.domain for o in encoded.opset_import}
+    encoded.opset_import.extend(o for o in example.opset_import if o.domain not in imported)
 
 
 def _with_custom_domain(model: onnx.ModelProto) -> onnx.ModelProto:

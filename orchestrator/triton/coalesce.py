@@ -47,7 +47,7 @@ class CoalescingTriage:
         self._waiting: dict[Key, list[_Call]] = defaultdict(list)
         self._in_flight: dict[Key, int] = defaultdict(int)
         self._tasks: set[asyncio.Task] = set()
-        self.requests_sent = 0  # Triton requests made (tests and metrics read it)
+        self.requests_sent = 0  # Triton requests made (the tests read it)
 
     def __getattr__(self, name: str):
         return getattr(self.client, name)  # model, target, ready, close, ...
