@@ -18,11 +18,58 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def ort_session(path: Path | str, intra_op_threads: int | None = None, inter_op_threads: int = 1):
-    """An `onnxruntime.InferenceSession` on the CPU provider; intra-op threads default to the
-    usable cores."""
+class ProviderUnavailable(RuntimeError):
+    """An execution provider asked for is not in this onnxruntime build (e.g. CUDA without
+    onnxruntime-gpu)."""
+
+
+def gpu_providers(accelerator: str = "cuda", device_id: int = 0, cache_dir: str = "") -> list:
+    """ONNX Runtime's providers for a model on GPU `device_id`, in order of preference:
+    TensorRT in fp16 (engines cached in `cache_dir`) when `accelerator` is "tensorrt", CUDA,
+    and the CPU for the operators neither runs (the tokenizer's)."""
+    cuda = ("CUDAExecutionProvider", {"device_id": device_id})
+    providers = [cuda, "CPUExecutionProvider"]
+    if accelerator == "tensorrt":
+        options = {"device_id": device_id, "trt_fp16_enable": True}
+        if cache_dir:
+            options |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache_dir}
+        providers.insert(0, ("TensorrtExecutionProvider", options))
+    return providers
+
+
+def instance_providers(config: dict, kind: str, device_id: int = 0) -> list | None:
+    """The providers a Triton model instance asks for: None on the CPU; on a GPU, CUDA, or
+    TensorRT where the config lists it among its GPU execution accelerators (the lines
+    export/device.py writes, as NGC's onnxruntime backend reads them)."""
+    if kind != "GPU":
+        return None
+    optimization = config.get("optimization", {}).get("execution_accelerators", {})
+    for accelerator in optimization.get("gpu_execution_accelerator", []):
+        if accelerator.get("name") == "tensorrt":
+            cache = accelerator.get("parameters", {}).get("trt_engine_cache_path", "")
+            return gpu_providers("tensorrt", device_id, cache)
+    return gpu_providers("cuda", device_id)
+
+
+def ort_session(
+    path: Path | str,
+    intra_op_threads: int | None = None,
+    inter_op_threads: int = 1,
+    providers: list | None = None,
+):
+    """An `onnxruntime.InferenceSession` on the CPU provider, or on `providers`
+    (gpu_providers); intra-op threads default to the usable cores. A provider this build of
+    onnxruntime lacks raises ProviderUnavailable rather than running quietly on the CPU."""
     import onnxruntime as ort
 
+    providers = providers or ["CPUExecutionProvider"]
+    names = [p[0] if isinstance(p, tuple) else p for p in providers]
+    missing = [n for n in names if n not in ort.get_available_providers()]
+    if missing:
+        raise ProviderUnavailable(
+            f"onnxruntime {ort.__version__} has no {', '.join(missing)} (it has "
+            f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu on a GPU host"
+        )
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads or usable_cores()
     options.inter_op_num_threads = inter_op_threads
@@ -32,4 +79,4 @@ def ort_session(path: Path | str, intra_op_threads: int | None = None, inter_op_
         pass
     else:
         options.register_custom_ops_library(get_library_path())
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=providers)

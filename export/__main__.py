@@ -1,11 +1,12 @@
 """Command line of the export pipeline:
-`python -m export {build,tune-vote,tensorrt,dataset,retrain,publish}`."""
+`python -m export {build,tune-vote,tensorrt,device,gpu-parity,dataset,retrain,publish}`."""
 
 import argparse
 import json
 import sys
 from pathlib import Path
 
+from export.device import ACCELERATORS, DEVICES
 from export.gate import HOLDOUT_FRACTION, GateCriteria
 from export.rerank import DEFAULT_RERANK, FROZEN_RERANK
 from export.settings import ExportSettings
@@ -71,6 +72,26 @@ def main(argv: list[str] | None = None) -> int:
         "tensorrt", help="build the TensorRT encoder engine from the built repository"
     )
     trt.add_argument("--repository", type=Path, help="model repository (default: the project's)")
+
+    device = commands.add_parser(
+        "device",
+        help="run a repository's ONNX models on the CPU or a GPU (rewrites their configs)",
+    )
+    device.add_argument("device", choices=DEVICES)
+    device.add_argument(
+        "--accelerator",
+        choices=ACCELERATORS,
+        help="on a GPU: TensorRT fp16 engines or plain CUDA (default: EXPORT_GPU_ACCELERATOR)",
+    )
+    device.add_argument("--repository", type=Path, help="model repository (default: the project's)")
+
+    gpu = commands.add_parser(
+        "gpu-parity",
+        help="the served ticket_intent on CUDA and TensorRT against the CPU, on the test split",
+    )
+    gpu.add_argument("--repository", type=Path, help="model repository (default: the project's)")
+    gpu.add_argument("--test-limit", type=int, help="the first N test texts only")
+    gpu.add_argument("--output", type=Path, help="also write the JSON here")
 
     dataset = commands.add_parser(
         "dataset",
@@ -171,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         return _publish(args, settings)
     if args.command == "build":
         return _build(args, settings)
+    if args.command == "device":
+        return _device(args, settings)
+    if args.command == "gpu-parity":
+        return _gpu_parity(args, settings)
     if args.command == "dataset":
         return _dataset(args, settings)
     if args.command == "retrain":
@@ -225,6 +250,31 @@ def _tensorrt(args, settings: ExportSettings) -> int:
     result = build_engine(onnx_path, repository)
     print(result.detail)
     return 0 if result.built or "skipped" in result.detail else 1
+
+
+def _device(args, settings: ExportSettings) -> int:
+    from export import device
+
+    repository = args.repository or settings.model_repository
+    accelerator = args.accelerator or settings.gpu_accelerator
+    return device.main([args.device, "--accelerator", accelerator, "--repository", str(repository)])
+
+
+def _gpu_parity(args, settings: ExportSettings) -> int:
+    from contracts.models import INTENT_FILE
+    from export.data import load_banking77
+    from export.gpu_parity import parity
+
+    repository = args.repository or settings.model_repository
+    data = load_banking77(settings.banking77_dir)
+    split = data.test.head(args.test_limit)
+    cache = settings.work_dir / "trt_engine_cache"
+    results = parity(repository / INTENT_FILE, split, data.intents, cache)
+    text = json.dumps({"model": str(repository / INTENT_FILE), "results": results}, indent=2)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+    return 0
 
 
 def _retrain(args, settings: ExportSettings) -> int:

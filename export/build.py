@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from contracts.models import SERVED_MAX_TOKENS
 from export.data import Split, load_banking77
+from export.device import set_device
 from export.fuse import TEXT_INPUT, fuse
 from export.model import batch_encode, load_tokenizer, save_checkpoint
 from export.onnx_export import (
@@ -132,13 +133,15 @@ def train_and_export(
             rerank=options.rerank,
             example_encoder=packaged["int8"],
         )
-    # What serves: the tokenizer, the INT8 encoder(s) and the classifier, as one file
+    # What serves: the tokenizer, the encoder(s) and the classifier, as one file; INT8 on a
+    # CPU, fp32 on a GPU (where TensorRT makes it fp16)
+    precision = "fp32" if settings.device == "gpu" else "int8"
     fuse(
-        paths["encoder_int8"],
+        paths[f"encoder_{precision}"],
         served_classifier,
         encoder_dir() / "vocab.txt",
         paths["intent"],
-        example_encoder=packaged["int8"] if options.epochs and index else None,
+        example_encoder=packaged[precision] if options.epochs and index else None,
     )
     return Exported(paths, train_report, parity, tokenizer)
 
@@ -175,6 +178,8 @@ def build(settings: ExportSettings, options: BuildOptions, repository: Path) -> 
 
     step(f"writing the model repository at {repository}")
     written = write_models(repository, **paths)
+    if settings.device == "gpu":
+        set_device(repository, "gpu", settings.gpu_accelerator)
     summary = {
         "train": asdict(exported.train_report),
         "options": asdict(options),
@@ -184,6 +189,7 @@ def build(settings: ExportSettings, options: BuildOptions, repository: Path) -> 
         "int8_accuracy_drop_points": round(100 * (accuracy["fp32"] - accuracy["int8"]), 2),
         "test_texts": len(test_split),
         "tensorrt": trt_detail,
+        "device": settings.device,
         "files": {str(p.relative_to(repository)): p.stat().st_size for p in written},
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -218,9 +224,12 @@ def onnx_predictions(
     return _grouped_predictions(predict, texts, batch_size, encoder.name)
 
 
-def intent_predictions(intent: Path, texts: list[str], batch_size: int = 32) -> Predictions:
-    """Run the fused file (text → intent: what serves) on `texts`."""
-    session = ort_session(intent)
+def intent_predictions(
+    intent: Path, texts: list[str], batch_size: int = 32, providers: list | None = None
+) -> Predictions:
+    """Run the fused file (text → intent: what serves) on `texts`, on the CPU or on
+    `providers` (contracts.runtime.gpu_providers)."""
+    session = ort_session(intent, providers=providers)
 
     def predict(batch: list[str]):
         feed = np.array(batch, dtype=object).reshape(-1, 1)

@@ -2,6 +2,7 @@
 `DATABASE_URL`, the orchestrator's, for the corrections `python -m export dataset` reads)."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,3 +29,8 @@ class ExportSettings(BaseSettings):
     # Where retrain records its runs and candidates (MLflow; `REGISTRY_*`, MLFLOW_TRACKING_URI).
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     seed: int = 13
+    # Where the served ONNX models run (export/device.py): a GPU build fuses the fp32 encoder
+    # (dynamic INT8's operators have no TensorRT or full CUDA kernels) and writes KIND_GPU
+    # configs, with TensorRT fp16 engines or plain CUDA.
+    device: Literal["cpu", "gpu"] = "cpu"
+    gpu_accelerator: Literal["cuda", "tensorrt"] = "tensorrt"

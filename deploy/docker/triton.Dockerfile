@@ -84,6 +84,15 @@ COPY --from=build /opt/pytriton/nvidia_pytriton.libs/ /opt/support/nvidia_pytrit
 RUN ln -sf /opt/support/pytriton/tritonserver/python_backend_stubs/3.11/triton_python_backend_stub \
         /opt/tritonserver/backends/python/triton_python_backend_stub
 COPY --chown=root:root model_repository/ /opt/support/model_repository/
+# Where the ONNX models run (export/device.py): gpu, their instances KIND_GPU with TensorRT fp16
+# engines (GPU_ACCELERATOR=cuda: plain CUDA), as the pods reserving a GPU want; compose's cpu
+# profile passes MODEL_DEVICE=cpu. Build the repository with EXPORT_DEVICE=gpu for a GPU image:
+# its ticket_intent then fuses the fp32 encoder, which TensorRT makes fp16.
+ARG MODEL_DEVICE=gpu
+ARG GPU_ACCELERATOR=tensorrt
+COPY export/device.py /opt/support/device.py
+RUN python3.11 /opt/support/device.py "${MODEL_DEVICE}" --accelerator "${GPU_ACCELERATOR}" \
+        --repository /opt/support/model_repository
 COPY --from=ortextensions /opt/ortextensions/libortextensions.so \
     /opt/tritonserver/ortextensions/libortextensions.so
 ENV PATH=/opt/venv/bin:$PATH \

@@ -393,6 +393,20 @@ def test_orchestrator_image_serves_by_default_and_checks_healthz():
     assert installs == ['pip install -e ".[orchestrator]"'], installs
 
 
+def test_triton_image_puts_the_onnx_models_on_its_device(compose):
+    """The image runs export/device.py on its repository: GPU (TensorRT fp16) by default, as
+    the pods reserving a GPU want; compose's CPU profile builds it for the CPU."""
+    instructions = _instructions(DEPLOY / "docker" / "triton.Dockerfile")
+    assert ("ARG", "MODEL_DEVICE=gpu") in instructions
+    assert ("ARG", "GPU_ACCELERATOR=tensorrt") in instructions
+    (run,) = [a for w, a in instructions if w == "RUN" and "device.py" in a]
+    assert '"${MODEL_DEVICE}" --accelerator "${GPU_ACCELERATOR}"' in run
+    assert "--repository /opt/support/model_repository" in run
+    services = compose["services"]
+    assert services["triton-cpu"]["build"]["args"]["MODEL_DEVICE"] == "cpu"
+    assert "MODEL_DEVICE" not in services["triton"]["build"].get("args", {})
+
+
 def test_orchestrator_extra_carries_no_model_runtime_or_load_tool():
     """The API server's image installs `.[orchestrator]`: no torch, llama.cpp, Locust, charts."""
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]

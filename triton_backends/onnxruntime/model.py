@@ -3,7 +3,9 @@
 The wheel's tritonserver has no native ONNX Runtime backend. With this file installed as
 `<backend-dir>/onnxruntime/model.py`, configs say `backend: "onnxruntime"` exactly as they do
 for NGC's container, so one model repository serves both. It reads the model file where the
-native backend does (`<model>/<version>/model.onnx`) and honours its thread parameters.
+native backend does (`<model>/<version>/model.onnx`) and honours its thread parameters and its
+instance kind: KIND_GPU runs on CUDA, or TensorRT fp16 where the config asks for it
+(export/device.py), and fails to load, saying why, where onnxruntime has no such provider.
 
 Dynamic batching hands `execute` several requests; those with equal shapes are stacked, run
 once and split again, one response per request, in order. A model whose config sets
@@ -20,7 +22,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 # This backend serves only the wheel's local Triton, whose Python is the project's venv.
-from contracts.runtime import ort_session
+from contracts.runtime import ProviderUnavailable, instance_providers, ort_session
 from contracts.tokens import BadText, checked_texts
 
 
@@ -40,11 +42,17 @@ class TritonPythonModel:
         path = Path(args["model_repository"]) / args["model_version"] / filename
         if not path.is_file():
             raise pb_utils.TritonModelException(f"{self.model_name}: no model file at {path}")
-        self.session = ort_session(
-            path,
-            intra_op_threads=int(params.get("intra_op_thread_count", "0")),  # 0: usable cores
-            inter_op_threads=int(params.get("inter_op_thread_count", "1")),
-        )
+        kind = args.get("model_instance_kind", "CPU")  # KIND_GPU: CUDA or TensorRT
+        providers = instance_providers(config, kind, int(args.get("model_instance_device_id", 0)))
+        try:
+            self.session = ort_session(
+                path,
+                intra_op_threads=int(params.get("intra_op_thread_count", "0")),  # 0: all cores
+                inter_op_threads=int(params.get("inter_op_thread_count", "1")),
+                providers=providers,
+            )
+        except ProviderUnavailable as error:
+            raise pb_utils.TritonModelException(f"{self.model_name} on {kind}: {error}") from None
 
     def execute(self, requests):
         responses: list = [None] * len(requests)
