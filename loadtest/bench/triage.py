@@ -16,7 +16,7 @@
   ONNX files in process per request (loadtest/bench/plain_fastapi.py), one text per request;
 - one text under batches: one-text calls to `ticket_triage` (the interactive priority level,
   as `POST /v1/triage` sends; ignored while the model sets no priority levels) while batches
-  keep Triton busy: one caller sending the worker's default batch (`worker_batch`, 16 texts),
+  keep Triton busy: one caller sending the worker's default batch (`worker_batch`, 8 texts),
   as the one worker does, and two callers sending the most it may send (64 texts each).
 Both HTTP servers get one uvicorn worker. Every measurement is repeated `--repeat` times,
 the variants interleaved round by round, and each figure's median is reported.
