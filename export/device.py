@@ -4,7 +4,7 @@
 `onnxruntime` backend in a repository (`config.pbtxt` and each `configs/*.pbtxt`, so the
 versions `export publish` serves follow): its instances become `KIND_GPU`, and with TensorRT
 the backend builds fp16 engines for the parts of the graph TensorRT runs (the encoder; the
-tokenizer operator stays on the CPU), cached beside the model. `device cpu` restores the CPU
+tokenizer operator stays on the CPU), cached in /tmp/trt_engine_cache. `device cpu` restores the CPU
 configs exactly. NGC's native backend and the local Python-based one (triton_backends/)
 read the same lines.
 
