@@ -51,6 +51,15 @@ def instance_providers(config: dict, kind: str, device_id: int = 0) -> list | No
     return gpu_providers("cuda", device_id)
 
 
+def missing_providers(providers: list) -> list[str]:
+    """The names among `providers` (names, or (name, options) pairs) that this build of
+    onnxruntime lacks."""
+    import onnxruntime as ort
+
+    names = [p[0] if isinstance(p, tuple) else p for p in providers]
+    return [n for n in names if n not in ort.get_available_providers()]
+
+
 def ort_session(
     path: Path | str,
     intra_op_threads: int | None = None,
@@ -63,8 +72,7 @@ def ort_session(
     import onnxruntime as ort
 
     providers = providers or ["CPUExecutionProvider"]
-    names = [p[0] if isinstance(p, tuple) else p for p in providers]
-    missing = [n for n in names if n not in ort.get_available_providers()]
+    missing = missing_providers(providers)
     if missing:
         raise ProviderUnavailable(
             f"onnxruntime {ort.__version__} has no {', '.join(missing)} (it has "
