@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from contracts.xray import XRAY_MODELS
+
 # ticket_intent is the three others fused into one ONNX file (export/fuse.py): the ensemble's
 # one step, so a request makes one trip between Triton's processes instead of three. The three
 # stay served: drift reads the encoder's embeddings, and a GPU host may chain them instead.
@@ -19,7 +21,8 @@ LLM_FALLBACK_MODEL = "llm_fallback"
 # max_batch_size of ticket_triage and of each of its steps (their config.pbtxt): the most
 # texts one triage call may carry.
 TRIAGE_MAX_BATCH = 64
-SERVED_MODELS = (*TRIAGE_MODELS, LLM_MODEL, LLM_FALLBACK_MODEL)
+# The chest x-ray models (contracts/xray.py) are served beside them.
+SERVED_MODELS = (*TRIAGE_MODELS, *XRAY_MODELS, LLM_MODEL, LLM_FALLBACK_MODEL)
 
 # The longest text triage takes, in UTF-8 bytes: /v1/triage refuses longer texts (422), tickets'
 # texts are cut to it at a character boundary, and ticket_tokenizer refuses longer ones (its

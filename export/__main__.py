@@ -1,5 +1,5 @@
 """Command line of the export pipeline:
-`python -m export {build,tune-vote,tensorrt,device,gpu-parity,dataset,retrain,publish}`."""
+`python -m export {build,xray,tune-vote,tensorrt,device,gpu-parity,dataset,retrain,publish}`."""
 
 import argparse
 import json
@@ -10,6 +10,8 @@ from export.device import ACCELERATORS, DEVICES
 from export.gate import HOLDOUT_FRACTION, GateCriteria
 from export.rerank import DEFAULT_RERANK, FROZEN_RERANK
 from export.settings import ExportSettings
+from export.xray import EPOCHS as XRAY_EPOCHS
+from export.xray import QUICK_EPOCHS as XRAY_QUICK_EPOCHS
 
 # `make up`'s first model, a recipe that serves a fresh machine within minutes: no fine-tuning,
 # the head trained on the packaged encoder's embeddings of every training text, blended with
@@ -57,6 +59,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument("--no-tensorrt", action="store_true", help="skip the TensorRT engine step")
     build.add_argument("--no-vote", action="store_true", help=VOTE_HELP)
+
+    xray = commands.add_parser(
+        "xray",
+        help="train the chest x-ray classifier on PneumoniaMNIST, export it (fp32, INT8) and "
+        "install it as xray_classifier",
+    )
+    xray.add_argument(
+        "--epochs",
+        type=int,
+        default=XRAY_EPOCHS,
+        help=f"training epochs (default %(default)s; --quick: {XRAY_QUICK_EPOCHS})",
+    )
+    xray.add_argument(
+        "--quick", action="store_true", help="the recipe `make up` builds (fewer epochs)"
+    )
+    xray.add_argument("--train-limit", type=int, help="train on the first N images only")
+    xray.add_argument(
+        "--repository", type=Path, help="model repository to write (default: the project's)"
+    )
+    xray.add_argument(
+        "--if-missing", action="store_true", help="do nothing when the classifier is built"
+    )
+    xray.add_argument("--no-tensorrt", action="store_true", help="skip the TensorRT engine step")
 
     tune = commands.add_parser(
         "tune-vote",
@@ -192,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         return _publish(args, settings)
     if args.command == "build":
         return _build(args, settings)
+    if args.command == "xray":
+        return _xray(args, settings)
     if args.command == "device":
         return _device(args, settings)
     if args.command == "gpu-parity":
@@ -222,6 +249,23 @@ def _build(args, settings: ExportSettings) -> int:
     )
     summary = build(settings, options, repository)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _xray(args, settings: ExportSettings) -> int:
+    from contracts.xray import XRAY_FILE
+    from export.xray.build import XrayBuildOptions, build_xray
+
+    repository = args.repository or settings.model_repository
+    if args.if_missing and (repository / XRAY_FILE).is_file():
+        print(f"{repository / XRAY_FILE} is built; nothing to do")
+        return 0
+    options = XrayBuildOptions(
+        epochs=XRAY_QUICK_EPOCHS if args.quick else args.epochs,
+        train_limit=args.train_limit,
+        tensorrt=not args.no_tensorrt,
+    )
+    build_xray(settings, options, repository)
     return 0
 
 

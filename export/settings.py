@@ -17,6 +17,8 @@ class ExportSettings(BaseSettings):
 
     # Banking77 is read where it lies and never copied into the project.
     banking77_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "banking77"
+    # PneumoniaMNIST (the x-ray classifier), read in place likewise
+    pneumoniamnist_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "pneumoniamnist"
     model_repository: Path = PROJECT_ROOT / "model_repository"
     work_dir: Path = PROJECT_ROOT / "var" / "export"
     # Training snapshots (`python -m export dataset`), one folder each, named by content hash.

@@ -51,9 +51,28 @@ def unavailable_reason() -> str | None:
 
 
 def build_engine(onnx_path: Path, repository: Path, fp16: bool = True) -> TensorRTResult:
+    """The encoder's engine as `ticket_encoder_trt` in `repository`."""
+    profiles = {name: PROFILE for name in ("input_ids", "attention_mask")}
+    serialized, detail = serialize_engine(onnx_path, profiles, fp16)
+    if serialized is None:
+        return TensorRTResult(False, detail)
+    engine = repository / TRT_MODEL / "1" / "model.plan"
+    engine.parent.mkdir(parents=True, exist_ok=True)
+    engine.write_bytes(serialized)
+    (repository / TRT_MODEL / "config.pbtxt").write_text(
+        CONFIG.format(name=TRT_MODEL, max_batch=PROFILE[2][0])
+    )
+    return TensorRTResult(True, detail, engine)
+
+
+def serialize_engine(
+    onnx_path: Path, profiles: dict[str, tuple[tuple[int, ...], ...]], fp16: bool = True
+) -> tuple[bytes | None, str]:
+    """A TensorRT engine of the ONNX file, each input optimised for its (min, opt, max) shapes;
+    None and the reason where it cannot be built."""
     reason = unavailable_reason()
     if reason is not None:
-        return TensorRTResult(False, f"TensorRT build skipped: {reason}")
+        return None, f"TensorRT build skipped: {reason}"
     import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -62,22 +81,16 @@ def build_engine(onnx_path: Path, repository: Path, fp16: bool = True) -> Tensor
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        return TensorRTResult(False, f"TensorRT could not parse {onnx_path}: {errors}")
+        return None, f"TensorRT could not parse {onnx_path}: {errors}"
     config = builder.create_builder_config()
     if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
-    for name in ("input_ids", "attention_mask"):
-        profile.set_shape(name, *PROFILE)
+    for name, shapes in profiles.items():
+        profile.set_shape(name, *shapes)
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        return TensorRTResult(False, "TensorRT engine build failed; see the log above")
-    engine = repository / TRT_MODEL / "1" / "model.plan"
-    engine.parent.mkdir(parents=True, exist_ok=True)
-    engine.write_bytes(bytes(serialized))
-    (repository / TRT_MODEL / "config.pbtxt").write_text(
-        CONFIG.format(name=TRT_MODEL, max_batch=PROFILE[2][0])
-    )
+        return None, "TensorRT engine build failed; see the log above"
     precision = "fp16" if fp16 else "fp32"
-    return TensorRTResult(True, f"TensorRT {trt.__version__} {precision} engine built", engine)
+    return bytes(serialized), f"TensorRT {trt.__version__} {precision} engine built"

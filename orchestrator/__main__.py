@@ -7,10 +7,12 @@ import subprocess  # nosec B404  # runs the export build, fixed argv
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 
 from contracts.models import missing_files
+from contracts.xray import XRAY_FILE
 from orchestrator.environments import DEFAULT_ENVIRONMENT, Environment
 from orchestrator.services.security import SCOPES, mask, new_key
 from orchestrator.settings import OrchestratorSettings, TritonSettings
@@ -62,17 +64,29 @@ def main(argv: list[str] | None = None) -> int:
         return _serve_orchestrator(OrchestratorSettings())
     if args.command == "triton":
         return _run_until_stopped(triton, with_orchestrator=None)
-    missing = missing_files(triton.model_repository)
-    if missing:
-        print(f"== model repository lacks {len(missing)} generated files; building it first")
-        print("   (the quick recipe: about 2 minutes on 2 cores; `make train-full`: better)")
-        build = [sys.executable, "-m", "export", "build", "--quick"]
-        subprocess.run([*build, "--repository", str(triton.model_repository)], check=True)  # nosec B603  # our interpreter and fixed arguments, no shell
+    _build_missing_models(triton.model_repository)
     settings = OrchestratorSettings()
     generated = settings.admin_key is None
     if generated:
         settings = settings.model_copy(update={"admin_key": new_key()})
     return _run_until_stopped(triton, with_orchestrator=(settings, generated))
+
+
+def _build_missing_models(repository: Path) -> None:
+    """The quick builds of whatever the repository lacks: triage, then the x-ray classifier."""
+    missing = missing_files(repository)
+    if missing:
+        print(f"== model repository lacks {len(missing)} generated files; building it first")
+        print("   (the quick recipe: about 2 minutes on 2 cores; `make train-full`: better)")
+        _export("build", "--quick", "--repository", str(repository))
+    if not (repository / XRAY_FILE).is_file():
+        print("== building the chest x-ray classifier (the quick recipe: about 2 minutes)")
+        _export("xray", "--quick", "--repository", str(repository))
+
+
+def _export(*arguments: str) -> None:
+    command = [sys.executable, "-m", "export", *arguments]
+    subprocess.run(command, check=True)  # nosec B603  # our interpreter and fixed arguments, no shell
 
 
 def _stop_event() -> threading.Event:

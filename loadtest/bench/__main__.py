@@ -1,4 +1,4 @@
-"""`python -m loadtest.bench triage|llm|drafts ...`: side-by-side benchmarks printing JSON."""
+"""`python -m loadtest.bench triage|xray|llm|drafts ...`: side-by-side benchmarks printing JSON."""
 
 import argparse
 import json
@@ -36,6 +36,29 @@ def main(argv: list[str] | None = None) -> int:
         "--no-http", action="store_true", help="skip the orchestrator and plain FastAPI variants"
     )
     triage.add_argument("--output", type=Path, help="also write the JSON here")
+    xray = commands.add_parser(
+        "xray", help="the x-ray path: served accuracy, then speed against the in-process ceiling"
+    )
+    xray.add_argument("--url", help="Triton gRPC address (default from TRITON_* settings)")
+    xray.add_argument("--repository", type=Path, help="model repository Triton serves")
+    xray.add_argument("--concurrency", default="1,8", help="comma-separated")
+    xray.add_argument("--requests", type=int, default=400, help="requests per measurement")
+    xray.add_argument(
+        "--queue-delays",
+        default="",
+        help="microseconds, comma-separated (default: the repository's own queue delay)",
+    )
+    xray.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
+    xray.add_argument("--output", type=Path, help="also write the JSON here")
+    xray.add_argument(
+        "--chart", type=Path, help="the confusion matrix PNG (default: --output's, as .png)"
+    )
+    heat = commands.add_parser(
+        "xray-heatmap", help="the heatmap's occlusion patch sizes: time and faithfulness"
+    )
+    heat.add_argument("--repository", type=Path, help="model repository (default: the project's)")
+    heat.add_argument("--images", type=int, default=200, help="test images used")
+    heat.add_argument("--output", type=Path, help="also write the JSON here")
     llm = commands.add_parser(
         "llm", help="the LLM path against llama.cpp's batch decode and llama-server"
     )
@@ -65,7 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     drafts.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     settings = TritonSettings()
-    commands_run = {"llm": _llm, "triage": _triage, "drafts": _drafts}
+    commands_run = {
+        "llm": _llm,
+        "triage": _triage,
+        "xray": _xray,
+        "drafts": _drafts,
+        "xray-heatmap": _xray_heatmap,
+    }
     try:
         report = commands_run[args.command](args, settings)
     except BuildError as error:
@@ -125,6 +154,30 @@ def _triage(args, settings: TritonSettings) -> dict:
         triton_env=bench.orchestrator_triton_env(url, repository, settings),
         http_variants=not args.no_http,
     )
+
+
+def _xray(args, settings: TritonSettings) -> dict:
+    from loadtest.bench import xray as bench
+    from loadtest.bench.triage import orchestrator_triton_env
+
+    url = args.url or settings.grpc_url
+    repository = args.repository or settings.model_repository
+    return bench.run(
+        url=url,
+        repository=repository,
+        concurrencies=[int(c) for c in args.concurrency.split(",")],
+        requests=args.requests,
+        repeat=args.repeat,
+        triton_env=orchestrator_triton_env(url, repository, settings),
+        queue_delays=[int(d) for d in args.queue_delays.split(",") if d],
+        chart=args.chart or (args.output and args.output.with_suffix(".png")),
+    )
+
+
+def _xray_heatmap(args, settings: TritonSettings) -> dict:
+    from loadtest.bench import xray_heatmap
+
+    return xray_heatmap.run(args.repository or settings.model_repository, args.images)
 
 
 def _drafts(args, settings: TritonSettings) -> dict:

@@ -106,9 +106,10 @@ def median_ceiling(runs: list[dict]) -> dict:
     }
 
 
-def repository_queue_delay(repository: Path) -> int:
-    """The encoder's committed queue delay: what the orchestrator's Triton runs with."""
-    return read_config(repository / "ticket_encoder").dynamic_batching.max_queue_delay_microseconds
+def repository_queue_delay(repository: Path, model: str = "ticket_encoder") -> int:
+    """The model's committed queue delay (the encoder's by default): what the orchestrator's
+    Triton runs with."""
+    return read_config(repository / model).dynamic_batching.max_queue_delay_microseconds
 
 
 def _config(repository: Path, model: str, queue_delay_us: int | None) -> str:
@@ -121,8 +122,10 @@ def _config(repository: Path, model: str, queue_delay_us: int | None) -> str:
     return load_json(config)
 
 
-def reload_steps(client, repository: Path, queue_delay_us: int | None) -> None:
-    for model in BATCHED_STEPS:
+def reload_steps(
+    client, repository: Path, queue_delay_us: int | None, models=BATCHED_STEPS
+) -> None:
+    for model in models:
         client.load_model(model, config=_config(repository, model, queue_delay_us))
 
 

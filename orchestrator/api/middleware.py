@@ -37,10 +37,25 @@ class BodySizeLimit:
     FastAPI turns any exception raised while it reads a body into a 400. The body is then
     replayed to the app as one message; routes read whole bodies anyway, so this holds no more
     in memory than they would.
+
+    `path_limits` gives paths under a prefix a limit of their own (image uploads).
     """
 
-    def __init__(self, app, max_bytes: int, max_header_bytes: int = MAX_HEADER_BYTES):
+    def __init__(
+        self,
+        app,
+        max_bytes: int,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        path_limits: dict[str, int] | None = None,
+    ):
         self.app, self.max_bytes, self.max_header_bytes = app, max_bytes, max_header_bytes
+        self.path_limits = path_limits or {}
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.path_limits.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -55,14 +70,15 @@ class BodySizeLimit:
         declared = fields.get(b"content-length")
         if declared is None and b"transfer-encoding" not in fields:
             return await self.app(scope, receive, send)  # HTTP/1.1: no body at all
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._too_large(send)
+        max_bytes = self.limit_for(scope["path"])
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            return await _too_large(send, max_bytes)
         try:
-            body = await _read_body(receive, self.max_bytes)
+            body = await _read_body(receive, max_bytes)
         except _ClientLeft:
             return  # nobody to answer
         if body is None:
-            return await self._too_large(send)
+            return await _too_large(send, max_bytes)
         content_type = fields.get(b"content-type")
         if content_type is None or _is_json(content_type):
             problem = json_problem(body, utf8=content_type is not None)
@@ -70,10 +86,9 @@ class BodySizeLimit:
                 return await _refuse(send, 422, *problem)
         await self.app(scope, _replay(body, receive), send)
 
-    async def _too_large(self, send) -> None:
-        await _refuse(
-            send, 413, f"request body over the {self.max_bytes}-byte limit", "body_too_large"
-        )
+
+async def _too_large(send, max_bytes: int) -> None:
+    await _refuse(send, 413, f"request body over the {max_bytes}-byte limit", "body_too_large")
 
 
 class _ClientLeft(Exception):

@@ -342,3 +342,33 @@ class DriftRun(Base):
     report_file: Mapped[str] = mapped_column(String(100))  # under DRIFT_REPORTS_DIR
     seconds: Mapped[float] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Diagnosis(Base):
+    """A chest x-ray sent for diagnosis, the model's answer and a clinician's confirmation.
+
+    The image is kept in-house, here, until `expires_at` (ORCHESTRATOR_DIAGNOSIS_RETENTION_DAYS);
+    deferred, so that listing diagnoses never loads it.
+    """
+
+    __tablename__ = "diagnoses"
+    __table_args__ = (Index("ix_diagnoses_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))  # the sender
+    content_type: Mapped[str] = mapped_column(String(20))  # image/png or image/jpeg
+    width: Mapped[int]
+    height: Mapped[int]
+    size_bytes: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(20))
+    probability: Mapped[float]
+    threshold: Mapped[float]
+    model_version: Mapped[str | None] = mapped_column(String(50), default=None)
+    confirmed_label: Mapped[str | None] = mapped_column(String(20), default=None)
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), default=None)
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)

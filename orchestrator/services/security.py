@@ -2,6 +2,8 @@
 
 Scopes:
 - `tickets:write`, `tickets:read`, `chat`: the tenant's own data and the models.
+- `diagnoses:write`, `diagnoses:read`: send chest x-rays and confirm or delete their
+  diagnoses; read them and their heatmaps.
 - `admin`: a tenant admin; manages its own tenant's keys and webhook secret, reads its own
   tenant's audit entries.
 - `platform`: a platform admin; creates tenants, manages every tenant's keys, controls the
@@ -12,7 +14,15 @@ Scopes:
 import hashlib
 import secrets
 
-SCOPES = ("tickets:write", "tickets:read", "chat", "admin", "platform")
+SCOPES = (
+    "tickets:write",
+    "tickets:read",
+    "chat",
+    "diagnoses:write",
+    "diagnoses:read",
+    "admin",
+    "platform",
+)
 PLATFORM_SCOPE = "platform"
 KEY_PREFIX = "sk-"
 

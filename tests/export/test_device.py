@@ -12,7 +12,7 @@ from contracts.runtime import ProviderUnavailable, instance_providers, ort_sessi
 from export.device import config_for, set_device
 from export.repository import COMMITTED_REPOSITORY
 
-ONNX_MODELS = ["ticket_encoder", "ticket_classifier", "ticket_intent"]
+ONNX_MODELS = ["ticket_encoder", "ticket_classifier", "ticket_intent", "xray_classifier"]
 OTHER_MODELS = ["ticket_tokenizer", "ticket_triage", "ticket_triage_steps", "llm"]
 
 

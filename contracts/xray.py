@@ -1,0 +1,27 @@
+"""The image diagnosis models' contract: names, the model's input, the labels and the limits
+on the images callers send (the orchestrator, xray_preprocess and export share them)."""
+
+XRAY_PREPROCESS = "xray_preprocess"
+XRAY_CLASSIFIER = "xray_classifier"
+XRAY_ENSEMBLE = "xray_diagnosis"
+XRAY_MODELS = (XRAY_PREPROCESS, XRAY_CLASSIFIER, XRAY_ENSEMBLE)
+XRAY_FILE = f"{XRAY_CLASSIFIER}/1/model.onnx"
+
+# PneumoniaMNIST's classes, by the index the classifier's `label` output gives.
+LABELS = ("normal", "pneumonia")
+
+# The classifier reads grey SIZE x SIZE images, pixel values scaled to [0, 1], then normalised
+# with PneumoniaMNIST's training-split mean and standard deviation (export/xray/data.py checks
+# these against the data).
+SIZE = 28
+PIXEL_MEAN = 0.5719
+PIXEL_STD = 0.1684
+
+# What a caller may send: PNG or JPEG, one frame, grey, RGB or their alpha variants, at most
+# MAX_IMAGE_PIXELS pixels (a chest X-ray is a few megapixels; a PNG claiming 50,000 x 50,000 is
+# refused from its header, before a byte of it is decoded) and MAX_IMAGE_BYTES bytes.
+FORMATS = ("PNG", "JPEG")
+MAX_IMAGE_PIXELS = 25_000_000
+MAX_IMAGE_BYTES = 16 << 20
+# max_batch_size of xray_diagnosis and its steps (their config.pbtxt)
+XRAY_MAX_BATCH = 64

@@ -1,0 +1,78 @@
+"""Calling the x-ray models over gRPC from asyncio code: `xray_diagnosis` for an image's
+answer, `xray_classifier` for batches of prepared pixels (the occlusion heatmap)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import tritonclient.grpc.aio as aio
+from tritonclient.utils import InferenceServerException
+
+from contracts.images import BAD_IMAGE
+from contracts.xray import LABELS, XRAY_CLASSIFIER, XRAY_ENSEMBLE, XRAY_MAX_BATCH
+from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
+
+OUTPUTS = ("label", "probability", "threshold")
+
+
+@dataclass(frozen=True)
+class XrayAnswer:
+    label: str
+    probability: float  # of pneumonia
+    threshold: float  # the probability at and above which the label is pneumonia
+    model_version: str | None
+
+
+class XrayClient:
+    def __init__(self, url: str, timeout_s: float = 10.0, call_timeout_s: float = 10.0):
+        self.timeout_s, self.call_timeout_s = timeout_s, call_timeout_s
+        self._client = aio.InferenceServerClient(url)
+
+    async def diagnose(self, image: bytes) -> XrayAnswer:
+        """One image's diagnosis through the ensemble (preprocess, then the classifier)."""
+        tensor = aio.InferInput("image", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[image]], dtype=object))
+        result = await self._infer(XRAY_ENSEMBLE, tensor)
+        version = result.get_response().model_version or None
+        return XrayAnswer(
+            LABELS[int(result.as_numpy("label")[0, 0])],
+            float(result.as_numpy("probability")[0, 0]),
+            float(result.as_numpy("threshold")[0, 0]),
+            version,
+        )
+
+    async def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """Pneumonia probabilities of prepared images [N, 1, 28, 28], in calls of at most the
+        classifier's max batch."""
+        out = []
+        for start in range(0, len(pixels), XRAY_MAX_BATCH):
+            chunk = np.ascontiguousarray(pixels[start : start + XRAY_MAX_BATCH], dtype=np.float32)
+            tensor = aio.InferInput("image", list(chunk.shape), "FP32")
+            tensor.set_data_from_numpy(chunk)
+            result = await self._infer(XRAY_CLASSIFIER, tensor, outputs=("probability",))
+            out.append(result.as_numpy("probability").reshape(-1))
+        return np.concatenate(out)
+
+    async def _infer(self, model: str, tensor, outputs=OUTPUTS):
+        try:
+            return await self._client.infer(
+                model,
+                [tensor],
+                outputs=[aio.InferRequestedOutput(name) for name in outputs],
+                client_timeout=self.timeout_s,
+            )
+        except InferenceServerException as error:
+            message = error.message() or str(error)
+            if BAD_IMAGE in message:
+                raise TritonRejected(message.split(BAD_IMAGE, 1)[1]) from error
+            raise TritonUnavailable(message) from error
+
+    async def ready(self) -> bool:
+        try:
+            return await self._client.is_model_ready(
+                XRAY_ENSEMBLE, client_timeout=self.call_timeout_s
+            )
+        except InferenceServerException:
+            return False
+
+    async def close(self) -> None:
+        await self._client.close()
