@@ -59,6 +59,13 @@ def model_input(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray:
     return normalise(resized(decode_grey(data, max_bytes)))
 
 
+def image_statistics(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each classifier input's brightness and contrast: the mean and standard deviation of its
+    pixels on the 0-1 scale, from normalised inputs [N, 1, SIZE, SIZE] (what drift compares)."""
+    pixels = inputs.reshape(len(inputs), -1) * PIXEL_STD + PIXEL_MEAN
+    return pixels.mean(axis=1).astype(np.float32), pixels.std(axis=1).astype(np.float32)
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
     """uint8 grey pixels [H, W] as a PNG file (benchmarks and tests send these)."""
     out = io.BytesIO()

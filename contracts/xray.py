@@ -6,6 +6,9 @@ XRAY_CLASSIFIER = "xray_classifier"
 XRAY_ENSEMBLE = "xray_diagnosis"
 XRAY_MODELS = (XRAY_PREPROCESS, XRAY_CLASSIFIER, XRAY_ENSEMBLE)
 XRAY_FILE = f"{XRAY_CLASSIFIER}/1/model.onnx"
+# What drift compares recent diagnoses with, written beside the model by `export xray`: the
+# training images' brightness and contrast, and the validation split's served probabilities.
+XRAY_REFERENCE_FILE = f"{XRAY_CLASSIFIER}/1/reference.json"
 
 # PneumoniaMNIST's classes, by the index the classifier's `label` output gives.
 LABELS = ("normal", "pneumonia")

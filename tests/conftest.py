@@ -17,7 +17,7 @@ import pytest
 
 import contracts
 import export
-from contracts.xray import XRAY_FILE
+from contracts.xray import XRAY_FILE, XRAY_REFERENCE_FILE
 from export.build import BuildOptions, build
 from export.repository import copy_into, write_models
 from export.settings import ExportSettings
@@ -96,7 +96,13 @@ def built_repository(tmp_path_factory, export_settings) -> tuple[Path, dict]:
         work / "xray",
         lambda _: build_xray(export_settings, TEST_XRAY_BUILD, repository),
     )
-    copy_into(repository, {XRAY_FILE: work / "xray" / f"xray.{xray['served']}.onnx"})
+    copy_into(
+        repository,
+        {
+            XRAY_FILE: work / "xray" / f"xray.{xray['served']}.onnx",
+            XRAY_REFERENCE_FILE: work / "xray" / "xray_reference.json",
+        },
+    )
     return repository, summary
 
 

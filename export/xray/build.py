@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contracts.xray import SIZE, XRAY_FILE
+from contracts.images import image_statistics, normalise
+from contracts.xray import SIZE, XRAY_FILE, XRAY_REFERENCE_FILE
 from export.repository import copy_into, ensure_configs
 from export.settings import ExportSettings
 from export.tensorrt import serialize_engine
@@ -68,8 +69,12 @@ def build_xray(
 
     print(f"== 3/3 installing the {served} file as {XRAY_FILE}", flush=True)
     engine = _tensorrt(variants["fp32"]["file"], work) if options.tensorrt else "not asked for"
+    reference = _drift_reference(work, Path(variants[served]["file"]), splits["train"], val)
     ensure_configs(repository)
-    copy_into(repository, {XRAY_FILE: Path(variants[served]["file"])})
+    copy_into(
+        repository,
+        {XRAY_FILE: Path(variants[served]["file"]), XRAY_REFERENCE_FILE: reference},
+    )
     summary = {
         "dataset": "PneumoniaMNIST (MedMNIST v2), 28 x 28",
         "training": asdict(train_report),
@@ -112,6 +117,20 @@ def _decide_and_score(logit_file: Path, file: Path, val: ImageSplit, test: Image
     }
 
 
+def _drift_reference(work: Path, served: Path, train: ImageSplit, val: ImageSplit) -> Path:
+    """What drift compares recent diagnoses with: every training image's brightness and
+    contrast, and the served file's probabilities on the validation split."""
+    mean, std = image_statistics(normalise(train.images))
+    reference = {
+        "image_mean": np.round(mean, 5).tolist(),
+        "image_std": np.round(std, 5).tolist(),
+        "probability": np.round(served_outputs(served, val.images)["probability"], 6).tolist(),
+    }
+    path = work / "xray_reference.json"
+    path.write_text(json.dumps(reference))
+    return path
+
+
 def _served_variant(variants: dict) -> str:
     fp32, int8 = variants["fp32"]["val"], variants["int8"]["val"]
     close = (
@@ -123,7 +142,6 @@ def _served_variant(variants: dict) -> str:
 
 def _speed(file: Path, images: np.ndarray, count: int = 200) -> float:
     """Images per second through the file in process, one image per call (the median of 3)."""
-    from contracts.images import normalise
     from contracts.runtime import ort_session
 
     session, inputs = ort_session(file), normalise(images[:count])

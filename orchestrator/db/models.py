@@ -366,6 +366,9 @@ class Diagnosis(Base):
     probability: Mapped[float]
     threshold: Mapped[float]
     model_version: Mapped[str | None] = mapped_column(String(50), default=None)
+    # the 28 x 28 input's mean and standard deviation on the 0-1 scale: what drift compares
+    image_mean: Mapped[float]
+    image_std: Mapped[float]
     confirmed_label: Mapped[str | None] = mapped_column(String(20), default=None)
     confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), default=None)
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -43,6 +43,8 @@ def create_diagnosis(
         probability=answer.probability,
         threshold=answer.threshold,
         model_version=answer.model_version,
+        image_mean=answer.image_mean,
+        image_std=answer.image_std,
         created_at=now,
         expires_at=now + retention,
         image=image,

@@ -11,7 +11,7 @@ from contracts.images import BAD_IMAGE
 from contracts.xray import LABELS, XRAY_CLASSIFIER, XRAY_ENSEMBLE, XRAY_MAX_BATCH
 from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
 
-OUTPUTS = ("label", "probability", "threshold")
+OUTPUTS = ("label", "probability", "threshold", "image_mean", "image_std")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,9 @@ class XrayAnswer:
     probability: float  # of pneumonia
     threshold: float  # the probability at and above which the label is pneumonia
     model_version: str | None
+    # the prepared 28 x 28 image's mean and standard deviation on the 0-1 scale
+    image_mean: float = 0.0
+    image_std: float = 0.0
 
 
 class XrayClient:
@@ -38,6 +41,8 @@ class XrayClient:
             float(result.as_numpy("probability")[0, 0]),
             float(result.as_numpy("threshold")[0, 0]),
             version,
+            float(result.as_numpy("image_mean")[0, 0]),
+            float(result.as_numpy("image_std")[0, 0]),
         )
 
     async def probabilities(self, pixels: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from contracts.xray import XRAY_FILE
+from contracts.xray import XRAY_FILE, XRAY_REFERENCE_FILE
 from export.xray.data import load_pneumoniamnist
 from export.xray.metrics import (
     auc,
@@ -103,3 +103,9 @@ def test_the_test_build_installs_a_checked_classifier(built_repository, export_s
         assert set(test) >= {"accuracy", "auc", "sensitivity", "specificity", "ece", "confusion"}
         assert test["auc"] > 0.8  # 2 epochs on 512 images already rank most cases right
     assert "skipped" in summary["tensorrt"] or "built" in summary["tensorrt"]
+    reference = json.loads((repository / XRAY_REFERENCE_FILE).read_text())
+    assert (
+        len(reference["image_mean"]) == len(reference["image_std"]) == 4708
+    )  # every training image
+    assert len(reference["probability"]) == 524  # the validation split
+    assert 0.4 < np.median(reference["image_mean"]) < 0.7

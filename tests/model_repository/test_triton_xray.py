@@ -9,7 +9,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from contracts.images import BAD_IMAGE
+from contracts.images import BAD_IMAGE, image_statistics, normalise
 from contracts.xray import XRAY_ENSEMBLE, XRAY_FILE
 from export.settings import ExportSettings
 from export.xray.data import load_pneumoniamnist
@@ -43,6 +43,10 @@ def test_the_ensemble_answers_as_the_installed_file(grpc, built_repository, test
     )
     np.testing.assert_array_equal(result.as_numpy("label")[:, 0], expected["label"])
     np.testing.assert_allclose(result.as_numpy("threshold")[:, 0], expected["threshold"])
+    mean, std = image_statistics(normalise(test_split.images))
+    np.testing.assert_allclose(result.as_numpy("image_mean")[:, 0], mean, atol=1e-5)
+    np.testing.assert_allclose(result.as_numpy("image_std")[:, 0], std, atol=1e-5)
+    np.testing.assert_allclose(mean, test_split.images.reshape(IMAGES, -1).mean(1) / 255, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", list(hostile_images(b"\x89PNG\r\n\x1a\n")))

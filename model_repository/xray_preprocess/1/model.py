@@ -1,4 +1,5 @@
-"""xray_preprocess: image bytes → the classifier's input, one image per row.
+"""xray_preprocess: image bytes → the classifier's input, one image per row, with its brightness
+and contrast (the image statistics drift compares).
 
 A request may carry several images ([N, 1] BYTES); a bad one fails its request alone, with
 Triton's INVALID_ARG and the reason, and the other requests of the batch carry on.
@@ -8,7 +9,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 # Installed in Triton's Python: the project's venv locally, copied into the Triton image.
-from contracts.images import BAD_IMAGE, BadImage, model_input
+from contracts.images import BAD_IMAGE, BadImage, image_statistics, model_input
 
 
 class TritonPythonModel:
@@ -23,9 +24,13 @@ class TritonPythonModel:
                     pb_utils.InferenceResponse(error=_invalid_argument(f"{BAD_IMAGE}{error}"))
                 )
                 continue
-            responses.append(
-                pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("pixels", pixels)])
-            )
+            mean, std = image_statistics(pixels)
+            outputs = [
+                pb_utils.Tensor("pixels", pixels),
+                pb_utils.Tensor("image_mean", mean.reshape(-1, 1)),
+                pb_utils.Tensor("image_std", std.reshape(-1, 1)),
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=outputs))
         return responses
 
 

@@ -20,6 +20,7 @@ from orchestrator.schemas.diagnoses import (
     Label,
 )
 from orchestrator.services import diagnoses, heatmap
+from orchestrator.services.xray_drift import MIN_WINDOW, Reference, drift_report
 from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
 
 router = APIRouter(prefix="/v1/diagnoses", tags=["diagnoses"])
@@ -78,6 +79,20 @@ async def create_diagnosis(request: Request, key: WriteKey):
         media_type="application/json",
         headers={"Location": f"/v1/diagnoses/{created.id}"},
     )
+
+
+@router.get("/drift")
+def get_drift(
+    request: Request,
+    session: SessionDep,
+    key: ReadKey,
+    window: Annotated[int, Query(ge=MIN_WINDOW, le=5000)] = 200,
+) -> dict:
+    """The tenant's most recent diagnoses against the model's reference: brightness, contrast
+    and the probability of pneumonia (Kolmogorov-Smirnov), with the share answered pneumonia
+    and the override rate of confirmed ones. 409 with fewer than 30 diagnoses."""
+    reference = Reference.load(request.app.state.xray_reference)
+    return drift_report(session, key.tenant_id, window, reference)
 
 
 @router.get("/{diagnosis_id}", response_model=DiagnosisPublic)

@@ -40,6 +40,20 @@ def _send(api, headers, image: bytes, how: str = "multipart"):
     return api.post("/v1/diagnoses", content=image, headers=headers | {"Content-Type": "image/png"})
 
 
+def _within_limits(call):
+    """call() again while it is answered 429 (the test orchestrator's 40-request burst), after
+    the wait the answer names; the first other answer."""
+    while (response := call()).status_code == 429:
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+    return response
+
+
+def _send_within_limits(api, headers, image: bytes) -> dict:
+    response = _within_limits(lambda: _send(api, headers, image, "raw"))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
 def test_an_upload_is_diagnosed_as_the_served_model_answers(
     api, clinic, test_split, built_repository
 ):
@@ -137,3 +151,37 @@ def test_the_heatmap_is_a_png_over_the_image(api, clinic, test_split):
     assert picture.shape[0] >= 280  # drawn large enough to see
     coloured = np.abs(picture[..., 0] - picture[..., 2]) > 30  # red/yellow over grey
     assert 0 < coloured.mean() < 0.9
+
+
+def _drift(api, headers):
+    return api.get("/v1/diagnoses/drift", params={"window": 40}, headers=headers)
+
+
+def test_drift_flags_brighter_images_and_counts_overrides(api):
+    """Training images are what the reference holds: no drift in brightness or contrast. The
+    same images washed out (half contrast, brighter) are flagged."""
+    headers = {"X-API-Key": new_key(api, SCOPES, "clinic drift")}
+    train = load_pneumoniamnist(ExportSettings().pneumoniamnist_dir)["train"].head(40)
+    assert api.get("/v1/diagnoses/drift", headers=headers).status_code == 409  # too few
+    ids = [_send_within_limits(api, headers, png_of(p))["id"] for p in train.images]
+    first = ids[0]
+    confirm = {"confirmed_label": "normal"}
+    _within_limits(lambda: api.patch(f"/v1/diagnoses/{first}", json=confirm, headers=headers))
+    clean = _within_limits(lambda: _drift(api, headers)).json()
+    assert clean["window"] == 40
+    assert not clean["signals"]["image_mean"]["drifted"], clean
+    assert not clean["signals"]["image_std"]["drifted"], clean
+    assert clean["confirmed"] == 1 and clean["override_rate"] in (0.0, 1.0)
+
+    washed = (train.images.astype(np.uint16) // 2 + 120).astype(np.uint8)
+    for pixels in washed:
+        _send_within_limits(api, headers, png_of(pixels))
+    shifted = _within_limits(lambda: _drift(api, headers)).json()
+    assert shifted["drifted"], shifted
+    assert (
+        shifted["signals"]["image_mean"]["drifted"] and shifted["signals"]["image_std"]["drifted"]
+    )
+    assert (
+        shifted["signals"]["image_mean"]["window_median"]
+        > clean["signals"]["image_mean"]["window_median"]
+    )

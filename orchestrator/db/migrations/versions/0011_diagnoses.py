@@ -31,6 +31,8 @@ def upgrade() -> None:
         sa.Column("probability", sa.Double(), nullable=False),
         sa.Column("threshold", sa.Double(), nullable=False),
         sa.Column("model_version", sa.String(length=50), nullable=True),
+        sa.Column("image_mean", sa.Double(), nullable=False),
+        sa.Column("image_std", sa.Double(), nullable=False),
         sa.Column("confirmed_label", sa.String(length=20), nullable=True),
         sa.Column("confirmed_by", sa.Integer(), nullable=True),
         sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
