@@ -15,41 +15,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     triage = commands.add_parser("triage", help="the triage path, side by side")
-    triage.add_argument("--url", help="Triton gRPC address (default from TRITON_* settings)")
-    triage.add_argument("--repository", type=Path, help="model repository Triton serves")
-    triage.add_argument("--concurrency", default="1,8,32", help="comma-separated")
-    triage.add_argument("--requests", type=int, default=1000, help="requests per measurement")
+    _served_path_arguments(triage, concurrency="1,8,32", requests=1000)
     triage.add_argument(
         "--mixed-requests",
         type=int,
         default=300,
         help="one-text requests sent while 64-text batches run, per priority",
     )
-    triage.add_argument(
-        "--queue-delays",
-        default="",
-        help="microseconds, comma-separated (default: the repository's own queue delay)",
-    )
     triage.add_argument("--texts", type=int, default=1024, help="Banking77 test texts used")
-    triage.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     triage.add_argument(
         "--no-http", action="store_true", help="skip the orchestrator and plain FastAPI variants"
     )
-    triage.add_argument("--output", type=Path, help="also write the JSON here")
     xray = commands.add_parser(
         "xray", help="the x-ray path: served accuracy, then speed against the in-process ceiling"
     )
-    xray.add_argument("--url", help="Triton gRPC address (default from TRITON_* settings)")
-    xray.add_argument("--repository", type=Path, help="model repository Triton serves")
-    xray.add_argument("--concurrency", default="1,8", help="comma-separated")
-    xray.add_argument("--requests", type=int, default=400, help="requests per measurement")
-    xray.add_argument(
-        "--queue-delays",
-        default="",
-        help="microseconds, comma-separated (default: the repository's own queue delay)",
-    )
-    xray.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
-    xray.add_argument("--output", type=Path, help="also write the JSON here")
+    _served_path_arguments(xray, concurrency="1,8", requests=400)
     xray.add_argument(
         "--chart", type=Path, help="the confusion matrix PNG (default: --output's, as .png)"
     )
@@ -113,6 +93,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _served_path_arguments(command, concurrency: str, requests: int) -> None:
+    """What the triage and x-ray benches share: the Triton they call, the load, the rounds."""
+    command.add_argument("--url", help="Triton gRPC address (default from TRITON_* settings)")
+    command.add_argument("--repository", type=Path, help="model repository Triton serves")
+    command.add_argument("--concurrency", default=concurrency, help="comma-separated")
+    command.add_argument("--requests", type=int, default=requests, help="requests per measurement")
+    command.add_argument(
+        "--queue-delays",
+        default="",
+        help="microseconds, comma-separated (default: the repository's own queue delay)",
+    )
+    command.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
+    command.add_argument("--output", type=Path, help="also write the JSON here")
+
+
+def _served_path(args, settings: TritonSettings) -> dict:
+    """The `bench.run` arguments both served-path benches take, from `_served_path_arguments`."""
+    from loadtest.bench.triage import orchestrator_triton_env
+
+    url = args.url or settings.grpc_url
+    repository = args.repository or settings.model_repository
+    return {
+        "url": url,
+        "repository": repository,
+        "concurrencies": [int(c) for c in args.concurrency.split(",")],
+        "requests": args.requests,
+        "queue_delays": [int(d) for d in args.queue_delays.split(",") if d],
+        "repeat": args.repeat,
+        "triton_env": orchestrator_triton_env(url, repository, settings),
+    }
+
+
 def _llm(args, settings: TritonSettings) -> dict:
     from loadtest.bench import llm as bench
     from loadtest.bench.llama_server import ensure_built
@@ -140,38 +152,19 @@ def _llm(args, settings: TritonSettings) -> dict:
 def _triage(args, settings: TritonSettings) -> dict:
     from loadtest.bench import triage as bench
 
-    url = args.url or settings.grpc_url
-    repository = args.repository or settings.model_repository
     return bench.run(
-        url=url,
-        repository=repository,
-        concurrencies=[int(c) for c in args.concurrency.split(",")],
-        requests=args.requests,
+        **_served_path(args, settings),
         mixed_requests=args.mixed_requests,
-        queue_delays=[int(d) for d in args.queue_delays.split(",") if d],
         texts_limit=args.texts,
-        repeat=args.repeat,
-        triton_env=bench.orchestrator_triton_env(url, repository, settings),
         http_variants=not args.no_http,
     )
 
 
 def _xray(args, settings: TritonSettings) -> dict:
     from loadtest.bench import xray as bench
-    from loadtest.bench.triage import orchestrator_triton_env
 
-    url = args.url or settings.grpc_url
-    repository = args.repository or settings.model_repository
-    return bench.run(
-        url=url,
-        repository=repository,
-        concurrencies=[int(c) for c in args.concurrency.split(",")],
-        requests=args.requests,
-        repeat=args.repeat,
-        triton_env=orchestrator_triton_env(url, repository, settings),
-        queue_delays=[int(d) for d in args.queue_delays.split(",") if d],
-        chart=args.chart or (args.output and args.output.with_suffix(".png")),
-    )
+    chart = args.chart or (args.output and args.output.with_suffix(".png"))
+    return bench.run(**_served_path(args, settings), chart=chart)
 
 
 def _xray_heatmap(args, settings: TritonSettings) -> dict:

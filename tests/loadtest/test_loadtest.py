@@ -59,6 +59,32 @@ def _summaries_are_sane(by_concurrency: dict, requests: int) -> None:
 
 
 @pytest.mark.slow
+def test_xray_bench_scores_the_served_path_and_measures_it(
+    triton, triton_settings, triton_env, built_repository, tmp_path
+):
+    """The accuracy pass sends every test image; the speed rounds are tiny."""
+    output = tmp_path / "xray.json"
+    argv = ["xray", "--url", triton_settings.grpc_url, "--repository", str(built_repository[0])]
+    argv += ["--concurrency", "1,2", "--requests", "16", "--repeat", "1"]
+    assert bench_main([*argv, "--output", str(output)]) == 0
+
+    report = json.loads(output.read_text())
+    served = report["served_accuracy"]
+    assert served["images"] == 624 and sum(served["confusion"].values()) == 624
+    assert served["auc"] > 0.8
+    assert set(report["triton_ensemble"]) == {"batching_off", "queue_delay_0us"}
+    for by_concurrency in (*report["triton_ensemble"].values(), report["orchestrator"]):
+        assert set(by_concurrency) == {"1", "2"}
+        _summaries_are_sane(by_concurrency, requests=16)
+    assert report["ceiling_in_process_images_per_s"] > 0
+    assert 0 < report["ratios"]["orchestrator_to_ceiling_c2"] < 1
+    for label in ("normal", "pneumonia"):
+        picture = Path(served["heatmaps"][label]["file"])
+        assert picture.read_bytes().startswith(b"\x89PNG")
+    assert output.with_suffix(".png").read_bytes().startswith(b"\x89PNG")  # the confusion matrix
+
+
+@pytest.mark.slow
 def test_triage_bench_measures_every_variant(
     triton, triton_settings, triton_env, built_repository, tmp_path
 ):
