@@ -7,6 +7,8 @@ which checks again, so Triton refuses bad bytes that reach it by another road.
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +38,20 @@ class ImageInfo:
     width: int
     height: int
     mode: str
+
+
+@contextmanager
+def _opened(data: bytes, max_bytes: int) -> Iterator[Image.Image]:
+    """Image.open after every check that needs no decoding; closed on leaving."""
+    if not data:
+        raise BadImage("the image is empty (zero bytes)")
+    if len(data) > max_bytes:
+        raise BadImage(f"the image is over the {max_bytes}-byte limit")
+    image = _open(data)
+    try:
+        yield image
+    finally:
+        image.close()
 
 
 def check_image(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo:
@@ -84,23 +100,6 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
     """uint8 [..., SIZE, SIZE] → float32 [..., 1, SIZE, SIZE], as the classifier was trained."""
     scaled = pixels.astype(np.float32) / 255.0
     return ((scaled - PIXEL_MEAN) / PIXEL_STD)[..., None, :, :].astype(np.float32)
-
-
-class _opened:
-    """Image.open with every header check; a context manager that closes the image."""
-
-    def __init__(self, data: bytes, max_bytes: int):
-        if not data:
-            raise BadImage("the image is empty (zero bytes)")
-        if len(data) > max_bytes:
-            raise BadImage(f"the image is over the {max_bytes}-byte limit")
-        self.image = _open(data)
-
-    def __enter__(self) -> Image.Image:
-        return self.image
-
-    def __exit__(self, *exc) -> None:
-        self.image.close()
 
 
 # Formats named by their first bytes, to say what was sent instead; only PNG and JPEG are parsed.

@@ -105,11 +105,7 @@ def create_app(
             ),
             settings.triage_coalesce_in_flight,
         )
-        app.state.xray = XrayClient(
-            triton.grpc_url,
-            timeout_s=settings.xray_timeout_s,
-            call_timeout_s=settings.triton_call_timeout_s,
-        )
+        app.state.xray = XrayClient(triton.grpc_url, timeout_s=settings.xray_timeout_s)
         retention_task = asyncio.create_task(_expire_diagnoses(app, settings.diagnosis_sweep_s))
         # The primary LLM and its fallback behind one breaker (services/failover.py)
         app.state.llm = make_llm(settings, triton.grpc_url, app.state.metrics)

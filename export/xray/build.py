@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from contracts.images import image_statistics, normalise
+from contracts.runtime import ort_session
 from contracts.xray import SIZE, XRAY_FILE, XRAY_REFERENCE_FILE
 from export.repository import copy_into, ensure_configs
 from export.settings import ExportSettings
@@ -142,8 +143,6 @@ def _served_variant(variants: dict) -> str:
 
 def _speed(file: Path, images: np.ndarray, count: int = 200) -> float:
     """Images per second through the file in process, one image per call (the median of 3)."""
-    from contracts.runtime import ort_session
-
     session, inputs = ort_session(file), normalise(images[:count])
     rates = []
     for _ in range(3):

@@ -26,8 +26,8 @@ class XrayAnswer:
 
 
 class XrayClient:
-    def __init__(self, url: str, timeout_s: float = 10.0, call_timeout_s: float = 10.0):
-        self.timeout_s, self.call_timeout_s = timeout_s, call_timeout_s
+    def __init__(self, url: str, timeout_s: float = 10.0):
+        self.timeout_s = timeout_s
         self._client = aio.InferenceServerClient(url)
 
     async def diagnose(self, image: bytes) -> XrayAnswer:
@@ -70,14 +70,6 @@ class XrayClient:
             if BAD_IMAGE in message:
                 raise TritonRejected(message.split(BAD_IMAGE, 1)[1]) from error
             raise TritonUnavailable(message) from error
-
-    async def ready(self) -> bool:
-        try:
-            return await self._client.is_model_ready(
-                XRAY_ENSEMBLE, client_timeout=self.call_timeout_s
-            )
-        except InferenceServerException:
-            return False
 
     async def close(self) -> None:
         await self._client.close()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from contracts.images import BadImage, ImageInfo, check_image, model_input
+from contracts.images import BadImage, ImageInfo, check_image, decode_grey, normalise, resized
 from orchestrator.api.deps import SessionDep, require
 from orchestrator.api.keycache import Caller
 from orchestrator.api.params import IdPath
@@ -147,13 +147,14 @@ async def get_heatmap(diagnosis_id: IdPath, request: Request, key: ReadKey) -> R
             return row.image, row.label
 
     image, label = await run_in_threadpool(load)
-    occluded = heatmap.occlusions(await run_in_threadpool(model_input, image))
+    grey = await run_in_threadpool(decode_grey, image)  # once: the input and the picture
+    occluded = heatmap.occlusions(normalise(resized(grey)))
     try:
         probabilities = await request.app.state.xray.probabilities(occluded.pixels)
     except (TritonRejected, TritonUnavailable):
         raise unavailable("the x-ray model is unavailable; retry shortly") from None
     heat = heatmap.importance(probabilities, occluded.masks, pneumonia=label == "pneumonia")
-    png = await run_in_threadpool(heatmap.overlay_png, image, heat)
+    png = await run_in_threadpool(heatmap.overlay_png, grey, heat)
     return Response(png, media_type="image/png")
 
 
