@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from contracts.versions import BASE_VERSION, versioned_model_name
 from contracts.xray import XRAY_MODELS
 
 # ticket_intent is the three others fused into one ONNX file (export/fuse.py): the ensemble's
@@ -38,34 +39,17 @@ SERVED_MAX_TOKENS = 128
 # ticket_encoder's numbered versions
 ENCODER_VERSIONS = {"fp32": "1", "int8": "2"}
 
-# Served triage versions (the MLOps loop). Triage version v is ticket_classifier's version v with
-# the INT8 encoder version its model card names; version 1 is what `export build` writes, served
-# by `ticket_triage`. Ensemble versions share one config.pbtxt, so each later version gets an
-# ensemble of its own, `ticket_triage_v<v>`, whose steps name their versions
-# (`python -m export publish` writes it). Published models read `configs/served.pbtxt`
-# (Triton's --model-config-name), which lists the versions to load; config.pbtxt stays as built.
-BASE_TRIAGE_VERSION = 1
-SERVED_CONFIG = "served"
+# Served triage versions (the MLOps loop), laid out as contracts/versions.py says. Triage
+# version v is ticket_classifier's version v with the INT8 encoder version its model card names;
+# version 1 is what `export build` writes, served by `ticket_triage`; `python -m export publish`
+# writes the others' ensembles, `ticket_triage_v<v>`.
+BASE_TRIAGE_VERSION = BASE_VERSION
 TRIAGE_ENSEMBLE = "ticket_triage"
-VERSIONED_ENSEMBLE_PREFIX = f"{TRIAGE_ENSEMBLE}_v"
 
 
 def triage_model_name(version: int) -> str:
     """The ensemble that serves triage version `version`."""
-    if version == BASE_TRIAGE_VERSION:
-        return TRIAGE_ENSEMBLE
-    return f"{VERSIONED_ENSEMBLE_PREFIX}{version}"
-
-
-def published_ensembles(repository: Path) -> list[str]:
-    """The per-version ensembles published into `repository`, by version."""
-    found = [
-        p.name
-        for p in repository.glob(f"{VERSIONED_ENSEMBLE_PREFIX}*")
-        if p.name.removeprefix(VERSIONED_ENSEMBLE_PREFIX).isdigit()
-        and (p / "config.pbtxt").is_file()
-    ]
-    return sorted(found, key=lambda name: int(name.removeprefix(VERSIONED_ENSEMBLE_PREFIX)))
+    return versioned_model_name(TRIAGE_ENSEMBLE, version)
 
 
 # Every file the triage ensemble needs that the export step generates (relative to the repository).

@@ -1,6 +1,8 @@
 """The image diagnosis models' contract: names, the model's input, the labels and the limits
 on the images callers send (the orchestrator, xray_preprocess and export share them)."""
 
+from contracts.versions import BASE_VERSION, versioned_model_name
+
 XRAY_PREPROCESS = "xray_preprocess"
 XRAY_CLASSIFIER = "xray_classifier"
 XRAY_ENSEMBLE = "xray_diagnosis"
@@ -9,6 +11,27 @@ XRAY_FILE = f"{XRAY_CLASSIFIER}/1/model.onnx"
 # What drift compares recent diagnoses with, written beside the model by `export xray`: the
 # training images' brightness and contrast, and the validation split's served probabilities.
 XRAY_REFERENCE_FILE = f"{XRAY_CLASSIFIER}/1/reference.json"
+
+# Served x-ray versions, laid out as contracts/versions.py says: version 1 is what `export xray`
+# writes, served by `xray_diagnosis`; version v is xray_classifier's version v, published by
+# `python -m export xray-publish` with an ensemble of its own, `xray_diagnosis_v<v>`.
+BASE_XRAY_VERSION = BASE_VERSION
+
+
+def xray_model_name(version: int) -> str:
+    """The ensemble that serves x-ray version `version`."""
+    return versioned_model_name(XRAY_ENSEMBLE, version)
+
+
+def xray_file(version: int) -> str:
+    """The served ONNX file of x-ray version `version`, relative to the repository."""
+    return f"{XRAY_CLASSIFIER}/{version}/model.onnx"
+
+
+def xray_reference_file(version: int) -> str:
+    """The drift reference of x-ray version `version`, relative to the repository."""
+    return f"{XRAY_CLASSIFIER}/{version}/reference.json"
+
 
 # PneumoniaMNIST's classes, by the index the classifier's `label` output gives.
 LABELS = ("normal", "pneumonia")

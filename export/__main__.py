@@ -1,5 +1,6 @@
 """Command line of the export pipeline:
-`python -m export {build,xray,tune-vote,tensorrt,device,gpu-parity,dataset,retrain,publish}`."""
+`python -m export {build,xray,xray-retrain,xray-publish,tune-vote,tensorrt,device,gpu-parity,
+dataset,retrain,publish}`."""
 
 import argparse
 import json
@@ -82,6 +83,21 @@ def main(argv: list[str] | None = None) -> int:
         "--if-missing", action="store_true", help="do nothing when the classifier is built"
     )
     xray.add_argument("--no-tensorrt", action="store_true", help="skip the TensorRT engine step")
+
+    _xray_retrain_parser(commands)
+    xray_publish = commands.add_parser(
+        "xray-publish",
+        help="copy a passed x-ray candidate into the serving repository beside production",
+    )
+    xray_publish.add_argument(
+        "card",
+        type=Path,
+        nargs="?",
+        help="the candidate's model_card.json (default: the newest x-ray one under var/candidates)",
+    )
+    xray_publish.add_argument(
+        "--repository", type=Path, help="serving repository (default: the project's)"
+    )
 
     tune = commands.add_parser(
         "tune-vote",
@@ -219,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         return _build(args, settings)
     if args.command == "xray":
         return _xray(args, settings)
+    if args.command == "xray-retrain":
+        return _xray_retrain(args, settings)
+    if args.command == "xray-publish":
+        return _xray_publish(args, settings)
     if args.command == "device":
         return _device(args, settings)
     if args.command == "gpu-parity":
@@ -266,6 +286,116 @@ def _xray(args, settings: ExportSettings) -> int:
         tensorrt=not args.no_tensorrt,
     )
     build_xray(settings, options, repository)
+    return 0
+
+
+def _xray_retrain_parser(commands) -> None:
+    from export.xray.retrain import HOLDOUT_FRACTION as XRAY_HOLDOUT
+    from export.xray.retrain import XrayGateCriteria
+
+    parser = commands.add_parser(
+        "xray-retrain",
+        help="train an x-ray candidate on PneumoniaMNIST plus clinicians' confirmations and "
+        "pass it through the gate against production",
+    )
+    parser.add_argument(
+        "--database-url", help="the orchestrator's database (default: DATABASE_URL, as it does)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=XRAY_QUICK_EPOCHS,
+        help="training epochs (default %(default)s, the recipe `make up` builds)",
+    )
+    parser.add_argument("--train-limit", type=int, help="the first N training images only")
+    parser.add_argument(
+        "--production-repository",
+        type=Path,
+        help="the serving repository production is read from (default: the project's)",
+    )
+    parser.add_argument(
+        "--production-version",
+        type=int,
+        help="the x-ray version to gate against (default: production in the orchestrator's "
+        "database, else 1)",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="candidates repository to write (default: var/candidates)"
+    )
+    parser.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=XRAY_HOLDOUT,
+        help="the most recent share of the confirmations kept out of training and gated on "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--accuracy-tolerance",
+        type=float,
+        default=XrayGateCriteria.accuracy_tolerance,
+        help="points the candidate's accuracy may be below production's (default %(default)s)",
+    )
+    parser.add_argument(
+        "--auc-tolerance",
+        type=float,
+        default=XrayGateCriteria.auc_tolerance,
+        help="how far the candidate's test AUC may be below production's (default %(default)s)",
+    )
+    parser.add_argument(
+        "--shuffle-labels",
+        action="store_true",
+        help="train on shuffled labels: a broken candidate, to see the gate refuse it",
+    )
+
+
+def _xray_retrain(args, settings: ExportSettings) -> int:
+    from export.corrections import CorrectionsUnavailable
+    from export.production import ProductionMissing
+    from export.xray.build import XrayBuildOptions
+    from export.xray.retrain import XrayGateCriteria, XrayRetrainOptions, retrain_xray
+
+    options = XrayRetrainOptions(
+        database_url=args.database_url or settings.database_url,
+        production=args.production_repository,
+        production_version=args.production_version,
+        output=args.output,
+        build=XrayBuildOptions(epochs=args.epochs, train_limit=args.train_limit, tensorrt=False),
+        holdout_fraction=args.holdout_fraction,
+        shuffle_labels=args.shuffle_labels,
+        criteria=XrayGateCriteria(args.accuracy_tolerance, args.auc_tolerance),
+    )
+    try:
+        result = retrain_xray(settings, options)
+    except (ProductionMissing, CorrectionsUnavailable, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not result.passed:
+        print("candidate refused:", file=sys.stderr)
+        for reason in result.card["gate"]["reasons"]:
+            print(f"  - {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _xray_publish(args, settings: ExportSettings) -> int:
+    from export.publish import NotPublishable
+    from export.xray.publish import newest_xray_card, publish_xray
+
+    repository = args.repository or settings.model_repository
+    try:
+        card = args.card or newest_xray_card(settings.candidates_dir)
+        published = publish_xray(card, repository)
+    except (NotPublishable, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"published xray version {published.version} as {published.model} in {repository}; "
+        f"served versions: {published.served}"
+    )
+    print(
+        "next: register it (POST /v1/model/versions "
+        f'{{"model": "xray_diagnosis", "version": {published.version}}}), then start a canary'
+    )
     return 0
 
 

@@ -47,12 +47,17 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def read_corrections(url: str) -> list[Correction]:
+def require_database(url: str) -> None:
+    """A SQLite file that is not there is not created empty: CorrectionsUnavailable."""
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise CorrectionsUnavailable(
             f"no database at {shown_url(url)}: pass --database-url or set DATABASE_URL to the "
             "orchestrator's"
         )
+
+
+def read_corrections(url: str) -> list[Correction]:
+    require_database(url)
     query = (
         select(FEEDBACK, TICKETS.c.subject, TICKETS.c.body)
         .join(TICKETS, TICKETS.c.id == FEEDBACK.c.ticket_id)
@@ -76,7 +81,7 @@ def read_corrections(url: str) -> list[Correction]:
             id=row["id"],
             text=f"{row['subject']}\n{row['body']}",
             category=row["new_value"],
-            created_at=_utc(row["created_at"]),
+            created_at=as_utc(row["created_at"]),
             ticket_id=row["ticket_id"],
             key_id=row["key_id"],
             model_version=row["model_version"],
@@ -86,6 +91,6 @@ def read_corrections(url: str) -> list[Correction]:
     ]
 
 
-def _utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """SQLite hands back the stored UTC time without its zone; PostgreSQL with it."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -24,16 +24,17 @@ class ProductionMissing(FileNotFoundError):
     pass
 
 
-def production_version(database_url: str) -> int:
-    """The production triage version the orchestrator records; the base one when it records
-    none or its database cannot be read (a first retrain, before any `make up`)."""
+def production_version(database_url: str, model: str = TRIAGE_ENSEMBLE) -> int:
+    """The production version of `model` (triage, or xray_diagnosis) the orchestrator records;
+    the base one when it records none or its database cannot be read (a first retrain, before
+    any `make up`)."""
     if (
         database_url.startswith("sqlite:///")
         and not Path(database_url.removeprefix("sqlite:///")).is_file()
     ):
         return BASE_TRIAGE_VERSION
     query = select(MODEL_VERSIONS.c.version).where(
-        MODEL_VERSIONS.c.model == TRIAGE_ENSEMBLE, MODEL_VERSIONS.c.state == "production"
+        MODEL_VERSIONS.c.model == model, MODEL_VERSIONS.c.state == "production"
     )
     engine = create_engine(engine_url(database_url))
     try:

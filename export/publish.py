@@ -31,10 +31,10 @@ from contracts.models import (
     BASE_TRIAGE_VERSION,
     ENCODER_VERSIONS,
     INTENT_MODEL,
-    SERVED_CONFIG,
     TRIAGE_ENSEMBLE,
     triage_model_name,
 )
+from contracts.versions import SERVED_CONFIG
 from export.repository import copy_into, write_text_whole
 
 CLASSIFIER, ENCODER = "ticket_classifier", "ticket_encoder"
@@ -57,7 +57,7 @@ class Published:
 def publish(card_path: Path, repository: Path) -> Published:
     """Copy the candidate whose model card is `card_path` into `repository` and rewrite the
     served configs; publishing the same candidate twice changes nothing."""
-    card = _passed_card(card_path)
+    card = passed_card(card_path)
     version = int(card["versions"][CLASSIFIER])
     encoder = int(card["versions"][ENCODER]["int8"])
     candidates = card_path.parents[2]  # <candidates>/ticket_classifier/<v>/model_card.json
@@ -106,18 +106,17 @@ def served_versions(repository: Path) -> dict[int, int]:
 
 
 def write_served_configs(repository: Path, served: dict[int, int]) -> None:
-    _write(repository / ENCODER, _with_versions(_read(repository / ENCODER), served.values()))
-    _write(repository / CLASSIFIER, _with_versions(_read(repository / CLASSIFIER), served))
-    _write(repository / INTENT_MODEL, _with_versions(_read(repository / INTENT_MODEL), served))
-    ensemble = _read(repository / TRIAGE_ENSEMBLE)
+    serve_versions(repository / ENCODER, served.values())
+    serve_versions(repository / CLASSIFIER, served)
+    serve_versions(repository / INTENT_MODEL, served)
+    ensemble = read_config(repository / TRIAGE_ENSEMBLE)
     for version, encoder in served.items():
-        pinned = _pinned(ensemble, triage_model_name(version), encoder, version)
+        pins = {ENCODER: encoder, CLASSIFIER: version, INTENT_MODEL: version}
+        config = pinned(ensemble, triage_model_name(version), pins)
         if version == BASE_TRIAGE_VERSION:
-            _write(repository / TRIAGE_ENSEMBLE, pinned)
+            write_served(repository / TRIAGE_ENSEMBLE, config)
         else:
-            folder = repository / triage_model_name(version)
-            (folder / "1").mkdir(parents=True, exist_ok=True)  # an ensemble's empty version
-            write_text_whole(folder / "config.pbtxt", _text(pinned))
+            write_ensemble(repository, config)
 
 
 def unpublish(repository: Path) -> None:
@@ -129,7 +128,7 @@ def unpublish(repository: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _passed_card(card_path: Path) -> dict:
+def passed_card(card_path: Path) -> dict:
     if not card_path.is_file():
         raise NotPublishable(f"no model card at {card_path}")
     card = json.loads(card_path.read_text())
@@ -154,35 +153,47 @@ def _refuse_other_models_at(repository: Path, version: int, encoder: int, card: 
         raise NotPublishable(f"version {version} / encoder {encoder} is the base model's")
 
 
-def _read(folder: Path) -> mc.ModelConfig:
+def serve_versions(model_folder: Path, versions) -> None:
+    """The model's served config: its committed one loading exactly `versions`."""
+    write_served(model_folder, with_versions(read_config(model_folder), versions))
+
+
+def read_config(folder: Path) -> mc.ModelConfig:
     return text_format.Parse((folder / "config.pbtxt").read_text(), mc.ModelConfig())
 
 
-def _with_versions(config: mc.ModelConfig, versions) -> mc.ModelConfig:
-    config = _copy(config)
+def with_versions(config: mc.ModelConfig, versions) -> mc.ModelConfig:
+    config = copy_config(config)
     config.version_policy.Clear()
     config.version_policy.specific.versions.extend(sorted(set(versions)))
     return config
 
 
-def _pinned(ensemble: mc.ModelConfig, name: str, encoder: int, classifier: int) -> mc.ModelConfig:
-    config = _copy(ensemble)
+def pinned(ensemble: mc.ModelConfig, name: str, pins: dict[str, int]) -> mc.ModelConfig:
+    """`ensemble` named `name`, the steps running a model of `pins` pinned to its version."""
+    config = copy_config(ensemble)
     config.name = name
-    pins = {ENCODER: encoder, CLASSIFIER: classifier, INTENT_MODEL: classifier}
     for step in config.ensemble_scheduling.step:
         step.model_version = pins.get(step.model_name, step.model_version)
     return config
 
 
-def _copy(config: mc.ModelConfig) -> mc.ModelConfig:
+def write_ensemble(repository: Path, config: mc.ModelConfig) -> None:
+    """A per-version ensemble's own model folder, named as its config."""
+    folder = repository / config.name
+    (folder / "1").mkdir(parents=True, exist_ok=True)  # an ensemble's empty version
+    write_text_whole(folder / "config.pbtxt", config_text(config))
+
+
+def copy_config(config: mc.ModelConfig) -> mc.ModelConfig:
     copied = mc.ModelConfig()
     copied.CopyFrom(config)
     return copied
 
 
-def _text(config: mc.ModelConfig) -> str:
+def config_text(config: mc.ModelConfig) -> str:
     return HEADER + text_format.MessageToString(config)
 
 
-def _write(model_folder: Path, config: mc.ModelConfig) -> None:
-    write_text_whole(model_folder / "configs" / f"{SERVED_CONFIG}.pbtxt", _text(config))
+def write_served(model_folder: Path, config: mc.ModelConfig) -> None:
+    write_text_whole(model_folder / "configs" / f"{SERVED_CONFIG}.pbtxt", config_text(config))

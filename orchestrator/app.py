@@ -8,7 +8,6 @@ from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from contracts.xray import XRAY_REFERENCE_FILE
 from orchestrator.api.keycache import Caller, KeyCache
 from orchestrator.api.middleware import BodySizeLimit, RequestTimer
 from orchestrator.api.publiclimit import PublicRouteLimit
@@ -171,7 +170,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.drift_settings = drift
-    app.state.xray_reference = triton.model_repository / XRAY_REFERENCE_FILE
+    app.state.xray_repository = triton.model_repository  # the x-ray versions' drift references
     app.state.settled = SettledTickets()
     app.state.metrics = Metrics()
     app.state.watchdog = ResourceWatchdog(app.state.metrics.registry)

@@ -1,7 +1,7 @@
 import contextlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -164,16 +164,31 @@ class ModelVersionList(BaseModel):
 
 
 class RetrainRequest(BaseModel):
-    """`python -m export retrain`'s recipe (omitted: its defaults, 2 epochs on every text)."""
+    """The retraining recipe (omitted: the command's defaults). Triage: `export retrain`, 2
+    epochs on every text. The x-ray: `export xray-retrain`, 10 epochs on PneumoniaMNIST's
+    training split plus clinicians' confirmations; `train_per_label` and `test_limit` are
+    triage's only."""
 
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int | None = Field(default=None, ge=1, le=20)
+    model: Literal["ticket_triage", "xray_diagnosis"] = "ticket_triage"
+    epochs: int | None = Field(default=None, ge=1, le=60)
     train_per_label: int | None = Field(default=None, ge=1, le=100_000)
     test_limit: int | None = Field(default=None, ge=77, le=100_000)
     publish: bool = Field(
-        default=False, description="Publish a candidate that passes (`export publish`)"
+        default=False,
+        description="Publish a candidate that passes (`export publish`, `export xray-publish`)",
     )
+
+    @model_validator(mode="after")
+    def _per_model(self) -> "RetrainRequest":
+        if self.model == "ticket_triage" and self.epochs is not None and self.epochs > 20:
+            raise ValueError("epochs: at most 20 for ticket_triage")
+        if self.model == "xray_diagnosis":
+            for name in ("train_per_label", "test_limit"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is a ticket_triage option")
+        return self
 
 
 class RetrainRunPublic(BaseModel):
@@ -189,7 +204,8 @@ class RetrainRunPublic(BaseModel):
     )
     report_path: str | None
     published: int | None = Field(
-        description="The triage version published: register it next (POST /v1/model/versions)"
+        description="The version published (of the run's model, in `options`): register it "
+        "next (POST /v1/model/versions)"
     )
     created_at: datetime
     started_at: datetime | None

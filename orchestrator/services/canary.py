@@ -1,17 +1,18 @@
-"""The canary's watch: each triage call's outcome per model version, and the automatic abort of
+"""The canary's watch: each model call's outcome per model version, and the automatic abort of
 a canary that does worse than production.
 
-Triage (services/triage.py) records every Triton call: which version, whether it answered and
-in how many seconds. A canary call that fails is answered by production instead, so callers do
-not see the canary's failures; the watch does. Every `check_s` the watch compares the canary
-with production on what it recorded since the canary started (the canary row's last change),
-once each has at least `min_calls` calls:
+Triage (services/triage.py) and the x-ray (services/xray_routing.py) record every Triton
+call: which version, whether it answered and in how many seconds. A canary call that fails is
+answered by production instead, so callers do not see the canary's failures; the watch does.
+Every `check_s` the watch compares the canary with production on what it recorded since the
+canary started (the canary row's last change), once each has at least `min_calls` calls:
 
 - errors: the canary's error rate above production's by more than `max_error_increase`;
 - latency: the canary's median seconds per call above `max_latency_ratio` times production's
   (and slower by more than `min_latency_gap_s`);
-- overrides: where both versions triaged at least `min_tickets` tickets since the canary
-  started, the share of those the agents corrected (intent), above production's by more than
+- overrides: where both versions answered at least `min_tickets` tickets (x-ray: diagnoses)
+  since the canary started, the share of those the agents corrected (intent; x-ray: the
+  clinicians' confirmed label differs), above production's by more than
   `max_override_increase`.
 
 Any of these rolls the canary back (versions.rollback), audited as `canary_abort` by the
@@ -31,7 +32,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.db.models import Feedback, ModelVersion, Ticket
+from contracts.xray import XRAY_ENSEMBLE
+from orchestrator.db.models import Diagnosis, Feedback, ModelVersion, Ticket
 from orchestrator.errors import Conflict
 from orchestrator.metrics import Metrics
 from orchestrator.services import versions
@@ -197,7 +199,8 @@ class CanaryWatch:
     def _evidence(self, session: Session, model: str, version: int, since: datetime) -> Evidence:
         start = since.timestamp()
         calls = [c for c in self._calls[model].get(version, ()) if c.at >= start]
-        tickets, overridden = overrides(session, str(version), since)
+        counted = diagnosis_overrides if model == XRAY_ENSEMBLE else overrides
+        tickets, overridden = counted(session, str(version), since)
         return evidence(calls, tickets, overridden)
 
     def _abort(self, session, model: str, canary: ModelVersion, reasons, found) -> None:
@@ -237,3 +240,18 @@ def overrides(session: Session, version: str, since: datetime) -> tuple[int, int
         )
     )
     return tickets, corrected or 0
+
+
+def diagnosis_overrides(session: Session, version: str, since: datetime) -> tuple[int, int]:
+    """(diagnoses by x-ray `version` since `since`, those a clinician confirmed otherwise)."""
+    answered = (Diagnosis.model_version == version, Diagnosis.created_at >= since)
+    count = select(func.count()).select_from(Diagnosis)
+    diagnoses = session.scalar(count.where(*answered)) or 0
+    overridden = session.scalar(
+        count.where(
+            *answered,
+            Diagnosis.confirmed_label.is_not(None),
+            Diagnosis.confirmed_label != Diagnosis.label,
+        )
+    )
+    return diagnoses, overridden or 0

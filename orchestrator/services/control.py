@@ -24,7 +24,9 @@ from google.protobuf import json_format
 from google.protobuf.json_format import ParseError
 from starlette.concurrency import run_in_threadpool
 
-from contracts.models import TRIAGE_ENSEMBLE, triage_model_name
+from contracts.models import TRIAGE_ENSEMBLE
+from contracts.versions import versioned_model_name
+from contracts.xray import XRAY_CLASSIFIER, XRAY_ENSEMBLE
 from orchestrator.api.keycache import Caller
 from orchestrator.errors import ControlRefused, ControlTimeout, DependencyUnavailable, ModelNotFound
 from orchestrator.metrics import Metrics
@@ -72,8 +74,12 @@ ALLOWED: dict[str, Any] = {
     "instance_group": LEAF,
 }
 POLL_S = 0.2
-# the models whose versions a served triage version pins (export/publish.py)
-VERSIONED_STEPS = ("ticket_encoder", "ticket_classifier", "ticket_intent")
+# The versioned models (their ensembles) and the steps whose versions a served version pins
+# (export/publish.py, export/xray/publish.py).
+VERSIONED_STEPS = {
+    TRIAGE_ENSEMBLE: ("ticket_encoder", "ticket_classifier", "ticket_intent"),
+    XRAY_ENSEMBLE: (XRAY_CLASSIFIER,),
+}
 
 
 def _refuse(path: str, reason: str) -> ControlRefused:
@@ -247,17 +253,17 @@ class ControlService:
             outcomes.append(ReplicaAction(replica=address, result=outcome, detail=detail))
         return result.model_copy(update={"replicas": outcomes})
 
-    async def serve_triage_version(self, version: int) -> list[ReplicaServing]:
-        """Have every Triton replica serve triage `version` beside the versions it serves, as
-        `python -m export publish` laid it out: the encoder, the classifier and the base
-        ensemble re-read their served configs (Triton keeps serving the old while the new
-        loads), then the version's own ensemble loads. Loading what is loaded changes nothing.
-        Refused (409) when a replica cannot serve it, e.g. it was not published; 503 when a
-        replica is unreachable. Returns what each replica serves now."""
+    async def serve_version(self, model: str, version: int) -> list[ReplicaServing]:
+        """Have every Triton replica serve `version` of `model` (a VERSIONED_STEPS ensemble)
+        beside the versions it serves, as the publish command laid it out: the pinned steps
+        and the base ensemble re-read their served configs (Triton keeps serving the old while
+        the new loads), then the version's own ensemble loads. Loading what is loaded changes
+        nothing. Refused (409) when a replica cannot serve it, e.g. it was not published; 503
+        when a replica is unreachable. Returns what each replica serves now."""
         async with self._lock:
             controls = await self._replica_controls()
             return [
-                await self._serve_on(address, control, version)
+                await self._serve_on(address, control, model, version)
                 for address, control in controls.items()
             ]
 
@@ -271,9 +277,10 @@ class ControlService:
                 f"the Triton replicas could not be found ({error}); the version was not loaded"
             ) from error
 
-    async def _serve_on(self, address: str, control: ModelControl, version: int):
-        ensemble = triage_model_name(version)
-        for model in (*VERSIONED_STEPS, TRIAGE_ENSEMBLE, ensemble):
+    async def _serve_on(self, address: str, control: ModelControl, served: str, version: int):
+        ensemble = versioned_model_name(served, version)
+        publish = "export publish" if served == TRIAGE_ENSEMBLE else "export xray-publish"
+        for model in (*VERSIONED_STEPS[served], served, ensemble):
             try:
                 await control.load(model, None)
             except ControlUnavailable as error:
@@ -287,9 +294,9 @@ class ControlService:
                             reference, failure)  # fmt: skip
                 raise ControlRefused(
                     f"Triton replica {address} cannot serve version {version} of "
-                    f"{TRIAGE_ENSEMBLE!r}: loading {model!r} failed (reference {reference}); "
+                    f"{served!r}: loading {model!r} failed (reference {reference}); "
                     "publish the candidate into Triton's repository first "
-                    "(`python -m export publish`)",
+                    f"(`python -m {publish}`)",
                     param="version",
                     code="version_not_servable",
                 ) from failure

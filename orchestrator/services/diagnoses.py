@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from contracts.images import ImageInfo
+from contracts.xray import BASE_XRAY_VERSION
 from orchestrator.db.models import Diagnosis, utcnow
 from orchestrator.errors import NotFound
 from orchestrator.schemas.diagnoses import DiagnosisConfirm, DiagnosisPage, DiagnosisPublic
@@ -52,6 +53,12 @@ def create_diagnosis(
     session.add(diagnosis)
     session.commit()
     return diagnosis
+
+
+def answered_by(diagnosis: Diagnosis) -> int:
+    """The x-ray version that answered (rows from before versions were tracked: the base)."""
+    version = diagnosis.model_version or ""
+    return int(version) if version.isdigit() and len(version) < 10 else BASE_XRAY_VERSION
 
 
 def get_diagnosis(session: Session, tenant_id: int, diagnosis_id: int) -> Diagnosis:

@@ -1,11 +1,16 @@
 """Retraining started through the API (`POST /v1/model/retrain`), run as a job with progress.
 
 A run is the commands an operator would type, as child processes of the orchestrator (one run
-at a time; the machine's cores are the training's):
+at a time; the machine's cores are the training's). Triage:
 
     python -m export dataset --database-url <the orchestrator's>     (a fresh snapshot)
     python -m export retrain [options]                               (the candidate and its gate)
     python -m export publish <its card>                              (only when asked and passed)
+
+The x-ray (`"model": "xray_diagnosis"`), whose retrain reads the confirmations itself:
+
+    python -m export xray-retrain --database-url <the orchestrator's> [options]
+    python -m export xray-publish <its card>                         (only when asked and passed)
 
 Each `== i/n message` line retrain prints becomes the run's progress; the last lines of output
 are kept; the end is `passed` (with the model card and, if published, the triage version to
@@ -34,6 +39,8 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts.models import TRIAGE_ENSEMBLE
+from contracts.xray import XRAY_ENSEMBLE
 from orchestrator.api.keycache import Caller
 from orchestrator.db.models import RetrainRun, utcnow
 from orchestrator.errors import Conflict, DependencyUnavailable
@@ -43,7 +50,7 @@ log = logging.getLogger(__name__)
 
 STEP = re.compile(r"^== (\d+)/(\d+) (.+)$")
 WROTE = re.compile(r"^wrote (\S+\.json)$")
-PUBLISHED = re.compile(r"^published triage version (\d+) ")
+PUBLISHED = re.compile(r"^published (?:triage|xray) version (\d+) ")
 TAIL_LINES = 40
 LINE_LIMIT = 1 << 20  # bytes of one output line read at most
 HOST = socket.gethostname()[:200]  # where a run's processes live
@@ -55,8 +62,9 @@ ACTIVE = ("queued", "running")
 
 @dataclass(frozen=True)
 class RetrainOptions:
-    """What `export retrain` is asked (None: its own default)."""
+    """What the model's retrain command is asked (None: its own default)."""
 
+    model: str = TRIAGE_ENSEMBLE
     epochs: int | None = None
     train_per_label: int | None = None
     test_limit: int | None = None
@@ -74,6 +82,23 @@ class RetrainOptions:
             if value is not None
             for part in (flag, str(value))
         ]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The commands of a run, as `python -m export` arguments."""
+
+    snapshot: list[str] | None  # a training snapshot first (triage's), or nothing
+    retrain: list[str]
+    publish: str  # the command that publishes a passed card
+
+    @classmethod
+    def of(cls, options: RetrainOptions, database_url: str) -> "Recipe":
+        if options.model == XRAY_ENSEMBLE:
+            retrain = ["xray-retrain", "--database-url", database_url, *options.argv()]
+            return cls(None, retrain, "xray-publish")
+        snapshot = ["dataset", "--database-url", database_url]
+        return cls(snapshot, ["retrain", *options.argv()], "publish")
 
 
 class RetrainRuns:
@@ -132,13 +157,13 @@ class RetrainRuns:
             asked = {**options.__dict__}
             if busy is not None or (self._task is not None and not self._task.done()):
                 detail = f"retrain run {busy} is in progress; one run at a time"
-                audit.record(session, caller, "retrain", "ticket_triage", asked, "error", detail)
+                audit.record(session, caller, "retrain", options.model, asked, "error", detail)
                 session.commit()
                 raise Conflict(detail, param=None, code="retrain_running")
             run = RetrainRun(key_id=caller.id, status="queued", options=asked, host=HOST)
             session.add(run)
             session.flush()
-            audit.record(session, caller, "retrain", "ticket_triage", {**asked, "run": run.id})
+            audit.record(session, caller, "retrain", options.model, {**asked, "run": run.id})
             session.commit()
             session.refresh(run)
             session.expunge(run)
@@ -147,20 +172,19 @@ class RetrainRuns:
     async def _run(self, run_id: int, options: RetrainOptions) -> None:
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         try:
-            await self._update(
-                run_id, status="running", started_at=utcnow(), message="making a snapshot"
-            )
-            code = await self._command(
-                run_id, ["dataset", "--database-url", self.database_url], tail
-            )
-            if code != 0:
-                return await self._finish(run_id, "failed", tail, "export dataset failed")
+            recipe = Recipe.of(options, self.database_url)
+            await self._update(run_id, status="running", started_at=utcnow(), message="starting")
+            if recipe.snapshot is not None:
+                await self._update(run_id, message="making a snapshot")
+                if await self._command(run_id, recipe.snapshot, tail) != 0:
+                    return await self._finish(run_id, "failed", tail, "export dataset failed")
             found: dict = {}
-            code = await self._command(run_id, ["retrain", *options.argv()], tail, found)
+            code = await self._command(run_id, recipe.retrain, tail, found)
             report_path = found.get("report")
             report = _read(report_path)
             if code not in (0, 1) or report is None:
-                return await self._finish(run_id, "failed", tail, "export retrain failed")
+                failed = f"export {recipe.retrain[0]} failed"
+                return await self._finish(run_id, "failed", tail, failed)
             if code == 1:
                 refused = "the gate refused the candidate"
                 return await self._finish(
@@ -168,13 +192,13 @@ class RetrainRuns:
                 )
             published = None
             if options.publish:
-                code = await self._command(run_id, ["publish", report_path], tail, found)
+                code = await self._command(run_id, [recipe.publish, report_path], tail, found)
                 if code != 0:
                     return await self._finish(
                         run_id,
                         "failed",
                         tail,
-                        "export publish failed",
+                        f"export {recipe.publish} failed",
                         report=report,
                         report_path=report_path,
                     )

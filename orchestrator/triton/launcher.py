@@ -18,7 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from contracts.models import SERVED_CONFIG, TRIAGE_ENSEMBLE, published_ensembles
+from contracts.models import TRIAGE_ENSEMBLE
+from contracts.versions import SERVED_CONFIG, published_ensembles
+from contracts.xray import XRAY_ENSEMBLE
 from orchestrator.settings import PROJECT_ROOT, TritonSettings
 
 PROJECT_BACKENDS = PROJECT_ROOT / "triton_backends"  # Python-based backends, e.g. onnxruntime
@@ -82,12 +84,13 @@ class TritonServer:
         self._log = None
 
     def models_to_load(self) -> list[str]:
-        """The configured models, plus every published triage version's ensemble when triage
-        is among them: a Triton started after a publish serves the same versions as the
-        others (which one answers whom is the orchestrator's routing)."""
+        """The configured models, plus every published version's ensemble of triage and the
+        x-ray when they are among them: a Triton started after a publish serves the same
+        versions as the others (which one answers whom is the orchestrator's routing)."""
         models = list(self.models)
-        if TRIAGE_ENSEMBLE in models:
-            models += published_ensembles(self.settings.model_repository)
+        for ensemble in (TRIAGE_ENSEMBLE, XRAY_ENSEMBLE):
+            if ensemble in models:
+                models += published_ensembles(self.settings.model_repository, ensemble)
         return models
 
     def command(self, backend_dir: Path) -> list[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import tritonclient.grpc.model_config_pb2 as mc
 from google.protobuf import json_format, text_format
 
-from contracts.models import SERVED_CONFIG
+from contracts.versions import SERVED_CONFIG
 
 
 def config_file(folder: Path) -> Path:

@@ -195,6 +195,7 @@ def test_api_probes_and_triton_gpu_and_model_volume(rendered):
     assert "--model-repository=/models" in triton["args"]
     assert "--model-config-name=served" in triton["args"]  # published versions, at start
     assert "ticket_triage_v*" in triton["command"][2]
+    assert "xray_diagnosis_v*" in triton["command"][2]
     restricted = [a for a in triton["args"] if "restricted" in a]
     assert {a.split("=", 1)[0] for a in restricted} == {
         "--grpc-restricted-protocol", "--http-restricted-api"}  # fmt: skip

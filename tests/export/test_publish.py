@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from contracts.models import published_ensembles, triage_model_name
+from contracts.models import TRIAGE_ENSEMBLE, triage_model_name
+from contracts.versions import published_ensembles
 from export.__main__ import main
 from export.publish import NotPublishable, newest_card, publish, served_versions, unpublish
 from export.repository import ensure_configs
@@ -73,7 +74,7 @@ def test_a_passed_candidate_is_served_beside_production_with_pinned_ensembles(tm
     assert versioned.name == "ticket_triage_v2"
     assert _steps(versioned) == {"ticket_intent": 2}
     assert (repository / "ticket_triage_v2/1").is_dir()
-    assert published_ensembles(repository) == ["ticket_triage_v2"]
+    assert published_ensembles(repository, TRIAGE_ENSEMBLE) == ["ticket_triage_v2"]
     # the committed configs stay as built
     assert not (tmp_path / "repo/ticket_triage/config.pbtxt").read_text().count("served")
 
@@ -82,11 +83,14 @@ def test_a_passed_candidate_is_served_beside_production_with_pinned_ensembles(tm
 
     publish(_candidate(tmp_path / "cand", 3, 6), repository)
     assert served_versions(repository) == {1: 2, 2: 4, 3: 6}
-    assert published_ensembles(repository) == ["ticket_triage_v2", "ticket_triage_v3"]
+    assert published_ensembles(repository, TRIAGE_ENSEMBLE) == [
+        "ticket_triage_v2",
+        "ticket_triage_v3",
+    ]
     assert newest_card(tmp_path / "cand").parent.name == "3"
 
     unpublish(repository)
-    assert published_ensembles(repository) == []
+    assert published_ensembles(repository, TRIAGE_ENSEMBLE) == []
     assert read_config(repository / "ticket_encoder").version_policy.latest.num_versions == 1
 
 

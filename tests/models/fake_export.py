@@ -1,5 +1,6 @@
 """A stand-in for `python -m export` in the retrain-run tests: prints what each command prints
-(the `== i/7` steps, `wrote <report>`, `published triage version ...`) and records its argv.
+(the `== i/7` steps, `wrote <report>`, `published triage version ...`, the x-ray's commands
+alike) and records its argv.
 
 FAKE_EXPORT_DIR: where it writes; FAKE_EXPORT_GATE: "pass" or "refuse"; FAKE_EXPORT_FAIL: the
 command that exits 2; FAKE_EXPORT_HOLD: a file it waits for before retraining."""
@@ -19,7 +20,7 @@ if os.environ.get("FAKE_EXPORT_FAIL") == command:
     sys.exit(2)
 if command == "dataset":
     print("wrote var/datasets/0123456789ab (train.csv, manifest.json)")
-elif command == "retrain":
+elif command in ("retrain", "xray-retrain"):
     hold = os.environ.get("FAKE_EXPORT_HOLD")
     while hold and not Path(hold).exists():
         time.sleep(0.05)
@@ -37,3 +38,5 @@ elif command == "retrain":
     sys.exit(0 if passed else 1)
 elif command == "publish":
     print("published triage version 2 (ticket_classifier 2, ticket_encoder 4) as ticket_triage_v2")
+elif command == "xray-publish":
+    print("published xray version 2 as xray_diagnosis_v2 in model_repository; served: [1, 2]")

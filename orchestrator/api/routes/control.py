@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from contracts.models import BASE_TRIAGE_VERSION, TRIAGE_ENSEMBLE
+from contracts.versions import BASE_VERSION
 from orchestrator.api.deps import AdminKey as TenantAdminKey
 from orchestrator.api.deps import SessionDep, acting_tenant, require
 from orchestrator.api.keycache import Caller
@@ -32,7 +32,7 @@ from orchestrator.schemas.control import (
     VersionRegister,
 )
 from orchestrator.services import versions
-from orchestrator.services.control import ControlService
+from orchestrator.services.control import VERSIONED_STEPS, ControlService
 from orchestrator.services.pagination import page
 from orchestrator.services.retrain_runs import RetrainOptions
 
@@ -80,9 +80,10 @@ def model_versions(
 async def register_version(
     data: VersionRegister, request: Request, key: AdminKey
 ) -> ModelVersionList:
-    """Register a version as a candidate (staging keys meet it at once). A triage version
-    other than 1 must be published into Triton's repository (`python -m export publish`):
-    Triton is asked to load it first, and a version it cannot serve is refused (409)."""
+    """Register a version as a candidate (staging keys meet it at once). A triage or x-ray
+    version other than 1 must be published into Triton's repository (`python -m export
+    publish`, `python -m export xray-publish`): Triton is asked to load it first, and a
+    version it cannot serve is refused (409)."""
     replicas = await _serve(request, data.model, data.version)
 
     def move(rows):
@@ -157,9 +158,10 @@ def retrain_run(run_id: IdPath, session: SessionDep, _key: AdminKey) -> RetrainR
 
 
 async def _serve(request: Request, model: str, version: int) -> list[ReplicaServing] | None:
-    """Every Triton replica loaded with triage `version` (None: nothing to load)."""
-    if model == TRIAGE_ENSEMBLE and version != BASE_TRIAGE_VERSION:
-        return await _service(request).serve_triage_version(version)
+    """Every Triton replica loaded with `version` of a versioned model, triage or the x-ray
+    (None: nothing to load)."""
+    if model in VERSIONED_STEPS and version != BASE_VERSION:
+        return await _service(request).serve_version(model, version)
     return None
 
 

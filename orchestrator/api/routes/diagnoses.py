@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from contracts.images import BadImage, ImageInfo, check_image, decode_grey, normalise, resized
+from contracts.xray import XRAY_ENSEMBLE, xray_reference_file
 from orchestrator.api.deps import SessionDep, require
 from orchestrator.api.keycache import Caller
 from orchestrator.api.params import IdPath
@@ -21,6 +22,7 @@ from orchestrator.schemas.diagnoses import (
 )
 from orchestrator.services import diagnoses, heatmap
 from orchestrator.services.xray_drift import MIN_WINDOW, Reference, drift_report
+from orchestrator.services.xray_routing import diagnose_routed
 from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
 
 router = APIRouter(prefix="/v1/diagnoses", tags=["diagnoses"])
@@ -53,11 +55,16 @@ IMAGE_BODY = {
 async def create_diagnosis(request: Request, key: WriteKey):
     """Diagnose one chest x-ray: a multipart form with the file in field `image`, or the
     image itself as the body (`Content-Type: image/png` or `image/jpeg`). The image is kept
-    in-house until `expires_at`."""
+    in-house until `expires_at`. `model_version` names the x-ray version that answered (a
+    canary takes a share of production images, always the same images; staging keys meet the
+    canary or the newest candidate)."""
     image = await _uploaded_image(request)
     info = _checked(image, request.app.state.settings.max_image_bytes)
+    state = request.app.state
     try:
-        answer = await request.app.state.xray.diagnose(image)
+        answer = await diagnose_routed(
+            state.xray, image, key.environment, state.versions, state.canary
+        )
     except TritonRejected as error:
         raise ApiError(422, str(error), param=FORM_FIELD, code="bad_image") from None
     except TritonUnavailable:
@@ -82,17 +89,23 @@ async def create_diagnosis(request: Request, key: WriteKey):
 
 
 @router.get("/drift")
-def get_drift(
+async def get_drift(
     request: Request,
-    session: SessionDep,
     key: ReadKey,
     window: Annotated[int, Query(ge=MIN_WINDOW, le=5000)] = 200,
 ) -> dict:
     """The tenant's most recent diagnoses against the model's reference: brightness, contrast
     and the probability of pneumonia (Kolmogorov-Smirnov), with the share answered pneumonia
-    and the override rate of confirmed ones. 409 with fewer than 30 diagnoses."""
-    reference = Reference.load(request.app.state.xray_reference)
-    return drift_report(session, key.tenant_id, window, reference)
+    and the override rate of confirmed ones. 409 with fewer than 30 diagnoses. The reference
+    is the production version's."""
+    production = (await request.app.state.versions.routing(XRAY_ENSEMBLE)).production
+    path = request.app.state.xray_repository / xray_reference_file(production)
+
+    def report() -> dict:
+        with request.app.state.sessions() as session:
+            return drift_report(session, key.tenant_id, window, Reference.load(path))
+
+    return await run_in_threadpool(report)
 
 
 @router.get("/{diagnosis_id}", response_model=DiagnosisPublic)
@@ -139,18 +152,18 @@ def delete_diagnosis(diagnosis_id: IdPath, session: SessionDep, key: WriteKey) -
 )
 async def get_heatmap(diagnosis_id: IdPath, request: Request, key: ReadKey) -> Response:
     """The x-ray with the regions that drove its answer in red to yellow (occlusion
-    sensitivity, computed by the same Triton model)."""
+    sensitivity, computed by the same Triton model, the version that answered)."""
 
     def load():
         with request.app.state.sessions() as session:
             row = diagnoses.get_diagnosis(session, key.tenant_id, diagnosis_id)
-            return row.image, row.label
+            return row.image, row.label, diagnoses.answered_by(row)
 
-    image, label = await run_in_threadpool(load)
+    image, label, version = await run_in_threadpool(load)
     grey = await run_in_threadpool(decode_grey, image)  # once: the input and the picture
     occluded = heatmap.occlusions(normalise(resized(grey)))
     try:
-        probabilities = await request.app.state.xray.probabilities(occluded.pixels)
+        probabilities = await request.app.state.xray.probabilities(occluded.pixels, version)
     except (TritonRejected, TritonUnavailable):
         raise unavailable("the x-ray model is unavailable; retry shortly") from None
     heat = heatmap.importance(probabilities, occluded.masks, pneumonia=label == "pneumonia")

@@ -61,6 +61,20 @@ def test_a_run_snapshots_retrains_and_publishes_with_progress(client, tmp_path, 
     assert any(e["action"] == "retrain" and e["request"]["run"] == run["id"] for e in audit)
 
 
+def test_an_xray_run_retrains_on_confirmations_and_publishes(client, tmp_path, database_url):
+    body = {"model": "xray_diagnosis", "epochs": 3, "publish": True}
+    started = client.post("/v1/model/retrain", json=body, headers=ADMIN)
+    assert started.status_code == 202, started.text
+    run = _finished(client, started.json()["id"])
+    assert (run["status"], run["published"]) == ("passed", 2)
+    assert run["options"]["model"] == "xray_diagnosis"
+    retrain, publish = _calls(tmp_path)  # no snapshot: xray-retrain reads the database
+    assert retrain == ["xray-retrain", "--database-url", database_url, "--epochs", "3"]
+    assert publish == ["xray-publish", str(tmp_path / "card.json")]
+    audit = client.get("/v1/model/audit", headers=ADMIN).json()["data"]
+    assert any(e["action"] == "retrain" and e["target"] == "xray_diagnosis" for e in audit)
+
+
 def test_a_refused_candidate_and_a_failed_command_say_so(client, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_EXPORT_GATE", "refuse")
     run = _finished(client, client.post("/v1/model/retrain", json={}, headers=ADMIN).json()["id"])
@@ -102,6 +116,10 @@ def test_a_run_left_by_a_stopped_orchestrator_is_failed_at_start(client):
         ("POST", "/v1/model/retrain", {"epochs": 0}, 422),
         ("POST", "/v1/model/retrain", {"epochs": 1, "shuffle": True}, 422),
         ("POST", "/v1/model/retrain", {"test_limit": 10}, 422),  # fewer than the intents
+        ("POST", "/v1/model/retrain", {"epochs": 21}, 422),  # triage's at most 20
+        ("POST", "/v1/model/retrain", {"model": "xray_diagnosis", "train_per_label": 8}, 422),
+        ("POST", "/v1/model/retrain", {"model": "xray_diagnosis", "epochs": 61}, 422),
+        ("POST", "/v1/model/retrain", {"model": "ticket_triage_v2"}, 422),
         ("GET", f"/v1/model/retrain/{2**63}", None, 422),
         ("GET", "/v1/model/retrain/999999", None, 404),
     ],

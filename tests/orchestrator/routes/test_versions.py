@@ -15,13 +15,13 @@ MODEL = "ticket_triage"
 
 
 class ServedVersions:
-    """ControlService.serve_triage_version without Triton: records the versions asked."""
+    """ControlService.serve_version without Triton: records the versions asked."""
 
     def __init__(self):
-        self.asked: list[int] = []
+        self.asked: list[tuple[str, int]] = []
 
-    async def __call__(self, version: int) -> list:
-        self.asked.append(version)
+    async def __call__(self, model: str, version: int) -> list:
+        self.asked.append((model, version))
         return []
 
 
@@ -31,7 +31,7 @@ def client(database_url):
         state = client.app.state
         real = state.triage
         state.triage = RecordingTriage()
-        state.control_service.serve_triage_version = ServedVersions()
+        state.control_service.serve_version = ServedVersions()
         yield client
         state.triage = real  # closed by the app's shutdown
 
@@ -153,9 +153,9 @@ def test_a_bad_canary_request_is_a_422(client, body):
 
 
 def test_triage_sends_a_canarys_share_and_staging_to_the_canary(client, triage):
-    served = client.app.state.control_service.serve_triage_version
+    served = client.app.state.control_service.serve_version
     assert _post(client, "versions", {"model": MODEL, "version": 2}).status_code == 201
-    assert served.asked == [2]  # Triton was asked to serve it before it was registered
+    assert served.asked == [(MODEL, 2)]  # Triton was asked to serve it before it was registered
     tenant = new_tenant(client, "canary tenant")["id"]
     production = {"X-API-Key": new_key(client, ["tickets:write"], tenant)}
     staging = {"X-API-Key": new_key(client, ["tickets:write"], tenant, environment="staging")}

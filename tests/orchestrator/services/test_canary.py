@@ -51,13 +51,13 @@ def client(database_url, monkeypatch):
         state = client.app.state
         real = state.triage
         state.triage = RecordingTriage()
-        state.control_service.serve_triage_version = _served
+        state.control_service.serve_version = _served
         yield client
         state.triage = real
 
 
-async def _served(version: int) -> list:
-    """ControlService.serve_triage_version without Triton: no replica to report."""
+async def _served(model: str, version: int) -> list:
+    """ControlService.serve_version without Triton: no replica to report."""
     return []
 
 

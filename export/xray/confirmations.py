@@ -1,0 +1,101 @@
+"""Clinicians' confirmations, read from the orchestrator's database for retraining the x-ray
+classifier: every diagnosis whose `confirmed_label` a clinician set (PATCH /v1/diagnoses/{id}),
+with its stored image made the classifier's 28 x 28 input.
+
+Read-only, with SQLAlchemy Core over the one table it needs, as export/corrections.py reads
+agents' corrections. Diagnoses past their retention are deleted with their images, so a
+retrain learns from the confirmations of the retention window only.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    column,
+    create_engine,
+    select,
+    table,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from contracts.images import BadImage, decode_grey, resized
+from contracts.storage import engine_url
+from contracts.xray import LABELS, SIZE
+from export.corrections import CorrectionsUnavailable, as_utc, require_database, shown_url
+from export.xray.data import ImageSplit
+
+DIAGNOSES = table(
+    "diagnoses",
+    column("id", Integer),
+    column("label", String),
+    column("confirmed_label", String),
+    column("confirmed_at", DateTime),
+    column("model_version", String),
+    column("image", LargeBinary),
+)
+
+
+@dataclass(frozen=True)
+class Confirmations:
+    """Confirmed images, oldest confirmation first."""
+
+    split: ImageSplit  # the 28 x 28 inputs with the confirmed labels
+    predicted: np.ndarray  # int64 [N], what the model had answered
+    ids: list[int]
+    confirmed_at: list[datetime]
+    skipped: int = 0  # stored images that no longer decode
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def split_recent(self, fraction: float) -> tuple[ImageSplit, ImageSplit]:
+        """(older for training, the most recent `fraction` held out for the gate)."""
+        held = round(len(self) * fraction)
+        cut = len(self) - held
+        images, labels = self.split.images, self.split.labels
+        return ImageSplit(images[:cut], labels[:cut]), ImageSplit(images[cut:], labels[cut:])
+
+
+def read_confirmations(url: str) -> Confirmations:
+    """Raises CorrectionsUnavailable when the database cannot be read as the orchestrator's."""
+    require_database(url)
+    query = (
+        select(DIAGNOSES)
+        .where(DIAGNOSES.c.confirmed_label.is_not(None))
+        .order_by(DIAGNOSES.c.confirmed_at, DIAGNOSES.c.id)
+    )
+    engine = create_engine(engine_url(url))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+    except SQLAlchemyError as error:
+        raise CorrectionsUnavailable(
+            f"cannot read confirmations from {shown_url(url)}: is it the orchestrator's "
+            "database, migrated to 0011 or later (`python -m orchestrator migrate`)? "
+            f"{error.__class__.__name__}: {str(error).splitlines()[0]}"
+        ) from error
+    finally:
+        engine.dispose()
+    kept, images, skipped = [], [], 0
+    for row in rows:
+        try:
+            images.append(resized(decode_grey(row["image"])))
+        except BadImage:  # stored before a check that refuses it now
+            skipped += 1
+            continue
+        kept.append(row)
+    return Confirmations(
+        split=ImageSplit(
+            np.stack(images) if images else np.zeros((0, SIZE, SIZE), np.uint8),
+            np.array([LABELS.index(r["confirmed_label"]) for r in kept], dtype=np.int64),
+        ),
+        predicted=np.array([LABELS.index(r["label"]) for r in kept], dtype=np.int64),
+        ids=[r["id"] for r in kept],
+        confirmed_at=[as_utc(r["confirmed_at"]) for r in kept],
+        skipped=skipped,
+    )

@@ -1,0 +1,40 @@
+"""Which x-ray version answers an image, as triage's routing does for texts
+(services/triage.py): production keys send the canary a stable share of images, chosen by a
+hash of the image's bytes, so that the same image sent twice meets the same version while the
+rollout stands; staging keys meet the canary, else the newest candidate. A version other than
+production that cannot answer is answered by production; the canary's watch records each
+call's outcome."""
+
+import hashlib
+import time
+
+from contracts.xray import XRAY_ENSEMBLE
+from orchestrator.services.canary import CanaryWatch
+from orchestrator.services.versions import VersionStore, choose_version
+from orchestrator.triton.triage_client import TritonUnavailable
+from orchestrator.triton.xray_client import XrayAnswer, XrayClient
+
+
+async def diagnose_routed(
+    client: XrayClient,
+    image: bytes,
+    environment: str,
+    versions: VersionStore,
+    watch: CanaryWatch | None = None,
+) -> XrayAnswer:
+    """The answer of the version routing picks for `image` and the caller's environment.
+    Raises TritonRejected (a bad image) or TritonUnavailable."""
+    routing = await versions.routing(XRAY_ENSEMBLE)
+    version = choose_version(hashlib.sha256(image).hexdigest(), environment, routing)
+    started = time.perf_counter()
+    try:
+        answer = await client.diagnose(image, version)
+    except TritonUnavailable:
+        if watch is not None:
+            watch.record(XRAY_ENSEMBLE, version, None)
+        if version == routing.production:
+            raise
+        return await client.diagnose(image, routing.production)  # the canary's failure
+    if watch is not None:
+        watch.record(XRAY_ENSEMBLE, version, time.perf_counter() - started)
+    return answer
