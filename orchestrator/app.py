@@ -8,6 +8,12 @@ from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from contracts.image_store import (
+    ImageStoreSettings,
+    ImageStoreUnavailable,
+    ObjectStoreImages,
+    open_image_store,
+)
 from orchestrator.api.keycache import Caller, KeyCache
 from orchestrator.api.middleware import BodySizeLimit, RequestTimer
 from orchestrator.api.publiclimit import PublicRouteLimit
@@ -73,10 +79,12 @@ def create_app(
     settings: OrchestratorSettings | None = None,
     triton: TritonSettings | None = None,
     drift: DriftSettings | None = None,
+    images: ImageStoreSettings | None = None,
 ) -> FastAPI:
     settings = settings or OrchestratorSettings()
     triton = triton or TritonSettings()
     drift = drift or DriftSettings()
+    image_store = open_image_store(images)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -105,6 +113,7 @@ def create_app(
             settings.triage_coalesce_in_flight,
         )
         app.state.xray = XrayClient(triton.grpc_url, timeout_s=settings.xray_timeout_s)
+        await run_in_threadpool(_prepare_image_store, app.state.image_store)
         retention_task = asyncio.create_task(_expire_diagnoses(app, settings.diagnosis_sweep_s))
         # The primary LLM and its fallback behind one breaker (services/failover.py)
         app.state.llm = make_llm(settings, triton.grpc_url, app.state.metrics)
@@ -171,6 +180,7 @@ def create_app(
     app.state.settings = settings
     app.state.drift_settings = drift
     app.state.xray_repository = triton.model_repository  # the x-ray versions' drift references
+    app.state.image_store = image_store  # None: images in their database rows
     app.state.settled = SettledTickets()
     app.state.metrics = Metrics()
     app.state.watchdog = ResourceWatchdog(app.state.metrics.registry)
@@ -207,9 +217,19 @@ async def _expire_diagnoses(app: FastAPI, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+def _prepare_image_store(store) -> None:
+    """An object store's bucket, made where missing; one that cannot be reached now is logged,
+    and its diagnoses answer 503 until it can."""
+    if isinstance(store, ObjectStoreImages):
+        try:
+            store.ensure_bucket()
+        except ImageStoreUnavailable as error:
+            log.warning("%s; diagnoses answer 503 until it can", error)
+
+
 def _purge_expired(app: FastAPI) -> int:
     with app.state.sessions() as session:
-        return purge_expired(session)
+        return purge_expired(session, app.state.image_store)
 
 
 def _limits(app: FastAPI, settings: OrchestratorSettings) -> None:

@@ -3,8 +3,9 @@ classifier: every diagnosis whose `confirmed_label` a clinician set (PATCH /v1/d
 with its stored image made the classifier's 28 x 28 input.
 
 Read-only, with SQLAlchemy Core over the one table it needs, as export/corrections.py reads
-agents' corrections. Diagnoses past their retention are deleted with their images, so a
-retrain learns from the confirmations of the retention window only.
+agents' corrections; an image kept in the image store is read from the store the IMAGE_STORE_*
+settings name, the orchestrator's (contracts/image_store.py). Diagnoses past their retention
+are deleted with their images, so a retrain learns from the retention window's confirmations.
 """
 
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from contracts.image_store import ImageMissing, ImageStore, ImageStoreUnavailable, open_image_store
 from contracts.images import BadImage, decode_grey, resized
 from contracts.storage import engine_url
 from contracts.xray import LABELS, SIZE
@@ -37,6 +39,7 @@ DIAGNOSES = table(
     column("confirmed_at", DateTime),
     column("model_version", String),
     column("image", LargeBinary),
+    column("image_key", String),
 )
 
 
@@ -61,8 +64,10 @@ class Confirmations:
         return ImageSplit(images[:cut], labels[:cut]), ImageSplit(images[cut:], labels[cut:])
 
 
-def read_confirmations(url: str) -> Confirmations:
-    """Raises CorrectionsUnavailable when the database cannot be read as the orchestrator's."""
+def read_confirmations(url: str, store: ImageStore | None = None) -> Confirmations:
+    """Raises CorrectionsUnavailable when the database or the image store cannot be read.
+    `store`: where images kept outside the rows are (default: the configured one)."""
+    store = store or open_image_store()
     require_database(url)
     query = (
         select(DIAGNOSES)
@@ -84,8 +89,8 @@ def read_confirmations(url: str) -> Confirmations:
     kept, images, skipped = [], [], 0
     for row in rows:
         try:
-            images.append(resized(decode_grey(row["image"])))
-        except BadImage:  # stored before a check that refuses it now
+            images.append(resized(decode_grey(_image(row, store))))
+        except (BadImage, ImageMissing):  # refused by a later check, or gone from the store
             skipped += 1
             continue
         kept.append(row)
@@ -99,3 +104,17 @@ def read_confirmations(url: str) -> Confirmations:
         confirmed_at=[as_utc(r["confirmed_at"]) for r in kept],
         skipped=skipped,
     )
+
+
+def _image(row, store: ImageStore | None) -> bytes:
+    if row["image_key"] is None:
+        return row["image"]
+    if store is None:
+        raise CorrectionsUnavailable(
+            "confirmed images are kept in an image store: set IMAGE_STORE_KIND and its "
+            "settings as the orchestrator has them"
+        )
+    try:
+        return store.get(row["image_key"])
+    except ImageStoreUnavailable as error:
+        raise CorrectionsUnavailable(str(error)) from error

@@ -347,8 +347,9 @@ class DriftRun(Base):
 class Diagnosis(Base):
     """A chest x-ray sent for diagnosis, the model's answer and a clinician's confirmation.
 
-    The image is kept in-house, here, until `expires_at` (ORCHESTRATOR_DIAGNOSIS_RETENTION_DAYS);
-    deferred, so that listing diagnoses never loads it.
+    The image is kept in-house until `expires_at` (ORCHESTRATOR_DIAGNOSIS_RETENTION_DAYS): here
+    (`image`, deferred, so that listing diagnoses never loads it), or in the image store that
+    IMAGE_STORE_KIND names, under `image_key` (contracts/image_store.py).
     """
 
     __tablename__ = "diagnoses"
@@ -374,4 +375,5 @@ class Diagnosis(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
-    image: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    image: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True, default=None)
+    image_key: Mapped[str | None] = mapped_column(String(80), default=None)

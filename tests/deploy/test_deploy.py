@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from contracts import PROJECT_ROOT
+from contracts.image_store import ImageStoreSettings
 
 DEPLOY = PROJECT_ROOT / "deploy"
 OVERLAYS = ("staging", "production")
@@ -498,6 +499,19 @@ def test_compose_orchestrator_settings_and_triton_variants(compose):
     assert services["triton-cpu"]["profiles"] == ["cpu"]
     for name in ("triton", "triton-cpu"):  # either one answers as "triton"
         assert "triton" in services[name]["networks"]["backend"]["aliases"]
+
+
+def test_compose_keeps_the_x_rays_in_minio(compose):
+    services = compose["services"]
+    environment = services["orchestrator"]["environment"]
+    settings = ImageStoreSettings(  # the orchestrator's own parser reads them
+        **{k.removeprefix("IMAGE_STORE_").lower(): v for k, v in environment.items()
+           if k.startswith("IMAGE_STORE_")}
+    )  # fmt: skip
+    assert (settings.kind, settings.s3_endpoint, settings.s3_secure) == ("s3", "minio:9000", False)
+    assert environment["IMAGE_STORE_S3_SECRET_KEY"].startswith("${MINIO_ROOT_PASSWORD:?")
+    assert services["orchestrator"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert "backend" in services["minio"]["networks"] and "ports" not in services["minio"]
 
 
 def test_compose_mlflow_server_and_the_orchestrator_recording_there(compose):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from contracts.image_store import ImageStoreUnavailable
 from contracts.images import BadImage, ImageInfo, check_image, decode_grey, normalise, resized
 from contracts.xray import XRAY_ENSEMBLE, xray_reference_file
 from orchestrator.api.deps import SessionDep, require
@@ -72,13 +73,16 @@ async def create_diagnosis(request: Request, key: WriteKey):
     retention = timedelta(days=request.app.state.settings.diagnosis_retention_days)
 
     def store():
-        with request.app.state.sessions() as session:
+        with state.sessions() as session:
             row = diagnoses.create_diagnosis(
-                session, key.tenant_id, key.id, image, info, answer, retention
+                session, key.tenant_id, key.id, image, info, answer, retention, state.image_store
             )
             return diagnoses.public(row)
 
-    created = await run_in_threadpool(store)
+    try:
+        created = await run_in_threadpool(store)
+    except ImageStoreUnavailable as error:
+        raise unavailable(f"{error}; the diagnosis was not stored, retry shortly") from None
     request.app.state.metrics.diagnoses.labels(label=created.label.value).inc()
     return Response(
         created.model_dump_json(),
@@ -137,11 +141,16 @@ def confirm_diagnosis(
 
 
 @router.delete("/{diagnosis_id}", status_code=204)
-def delete_diagnosis(diagnosis_id: IdPath, session: SessionDep, key: WriteKey) -> Response:
-    """Remove the image and its result."""
-    diagnoses.delete_diagnosis(
-        session, diagnoses.get_diagnosis(session, key.tenant_id, diagnosis_id)
-    )
+def delete_diagnosis(
+    diagnosis_id: IdPath, request: Request, session: SessionDep, key: WriteKey
+) -> Response:
+    """Remove the image and its result (503, and nothing removed, when the image store cannot
+    delete the image: retry)."""
+    diagnosis = diagnoses.get_diagnosis(session, key.tenant_id, diagnosis_id)
+    try:
+        diagnoses.delete_diagnosis(session, diagnosis, request.app.state.image_store)
+    except ImageStoreUnavailable as error:
+        raise unavailable(f"{error}; nothing was deleted, retry shortly") from None
     return Response(status_code=204)
 
 
@@ -157,9 +166,13 @@ async def get_heatmap(diagnosis_id: IdPath, request: Request, key: ReadKey) -> R
     def load():
         with request.app.state.sessions() as session:
             row = diagnoses.get_diagnosis(session, key.tenant_id, diagnosis_id)
-            return row.image, row.label, diagnoses.answered_by(row)
+            image = diagnoses.image_of(row, request.app.state.image_store)
+            return image, row.label, diagnoses.answered_by(row)
 
-    image, label, version = await run_in_threadpool(load)
+    try:
+        image, label, version = await run_in_threadpool(load)
+    except ImageStoreUnavailable as error:
+        raise unavailable(f"{error}; retry shortly") from None
     grey = await run_in_threadpool(decode_grey, image)  # once: the input and the picture
     occluded = heatmap.occlusions(normalise(resized(grey)))
     try:

@@ -7,7 +7,9 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
+from contracts.image_store import FolderImages
 from contracts.images import ImageInfo, png_bytes
+from export.corrections import CorrectionsUnavailable
 from export.xray.confirmations import read_confirmations
 from orchestrator.db.models import utcnow
 from orchestrator.db.session import make_engine, session_factory
@@ -80,3 +82,23 @@ def test_confirmations_are_read_oldest_first_with_their_images(database):
     assert np.array_equal(confirmations.split.images[0], np.arange(784).reshape(28, 28) % 256)
     train, held = confirmations.split_recent(0.5)
     assert (len(train), len(held)) == (1, 1)
+
+
+def test_confirmed_images_kept_in_a_store_are_read_from_it(database, tmp_path):
+    url, sessions, ids = database
+    store = FolderImages(tmp_path / "images")
+    with sessions() as session:
+        kept = diagnoses.create_diagnosis(
+            session, *ids, IMAGE, INFO, XrayAnswer("pneumonia", 0.9, 0.5, "1"),
+            timedelta(days=1), store,
+        )  # fmt: skip
+        kept.confirmed_label, kept.confirmed_at = "normal", utcnow()
+        session.commit()
+        lost = _diagnosis(session, ids, "1", confirmed="pneumonia")
+        lost.image, lost.image_key = None, "1/" + "0" * 32 + ".png"  # not in the store
+        session.commit()
+    confirmations = read_confirmations(url, store)
+    assert (len(confirmations), confirmations.skipped) == (1, 1)
+    assert confirmations.split.labels.tolist() == [0]
+    with pytest.raises(CorrectionsUnavailable, match="IMAGE_STORE_KIND"):
+        read_confirmations(url, None)
