@@ -57,8 +57,8 @@ def stack(built_repository, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def test_split():
-    return load_pneumoniamnist(ExportSettings().pneumoniamnist_dir)["test"]
+def splits():
+    return load_pneumoniamnist(ExportSettings().pneumoniamnist_dir)
 
 
 def _diagnose(client, headers, image: bytes) -> dict:
@@ -97,15 +97,18 @@ def _retrain(client, body: dict) -> dict:
     return wait_until(ended, 300, interval_s=1, what="the x-ray retrain run")
 
 
-def test_confirmations_to_retrain_canary_promotion_and_rollback(stack, test_split):
+def test_confirmations_to_retrain_canary_promotion_and_rollback(stack, splits):
     client, repository, _, root = stack
     tenant = new_tenant(client, "clinic")["id"]
     clinician = {"X-API-Key": new_key(client, ["diagnoses:write", "diagnoses:read"], tenant)}
     staging = {"X-API-Key": new_key(client, ["diagnoses:write"], tenant, environment="staging")}
-    images = [png_bytes(pixels) for pixels in test_split.images[: CONFIRMED + IMAGES]]
+    # Confirmed: training images (the gate scores the test split, which must stay unseen);
+    # the traffic after: test images
+    confirmed = [png_bytes(pixels) for pixels in splits["train"].images[-CONFIRMED:]]
+    traffic = [png_bytes(pixels) for pixels in splits["test"].images[:IMAGES]]
 
     # 1. diagnoses by production (version 1), each confirmed by a clinician
-    for image, label in zip(images[:CONFIRMED], test_split.labels, strict=False):
+    for image, label in zip(confirmed, splits["train"].labels[-CONFIRMED:], strict=True):
         diagnosis = _diagnose(client, clinician, image)
         assert diagnosis["model_version"] == "1"
         confirmed = client.patch(
@@ -126,7 +129,6 @@ def test_confirmations_to_retrain_canary_promotion_and_rollback(stack, test_spli
     assert (repository / XRAY_CLASSIFIER / "2" / "model.onnx").is_file()
 
     # 3. registered (Triton loads it): staging meets it at once, production does not
-    traffic = images[CONFIRMED:]
     assert _move(client, "versions", {"model": MODEL, "version": 2}, 201) == {
         2: "candidate", 1: "production",
     }  # fmt: skip
