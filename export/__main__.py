@@ -1,6 +1,6 @@
 """Command line of the export pipeline:
-`python -m export {build,xray,xray-retrain,xray-publish,tune-vote,tensorrt,device,gpu-parity,
-dataset,retrain,publish}`."""
+`python -m export {build,xray,xray-retrain,xray-publish,credit,tune-vote,tensorrt,device,
+gpu-parity,dataset,retrain,publish}`."""
 
 import argparse
 import json
@@ -85,6 +85,22 @@ def main(argv: list[str] | None = None) -> int:
     xray.add_argument("--no-tensorrt", action="store_true", help="skip the TensorRT engine step")
 
     _xray_retrain_parser(commands)
+    credit = commands.add_parser(
+        "credit",
+        help="train the credit models (gradient-boosted trees, a scorecard) on the Taiwan card "
+        "holders, export them with their contributions and install the trees as credit_model",
+    )
+    credit.add_argument(
+        "--quick", action="store_true", help="one tree size instead of the grid (`make up`)"
+    )
+    credit.add_argument("--train-limit", type=int, help="train on the first N applicants only")
+    credit.add_argument("--no-german", action="store_true", help="skip German credit's costs")
+    credit.add_argument(
+        "--repository", type=Path, help="model repository to write (default: the project's)"
+    )
+    credit.add_argument(
+        "--if-missing", action="store_true", help="do nothing when credit_model is built"
+    )
     xray_publish = commands.add_parser(
         "xray-publish",
         help="copy a passed x-ray candidate into the serving repository beside production",
@@ -235,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         return _build(args, settings)
     if args.command == "xray":
         return _xray(args, settings)
+    if args.command == "credit":
+        return _credit(args, settings)
     if args.command == "xray-retrain":
         return _xray_retrain(args, settings)
     if args.command == "xray-publish":
@@ -286,6 +304,21 @@ def _xray(args, settings: ExportSettings) -> int:
         tensorrt=not args.no_tensorrt,
     )
     build_xray(settings, options, repository)
+    return 0
+
+
+def _credit(args, settings: ExportSettings) -> int:
+    from contracts.credit import CREDIT_FILE
+    from export.credit.build import CreditBuildOptions, build_credit
+
+    repository = args.repository or settings.model_repository
+    if args.if_missing and (repository / CREDIT_FILE).is_file():
+        print(f"{repository / CREDIT_FILE} is built; nothing to do")
+        return 0
+    options = CreditBuildOptions(
+        quick=args.quick, train_limit=args.train_limit, german=not args.no_german
+    )
+    build_credit(settings, options, repository)
     return 0
 
 

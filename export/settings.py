@@ -19,6 +19,7 @@ class ExportSettings(BaseSettings):
     banking77_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "banking77"
     # PneumoniaMNIST (the x-ray classifier), read in place likewise
     pneumoniamnist_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "pneumoniamnist"
+    credit_dir: Path = PROJECT_ROOT.parent / "shared" / "data" / "credit"
     model_repository: Path = PROJECT_ROOT / "model_repository"
     work_dir: Path = PROJECT_ROOT / "var" / "export"
     # Training snapshots (`python -m export dataset`), one folder each, named by content hash.

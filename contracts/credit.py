@@ -1,0 +1,77 @@
+"""The credit scoring models' contract: the applicant's fields, which of them the model reads,
+their valid ranges, the names of the models, and the points scale (the orchestrator, the
+`credit_features` backend and export share them).
+
+Fields are the Taiwan data set's columns in lower case (UCI 350, Yeh & Lien 2009). `sex` and
+`marriage` are asked of every applicant but are not model inputs (lending regulation): they
+are stored for the fairness report, which measures the model by them.
+"""
+
+import math
+from dataclasses import dataclass
+
+CREDIT_FEATURES_MODEL = "credit_features"
+CREDIT_MODEL = "credit_model"
+CREDIT_ENSEMBLE = "credit_scoring"
+CREDIT_MODELS = (CREDIT_FEATURES_MODEL, CREDIT_MODEL, CREDIT_ENSEMBLE)
+CREDIT_FILE = f"{CREDIT_MODEL}/1/model.onnx"
+CREDIT_MAX_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    low: int
+    high: int
+    words: str  # what the field is, in a reason
+    model_input: bool = True
+
+
+MONTHS = ("last month", "2 months ago", "3 months ago", "4 months ago", "5 months ago",
+          "6 months ago")  # fmt: skip
+MONEY = 10_000_000  # NT dollars: far above any amount in the data, a bound on typing errors
+FIELDS = (
+    Field("limit_bal", 1, MONEY, "credit limit"),
+    Field("sex", 1, 2, "sex", model_input=False),
+    Field("education", 0, 6, "education level"),
+    Field("marriage", 0, 3, "marital status", model_input=False),
+    Field("age", 18, 120, "age"),
+    # repayment status: -2 no consumption, -1 paid in full, 0 revolving, 1..9 months late
+    *(
+        Field(f"pay_{m}", -2, 9, f"repayment status {MONTHS[i]}")
+        for i, m in enumerate((0, 2, 3, 4, 5, 6))
+    ),
+    *(Field(f"bill_amt{i}", -MONEY, MONEY, f"bill amount {MONTHS[i - 1]}") for i in range(1, 7)),
+    *(Field(f"pay_amt{i}", 0, MONEY, f"amount paid {MONTHS[i - 1]}") for i in range(1, 7)),
+)
+FIELD_NAMES = tuple(f.name for f in FIELDS)
+# The model's inputs, in the order of its `features` tensor
+FEATURES = tuple(f.name for f in FIELDS if f.model_input)
+BY_NAME = {f.name: f for f in FIELDS}
+
+# The points scale: 600 points at odds of 50 good to 1 bad, 20 more points each time the odds
+# double (the usual scorecard convention); clipped to [300, 850].
+SCORE_BASE, SCORE_BASE_ODDS, POINTS_TO_DOUBLE = 600.0, 50.0, 20.0
+SCORE_RANGE = (300, 850)
+
+
+def score(probability_of_default: float) -> int:
+    p = min(max(probability_of_default, 1e-9), 1 - 1e-9)
+    points = SCORE_BASE + POINTS_TO_DOUBLE / math.log(2) * math.log((1 - p) / p / SCORE_BASE_ODDS)
+    return round(min(max(points, SCORE_RANGE[0]), SCORE_RANGE[1]))
+
+
+def field_errors(applicant: dict) -> dict[str, str]:
+    """Each field that is missing, not an integer or out of range, with why; {} when valid."""
+    errors = {}
+    for field in FIELDS:
+        value = applicant.get(field.name)
+        if value is None:
+            errors[field.name] = "missing"
+        elif isinstance(value, bool) or not isinstance(value, int):
+            errors[field.name] = "must be an integer"
+        elif not field.low <= value <= field.high:
+            errors[field.name] = f"must be from {field.low} to {field.high}"
+    for name in applicant.keys() - BY_NAME.keys():
+        errors[str(name)[:64]] = "not a field of an applicant"
+    return errors
