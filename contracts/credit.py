@@ -10,12 +10,16 @@ are stored for the fairness report, which measures the model by them.
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 CREDIT_FEATURES_MODEL = "credit_features"
 CREDIT_MODEL = "credit_model"
 CREDIT_ENSEMBLE = "credit_scoring"
 CREDIT_MODELS = (CREDIT_FEATURES_MODEL, CREDIT_MODEL, CREDIT_ENSEMBLE)
 CREDIT_FILE = f"{CREDIT_MODEL}/1/model.onnx"
 CREDIT_MAX_BATCH = 1000
+# What credit_features' error message starts with, for the orchestrator to recognise
+BAD_APPLICANT = "bad applicant: "
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,31 @@ def field_errors(applicant: dict) -> dict[str, str]:
     for name in applicant.keys() - BY_NAME.keys():
         errors[str(name)[:64]] = "not a field of an applicant"
     return errors
+
+
+LOWS = np.array([f.low for f in FIELDS], dtype=np.int64)
+HIGHS = np.array([f.high for f in FIELDS], dtype=np.int64)
+INPUT_COLUMNS = np.array([f.model_input for f in FIELDS])
+
+
+def range_errors(fields: np.ndarray, limit: int = 5) -> list[str]:
+    """`fields` int64 [N, len(FIELDS)]: the first `limit` out-of-range values, as
+    "applicant i: name must be from low to high"; [] when every value is in range."""
+    if fields.ndim != 2 or fields.shape[1] != len(FIELDS):
+        return [f"expected {len(FIELDS)} fields per applicant, got shape {list(fields.shape)}"]
+    rows, columns = np.nonzero((fields < LOWS) | (fields > HIGHS))
+    return [
+        f"applicant {row}: {FIELDS[column].name} must be from {FIELDS[column].low} to "
+        f"{FIELDS[column].high}"
+        for row, column in list(zip(rows, columns, strict=True))[:limit]
+    ]
+
+
+def model_features(fields: np.ndarray) -> np.ndarray:
+    """The model's input from the fields [N, len(FIELDS)]: the FEATURES columns, float32."""
+    return fields[:, INPUT_COLUMNS].astype(np.float32)
+
+
+def fields_row(applicant: dict) -> list[int]:
+    """A checked applicant (field_errors is {}) as one row of FIELD_NAMES."""
+    return [applicant[name] for name in FIELD_NAMES]

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from contracts.credit import CREDIT_MODELS
 from contracts.versions import BASE_VERSION, versioned_model_name
 from contracts.xray import XRAY_MODELS
 
@@ -22,8 +23,9 @@ LLM_FALLBACK_MODEL = "llm_fallback"
 # max_batch_size of ticket_triage and of each of its steps (their config.pbtxt): the most
 # texts one triage call may carry.
 TRIAGE_MAX_BATCH = 64
-# The chest x-ray models (contracts/xray.py) are served beside them.
-SERVED_MODELS = (*TRIAGE_MODELS, *XRAY_MODELS, LLM_MODEL, LLM_FALLBACK_MODEL)
+# The chest x-ray models (contracts/xray.py) and the credit models (contracts/credit.py) are
+# served beside them.
+SERVED_MODELS = (*TRIAGE_MODELS, *XRAY_MODELS, *CREDIT_MODELS, LLM_MODEL, LLM_FALLBACK_MODEL)
 
 # The longest text triage takes, in UTF-8 bytes: /v1/triage refuses longer texts (422), tickets'
 # texts are cut to it at a character boundary, and ticket_tokenizer refuses longer ones (its

@@ -33,17 +33,20 @@ TENSORRT_BLOCK = """optimization { execution_accelerators { gpu_execution_accele
 } ] } }"""
 _KIND = re.compile(r"kind:\s*KIND_(CPU|GPU)")
 _ONNX_BACKEND = re.compile(r'^backend:\s*"onnxruntime"', re.MULTILINE)
+# A config with this line stays on the CPU (its operators have no GPU kernel: credit_model)
+CPU_ONLY = "# device: cpu only"
 _BLOCK = re.compile(rf"{re.escape(BEGIN)}\n.*?{re.escape(END)}\n", re.DOTALL)
 
 
 def config_for(text: str, device: str, accelerator: str = "tensorrt") -> str:
     """The config `text` with its instances on `device` (and TensorRT's block on a GPU when
-    asked); a config whose model is not on the onnxruntime backend comes back unchanged."""
+    asked); a config whose model is not on the onnxruntime backend, or that says CPU_ONLY,
+    comes back unchanged."""
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
     if accelerator not in ACCELERATORS:
         raise ValueError(f"accelerator must be one of {ACCELERATORS}, not {accelerator!r}")
-    if not _ONNX_BACKEND.search(text):
+    if not _ONNX_BACKEND.search(text) or CPU_ONLY in text.splitlines():
         return text
     text = _BLOCK.sub("", text)
     text = _KIND.sub(f"kind: KIND_{device.upper()}", text)

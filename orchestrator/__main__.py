@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from contracts.credit import CREDIT_FILE
 from contracts.models import missing_files
 from contracts.xray import XRAY_FILE
 from orchestrator.environments import DEFAULT_ENVIRONMENT, Environment
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _build_missing_models(repository: Path) -> None:
-    """The quick builds of whatever the repository lacks: triage, then the x-ray classifier."""
+    """The quick builds of whatever the repository lacks: triage, the x-ray classifier, the
+    credit model."""
     missing = missing_files(repository)
     if missing:
         print(f"== model repository lacks {len(missing)} generated files; building it first")
@@ -82,6 +84,9 @@ def _build_missing_models(repository: Path) -> None:
     if not (repository / XRAY_FILE).is_file():
         print("== building the chest x-ray classifier (the quick recipe: about 2 minutes)")
         _export("xray", "--quick", "--repository", str(repository))
+    if not (repository / CREDIT_FILE).is_file():
+        print("== building the credit model (the quick recipe: seconds)")
+        _export("credit", "--quick", "--repository", str(repository))
 
 
 def _export(*arguments: str) -> None:

@@ -19,6 +19,7 @@ import contracts
 import export
 from contracts.xray import XRAY_FILE, XRAY_REFERENCE_FILE
 from export.build import BuildOptions, build
+from export.credit.build import CreditBuildOptions, build_credit
 from export.repository import copy_into, write_models
 from export.settings import ExportSettings
 from export.xray.build import XrayBuildOptions, build_xray
@@ -31,6 +32,8 @@ from tests.utils.ports import loopback_triton
 TEST_BUILD = BuildOptions(epochs=1, train_per_label=16, test_limit=200)
 # The x-ray classifier's test build: `python -m export xray`'s code on 512 training images
 TEST_XRAY_BUILD = XrayBuildOptions(epochs=2, train_limit=512)
+# The credit model's: one tree size on 5,000 applicants (seconds: built every session)
+TEST_CREDIT_BUILD = CreditBuildOptions(quick=True, train_limit=5000, german=False)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -85,7 +88,8 @@ def _cached_build(cache: Path, work: Path, build_into) -> dict:
 
 @pytest.fixture(scope="session")
 def built_repository(tmp_path_factory, export_settings) -> tuple[Path, dict]:
-    """The repository with the test builds of triage and the x-ray classifier installed."""
+    """The repository with the test builds of triage, the x-ray classifier and the credit model
+    installed."""
     repository, work = tmp_path_factory.mktemp("model_repository"), export_settings.work_dir
     summary = _cached_build(
         _cache_dir(), work, lambda _: build(export_settings, TEST_BUILD, repository)
@@ -103,6 +107,7 @@ def built_repository(tmp_path_factory, export_settings) -> tuple[Path, dict]:
             XRAY_REFERENCE_FILE: work / "xray" / "xray_reference.json",
         },
     )
+    build_credit(export_settings, TEST_CREDIT_BUILD, repository)
     return repository, summary
 
 

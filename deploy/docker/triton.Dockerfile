@@ -41,13 +41,14 @@ RUN pip install -r /tmp/triton-requirements.txt \
     # Only for its Python 3.11 stub; kept outside the environment.
     && pip install --no-deps --target /opt/pytriton "nvidia-pytriton==0.7.0"
 # The project's packages the Python models import (llm: llm_engine; llm_engine,
-# ticket_tokenizer and xray_preprocess: contracts), installed into the environment's site-packages.
+# ticket_tokenizer, xray_preprocess and credit_features: contracts), installed into the
+# environment's site-packages.
 COPY llm_engine/ /opt/venv/lib/python3.11/site-packages/llm_engine/
 COPY contracts/ /opt/venv/lib/python3.11/site-packages/contracts/
 RUN python -m compileall -q /opt/venv/lib/python3.11/site-packages/llm_engine \
         /opt/venv/lib/python3.11/site-packages/contracts \
     && python -c "import llama_cpp, tokenizers, transformers, numpy, llm_engine.factory, llm_engine.scheduler; \
-import contracts.tokens, contracts.runtime, contracts.images; \
+import contracts.tokens, contracts.runtime, contracts.images, contracts.credit; \
 from llm_engine.packaged import packaged_gguf; assert numpy.__version__ < '2'; print(packaged_gguf())"
 
 # ---- onnxruntime-extensions: the C library ticket_intent's tokenizer operator lives in ----
@@ -117,6 +118,9 @@ CMD ["tritonserver", \
      "--load-model=xray_preprocess", \
      "--load-model=xray_classifier", \
      "--load-model=xray_diagnosis", \
+     "--load-model=credit_features", \
+     "--load-model=credit_model", \
+     "--load-model=credit_scoring", \
      "--load-model=llm", \
      "--load-model=llm_fallback", \
      "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", \

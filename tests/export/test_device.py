@@ -13,7 +13,8 @@ from export.device import config_for, set_device
 from export.repository import COMMITTED_REPOSITORY
 
 ONNX_MODELS = ["ticket_encoder", "ticket_classifier", "ticket_intent", "xray_classifier"]
-OTHER_MODELS = ["ticket_tokenizer", "ticket_triage", "ticket_triage_steps", "llm"]
+# other backends, and credit_model, whose tree ensemble has no GPU kernel ("# device: cpu only")
+OTHER_MODELS = ["ticket_tokenizer", "ticket_triage", "ticket_triage_steps", "llm", "credit_model"]
 
 
 def _committed(model: str) -> str:

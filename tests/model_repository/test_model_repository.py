@@ -27,13 +27,16 @@ def test_config_parses_with_tritons_schema_and_names_its_folder(name):
 
 
 def test_every_batched_step_batches_dynamically():
-    for name in ("ticket_tokenizer", "ticket_encoder", "ticket_classifier", "ticket_intent"):
+    for name in ("ticket_tokenizer", "ticket_encoder", "ticket_classifier", "ticket_intent",
+                 "credit_features", "credit_model"):  # fmt: skip
         config = _config(name)
         assert config.max_batch_size >= 64, name
         assert config.HasField("dynamic_batching"), name
 
 
-@pytest.mark.parametrize("name", ["ticket_triage", "ticket_triage_steps"])
+@pytest.mark.parametrize(
+    "name", ["ticket_triage", "ticket_triage_steps", "xray_diagnosis", "credit_scoring"]
+)
 def test_ensemble_steps_map_tensors_of_matching_type_and_shape(name):
     ensemble = _config(name)
     produced = {i.name: (i.data_type, list(i.dims)) for i in ensemble.input}
