@@ -25,6 +25,7 @@ from orchestrator.api.routes import (
     chat,
     configs,
     control,
+    credit,
     diagnoses,
     health,
     intake,
@@ -54,6 +55,7 @@ from orchestrator.services.watchdog import ResourceWatchdog
 from orchestrator.settings import DriftSettings, OrchestratorSettings, TritonSettings
 from orchestrator.triton.coalesce import coalescing
 from orchestrator.triton.control import ModelControl, TritonProcesses
+from orchestrator.triton.credit_client import CreditClient
 from orchestrator.triton.embed_client import EmbeddingClient
 from orchestrator.triton.replicas import Replicas, inference_urls
 from orchestrator.triton.triage_client import TriageClient
@@ -114,6 +116,7 @@ def create_app(
         )
         app.state.xray = XrayClient(triton.grpc_url, timeout_s=settings.xray_timeout_s)
         await run_in_threadpool(_prepare_image_store, app.state.image_store)
+        app.state.credit = CreditClient(triton.grpc_url, timeout_s=settings.credit_timeout_s)
         retention_task = asyncio.create_task(_expire_diagnoses(app, settings.diagnosis_sweep_s))
         # The primary LLM and its fallback behind one breaker (services/failover.py)
         app.state.llm = make_llm(settings, triton.grpc_url, app.state.metrics)
@@ -165,6 +168,7 @@ def create_app(
                 await app.state.shared.close()
             await app.state.triage.close()
             await app.state.xray.close()
+            await app.state.credit.close()
             await app.state.llm.close()
             await app.state.control.close()
             if replicas is not None:
@@ -187,7 +191,7 @@ def create_app(
     _limits(app, settings)
     install_handlers(app)
     routers = (health, me, admin, configs, triage, tickets, intake, chat, control, monitoring)
-    for module in (*routers, diagnoses):
+    for module in (*routers, diagnoses, credit):
         app.include_router(module.router)
     app.include_router(tickets.feedback_router)
     _instrument(app)

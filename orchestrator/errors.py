@@ -65,6 +65,13 @@ def unavailable(message: str, retry_after_s: int = 5) -> ApiError:
 
 
 REQUEST_PARTS = ("body", "path", "query", "header", "cookie")
+MAX_LISTED_ERRORS = 100
+
+
+def _param(loc) -> str:
+    if loc and loc[0] in REQUEST_PARTS:  # "path.ticket_id" names nothing the caller sent
+        loc = loc[1:]
+    return ".".join(str(part) for part in loc)
 
 
 def body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
@@ -85,15 +92,17 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(ValidationError)
     async def _validation(_request: Request, error: RequestValidationError | ValidationError):
-        first = error.errors()[0]
-        loc = first["loc"]
-        if loc and loc[0] in REQUEST_PARTS:  # "path.ticket_id" names nothing the caller sent
-            loc = loc[1:]
-        param = ".".join(str(part) for part in loc)
-        message = f"{param or 'body'}: {first['msg']}"
-        return JSONResponse(
-            body(message, "invalid_request_error", param or None, first["type"]), status_code=422
-        )
+        found = [(_param(e["loc"]), e["msg"]) for e in error.errors()]
+        param, first = found[0]
+        message = f"{param or 'body'}: {first}"
+        if len(found) > 1:
+            message += f" (and {len(found) - 1} more: see `errors`)"
+        answer = body(message, "invalid_request_error", param or None, error.errors()[0]["type"])
+        # every problem, so that a caller fixes them at once (an applicant's every bad field)
+        answer["error"]["errors"] = [
+            {"param": p or None, "message": m} for p, m in found[:MAX_LISTED_ERRORS]
+        ]
+        return JSONResponse(answer, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, error: StarletteHTTPException):

@@ -41,6 +41,11 @@ class Metrics:
         self.diagnoses = counter(
             "support_diagnoses_total", "Chest x-rays diagnosed, by the model's label", ("label",)
         )
+        self.credit_decisions = counter(
+            "support_credit_decisions_total",
+            "Credit applicants scored, by the decision under their tenant's policy",
+            ("decision",),
+        )
         # Canaries rolled back automatically (services/canary.py); deploy/prometheus alerts
         self.canary_aborts = counter(
             "support_canary_aborts_total",

@@ -101,6 +101,7 @@ class OrchestratorSettings(BaseSettings):
     diagnosis_retention_days: float = Field(default=30.0, gt=0)
     diagnosis_sweep_s: float = Field(default=600.0, gt=0)
     xray_timeout_s: float = Field(default=10.0, gt=0)
+    credit_timeout_s: float = Field(default=10.0, gt=0)  # one call to credit_scoring
     ticket_wait_timeout_s: float = Field(default=30.0, gt=0, le=300)  # POST /v1/tickets?wait=true
     ready_timeout_s: float = Field(default=2.0, gt=0)  # each /readyz check; slower counts as down
 

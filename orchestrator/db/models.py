@@ -377,3 +377,37 @@ class Diagnosis(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
     image: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True, default=None)
     image_key: Mapped[str | None] = mapped_column(String(80), default=None)
+
+
+class CreditScore(Base):
+    """One applicant scored: who asked, when, the fields sent, the model version and the
+    result (the audit a lender keeps of every decision)."""
+
+    __tablename__ = "credit_scores"
+    __table_args__ = (Index("ix_credit_scores_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    applicant: Mapped[dict]  # every field as sent (contracts.credit.FIELD_NAMES)
+    model_version: Mapped[str] = mapped_column(String(50))
+    probability_of_default: Mapped[float]
+    score: Mapped[int]
+    decision: Mapped[str] = mapped_column(String(10))  # approve, review or decline
+    reasons: Mapped[list]  # the top features that raised the risk, with their contributions
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CreditPolicy(Base):
+    """A tenant's decision costs and the thresholds they set (services/credit_policy.py)."""
+
+    __tablename__ = "credit_policies"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    cost_accept_bad: Mapped[float]
+    cost_refuse_good: Mapped[float]
+    cost_review: Mapped[float]
+    approve_below: Mapped[float]
+    decline_from: Mapped[float]
+    updated_by: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,6 +4,8 @@ Scopes:
 - `tickets:write`, `tickets:read`, `chat`: the tenant's own data and the models.
 - `diagnoses:write`, `diagnoses:read`: send chest x-rays and confirm or delete their
   diagnoses; read them and their heatmaps.
+- `credit:score`, `credit:read`: score credit applicants; read the stored scorings and the
+  tenant's decision policy (a tenant admin sets it).
 - `admin`: a tenant admin; manages its own tenant's keys and webhook secret, reads its own
   tenant's audit entries.
 - `platform`: a platform admin; creates tenants, manages every tenant's keys, controls the
@@ -20,6 +22,8 @@ SCOPES = (
     "chat",
     "diagnoses:write",
     "diagnoses:read",
+    "credit:score",
+    "credit:read",
     "admin",
     "platform",
 )

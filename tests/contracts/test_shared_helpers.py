@@ -94,12 +94,12 @@ METRIC_NAMES = {
     "support_gpu_memory_used_bytes", "support_gpu_memory_total_bytes",
     "support_llm_failovers", "support_llm_breaker_state", "support_mlflow_record_failures",
     "support_canary_aborts", "support_drift_share", "support_prediction_drift_score",
-    "support_override_rate", "support_diagnoses",
+    "support_override_rate", "support_diagnoses", "support_credit_decisions",
 }  # fmt: skip
 # `tenant`: the drift gauges', one series per tenant with enough traffic for a drift pass
 BOUNDED_LABELS = {"route", "method", "status", "department", "priority", "source", "kind",
                   "outcome", "model", "action", "gpu", "primary", "fallback", "reason",
-                  "tenant", "label"}  # fmt: skip
+                  "tenant", "label", "decision"}  # fmt: skip
 
 
 def test_metric_families_keep_their_names_bounded_labels_and_explicit_buckets():

@@ -116,7 +116,11 @@ def new_key(
 
 def error_of(response: httpx.Response) -> dict:
     error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
+    fields = {"message", "type", "param", "code"}
+    # a 422 for the request's shape also lists every problem found
+    assert set(error) == fields or (
+        response.status_code == 422 and set(error) == {*fields, "errors"}
+    )
     return error
 
 

@@ -48,7 +48,8 @@ def api(stack) -> httpx.Client:
 
 @pytest.fixture(scope="module")
 def headers(api) -> dict:
-    scopes = ["tickets:write", "tickets:read", "chat", "diagnoses:write", "diagnoses:read", "admin"]
+    scopes = ["tickets:write", "tickets:read", "chat", "diagnoses:write", "diagnoses:read",
+              "credit:score", "credit:read", "admin"]  # fmt: skip
     return {"X-API-Key": new_key(api, scopes, "hostile tenant")}
 
 
@@ -63,7 +64,8 @@ def operations(api) -> list[tuple[str, str, dict]]:
 
 
 def _fill(template: str, value: str = "1") -> str:
-    for name in ("{ticket_id}", "{key_id}", "{tenant_id}", "{report_id}", "{diagnosis_id}"):
+    for name in ("{ticket_id}", "{key_id}", "{tenant_id}", "{report_id}", "{diagnosis_id}",
+                 "{score_id}"):  # fmt: skip
         template = template.replace(name, value)
     template = template.replace("{name}", "chat")  # a configuration's name, not an id
     assert "{" not in template, f"a new path parameter in {template}: add it here"

@@ -1,0 +1,83 @@
+"""Credit scoring: score applicants (1 to 1,000 a call), read and list the stored scorings, and
+read or set the tenant's decision policy."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from orchestrator.api.deps import AdminKey, SessionDep, require
+from orchestrator.api.keycache import Caller
+from orchestrator.api.params import IdPath
+from orchestrator.errors import ApiError, unavailable
+from orchestrator.schemas.credit import (
+    PolicyCosts,
+    PolicyPublic,
+    ScorePage,
+    ScoreRecord,
+    ScoreRequest,
+    ScoreResponse,
+)
+from orchestrator.services import credit
+from orchestrator.services.credit_policy import Thresholds, policy_of, set_policy
+from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
+
+router = APIRouter(prefix="/v1/credit", tags=["credit"])
+
+ScoreKey = Annotated[Caller, require("credit:score")]
+ReadKey = Annotated[Caller, require("credit:read")]
+
+
+@router.post("/scores", response_model=ScoreResponse)
+async def score_applicants(data: ScoreRequest, request: Request, key: ScoreKey):
+    """Each applicant's probability of default, score, decision under the tenant's policy and
+    the reasons that raised its risk; every scoring is stored for audit."""
+    state = request.app.state
+    applicants = [a.model_dump() for a in data.applicants]
+    try:
+        answer = await state.credit.score(credit.fields_of(applicants))
+    except TritonRejected as error:  # the ranges are checked above: a contract out of step
+        raise ApiError(422, str(error), param="applicants", code="bad_applicant") from None
+    except TritonUnavailable:
+        raise unavailable("the credit model is unavailable; retry shortly") from None
+
+    def store():
+        with state.sessions() as session:
+            policy = policy_of(session, key.tenant_id)
+            cut = Thresholds(policy["approve_below"], policy["decline_from"])
+            return credit.store_scores(session, key.tenant_id, key.id, applicants, answer, cut)
+
+    results = await run_in_threadpool(store)
+    for result in results:
+        state.metrics.credit_decisions.labels(decision=result.decision).inc()
+    return ScoreResponse(results=results)
+
+
+@router.get("/scores/{score_id}", response_model=ScoreRecord)
+def get_score(score_id: IdPath, session: SessionDep, key: ReadKey):
+    """A stored scoring: the applicant's fields as sent, the version and the result."""
+    return credit.get_score(session, key.tenant_id, score_id)
+
+
+@router.get("/scores", response_model=ScorePage)
+def list_scores(
+    session: SessionDep,
+    key: ReadKey,
+    decision: Literal["approve", "review", "decline"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+):
+    """The tenant's scorings, newest first; follow `next_cursor` for more."""
+    return credit.list_scores(session, key.tenant_id, decision=decision, limit=limit, cursor=cursor)
+
+
+@router.get("/policy", response_model=PolicyPublic)
+def get_policy(session: SessionDep, key: ReadKey):
+    """The tenant's costs and the thresholds they set (German credit's costs by default)."""
+    return policy_of(session, key.tenant_id)
+
+
+@router.put("/policy", response_model=PolicyPublic)
+def put_policy(costs: PolicyCosts, session: SessionDep, key: AdminKey):
+    """Set the tenant's costs (a tenant admin); the thresholds follow, audited."""
+    return set_policy(session, key, costs.model_dump())
