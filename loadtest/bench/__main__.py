@@ -1,4 +1,5 @@
-"""`python -m loadtest.bench triage|xray|llm|drafts ...`: side-by-side benchmarks printing JSON."""
+"""`python -m loadtest.bench triage|xray|credit|llm|drafts ...`: side-by-side benchmarks printing
+JSON."""
 
 import argparse
 import json
@@ -33,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     xray.add_argument(
         "--chart", type=Path, help="the confusion matrix PNG (default: --output's, as .png)"
     )
+    credit = commands.add_parser(
+        "credit",
+        help="the credit path: served AUC, one applicant's latency, batches of 1,000 against "
+        "the in-process ceiling",
+    )
+    _served_path_arguments(credit, concurrency="1,8", requests=400)
     heat = commands.add_parser(
         "xray-heatmap", help="the heatmap's occlusion patch sizes: time and faithfulness"
     )
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "llm": _llm,
         "triage": _triage,
         "xray": _xray,
+        "credit": _credit,
         "drafts": _drafts,
         "xray-heatmap": _xray_heatmap,
     }
@@ -165,6 +173,12 @@ def _xray(args, settings: TritonSettings) -> dict:
 
     chart = args.chart or (args.output and args.output.with_suffix(".png"))
     return bench.run(**_served_path(args, settings), chart=chart)
+
+
+def _credit(args, settings: TritonSettings) -> dict:
+    from loadtest.bench import credit as bench
+
+    return bench.run(**_served_path(args, settings))
 
 
 def _xray_heatmap(args, settings: TritonSettings) -> dict:

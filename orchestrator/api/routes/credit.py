@@ -1,6 +1,7 @@
 """Credit scoring: score applicants (1 to 1,000 a call), read and list the stored scorings, and
 read or set the tenant's decision policy."""
 
+from collections import Counter
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -48,8 +49,8 @@ async def score_applicants(data: ScoreRequest, request: Request, key: ScoreKey):
             return credit.store_scores(session, key.tenant_id, key.id, applicants, answer, cut)
 
     results = await run_in_threadpool(store)
-    for result in results:
-        state.metrics.credit_decisions.labels(decision=result.decision).inc()
+    for decision, count in Counter(r.decision for r in results).items():
+        state.metrics.credit_decisions.labels(decision=decision).inc(count)
     return ScoreResponse(results=results)
 
 
