@@ -107,3 +107,36 @@ def model_features(fields: np.ndarray) -> np.ndarray:
 def fields_row(applicant: dict) -> list[int]:
     """A checked applicant (field_errors is {}) as one row of FIELD_NAMES."""
     return [applicant[name] for name in FIELD_NAMES]
+
+
+# ---- decisions under a cost matrix -----------------------------------------------------------
+# A tenant's costs: a wrongly approved defaulter, a wrongly declined good applicant, and a
+# manual review (taken to find the truth). For a calibrated probability of default p the
+# cheapest action is approve (expected cost p * accept_bad), decline ((1 - p) * refuse_good) or
+# review (review): approve below review / accept_bad, decline from 1 - review / refuse_good,
+# review in between. Where a review never pays, the band closes at the break-even point
+# refuse_good / (refuse_good + accept_bad), and there is no review.
+
+# German credit's cost matrix (accepting a bad applicant costs 5, refusing a good one 1), and
+# a review at half a refused good applicant's cost: what a tenant meets before setting its own
+DEFAULT_COSTS = {"cost_accept_bad": 5.0, "cost_refuse_good": 1.0, "cost_review": 0.5}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    approve_below: float
+    decline_from: float
+
+    def decision(self, probability: float) -> str:
+        if probability < self.approve_below:
+            return "approve"
+        return "decline" if probability >= self.decline_from else "review"
+
+
+def thresholds(cost_accept_bad: float, cost_refuse_good: float, cost_review: float) -> Thresholds:
+    break_even = cost_refuse_good / (cost_refuse_good + cost_accept_bad)
+    approve_below = cost_review / cost_accept_bad
+    decline_from = 1 - cost_review / cost_refuse_good
+    if approve_below >= break_even or decline_from <= break_even:
+        return Thresholds(break_even, break_even)
+    return Thresholds(approve_below, decline_from)

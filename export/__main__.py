@@ -1,6 +1,6 @@
 """Command line of the export pipeline:
-`python -m export {build,xray,xray-retrain,xray-publish,credit,tune-vote,tensorrt,device,
-gpu-parity,dataset,retrain,publish}`."""
+`python -m export {build,xray,xray-retrain,xray-publish,credit,credit-report,tune-vote,tensorrt,
+device,gpu-parity,dataset,retrain,publish}`."""
 
 import argparse
 import json
@@ -85,6 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     xray.add_argument("--no-tensorrt", action="store_true", help="skip the TensorRT engine step")
 
     _xray_retrain_parser(commands)
+    credit_report = commands.add_parser(
+        "credit-report",
+        help="the served credit model's fairness on the test split: approval, AUC and "
+        "true-positive rates by sex, marital status and age band, with the gaps",
+    )
+    credit_report.add_argument("--model", type=Path, help="ONNX file (default: the served one)")
+    credit_report.add_argument(
+        "--output",
+        type=Path,
+        help="the JSON (default: var/export/credit/fairness.json); the chart beside it, as .png",
+    )
     credit = commands.add_parser(
         "credit",
         help="train the credit models (gradient-boosted trees, a scorecard) on the Taiwan card "
@@ -253,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         return _xray(args, settings)
     if args.command == "credit":
         return _credit(args, settings)
+    if args.command == "credit-report":
+        return _credit_report(args, settings)
     if args.command == "xray-retrain":
         return _xray_retrain(args, settings)
     if args.command == "xray-publish":
@@ -319,6 +332,22 @@ def _credit(args, settings: ExportSettings) -> int:
         quick=args.quick, train_limit=args.train_limit, german=not args.no_german
     )
     build_credit(settings, options, repository)
+    return 0
+
+
+def _credit_report(args, settings: ExportSettings) -> int:
+    from export.credit.fairness import fairness_report, write_report
+
+    try:
+        report = fairness_report(settings, args.model)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    output = args.output or settings.work_dir / "credit" / "fairness.json"
+    written, chart = write_report(report, output)
+    summary = {a: found["gaps"] for a, found in report["by"].items()}
+    print(json.dumps({"everyone": report["everyone"], "gaps": summary}, indent=2))
+    print(f"wrote {written} and {chart}")
     return 0
 
 

@@ -6,11 +6,10 @@ import numpy as np
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from contracts.credit import BY_NAME, FEATURES, fields_row, score
+from contracts.credit import BY_NAME, FEATURES, Thresholds, fields_row, score
 from orchestrator.db.models import CreditScore, utcnow
 from orchestrator.errors import NotFound
 from orchestrator.schemas.credit import ScorePage, ScoreRecord, ScoreResult
-from orchestrator.services.credit_policy import Thresholds
 from orchestrator.services.pagination import page
 from orchestrator.triton.credit_client import CreditAnswer
 

@@ -11,6 +11,7 @@ import pytest
 from contracts.credit import CREDIT_FILE, FEATURES, FIELD_NAMES, field_errors, score
 from export.__main__ import main
 from export.credit.data import load_german, load_taiwan
+from export.credit.fairness import fairness_report, write_report
 from export.credit.metrics import cost_threshold, expected_cost, ks_statistic
 from export.credit.onnx_files import outputs, scorecard_model, tree_model
 from export.credit.train import train_scorecard
@@ -57,6 +58,26 @@ def test_the_scorecard_file_answers_as_its_points_table(splits, tmp_path):
     answered = outputs(tmp_path / "card.onnx", test)
     assert np.abs(answered["logit"][:, 0] - card.logit(test)).max() < 1e-4
     assert np.abs(answered["contributions"] - card.contributions(test)).max() < 1e-5
+
+
+def test_the_fairness_report_measures_each_group_and_the_gaps(splits, export_settings, tmp_path):
+    train = splits["train"].head(3000)
+    model = lgb.LGBMClassifier(n_estimators=30, num_leaves=7, use_missing=False, verbose=-1)
+    model.fit(train.features, train.labels)
+    tree_model(model.booster_, tmp_path / "trees.onnx")
+    report = fairness_report(export_settings, tmp_path / "trees.onnx")
+    assert set(report["by"]) == {"sex", "marriage", "age_band"}
+    sexes = report["by"]["sex"]["groups"]
+    assert sexes["male"]["applicants"] + sexes["female"]["applicants"] == 6000
+    assert report["by"]["marriage"]["groups"]["not given"].keys() == {"applicants"}  # too few
+    for found in report["by"].values():
+        for metric, gap in found["gaps"].items():
+            values = [g[metric] for g in found["groups"].values() if g.get(metric) is not None]
+            assert gap == pytest.approx(max(values) - min(values), abs=1e-4)
+    assert 0 < report["everyone"]["approval_rate"] < 1
+    written, chart = write_report(report, tmp_path / "fairness.json")
+    assert json.loads(written.read_text())["policy"]["approve_below"] == 0.1
+    assert chart.read_bytes().startswith(b"\x89PNG")
 
 
 def test_ks_and_the_cost_of_a_decision():

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from contracts.credit import Thresholds
 from orchestrator.api.deps import AdminKey, SessionDep, require
 from orchestrator.api.keycache import Caller
 from orchestrator.api.params import IdPath
@@ -20,7 +21,7 @@ from orchestrator.schemas.credit import (
     ScoreResponse,
 )
 from orchestrator.services import credit
-from orchestrator.services.credit_policy import Thresholds, policy_of, set_policy
+from orchestrator.services.credit_policy import policy_of, set_policy
 from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
 
 router = APIRouter(prefix="/v1/credit", tags=["credit"])
