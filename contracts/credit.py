@@ -17,6 +17,9 @@ CREDIT_MODEL = "credit_model"
 CREDIT_ENSEMBLE = "credit_scoring"
 CREDIT_MODELS = (CREDIT_FEATURES_MODEL, CREDIT_MODEL, CREDIT_ENSEMBLE)
 CREDIT_FILE = f"{CREDIT_MODEL}/1/model.onnx"
+# What drift compares recent scorings with, written beside the model by `export credit`: each
+# feature's and the probability's decile bins on the training split, and their shares.
+CREDIT_REFERENCE_FILE = f"{CREDIT_MODEL}/1/reference.json"
 CREDIT_MAX_BATCH = 1000
 # What credit_features' error message starts with, for the orchestrator to recognise
 BAD_APPLICANT = "bad applicant: "
@@ -140,3 +143,32 @@ def thresholds(cost_accept_bad: float, cost_refuse_good: float, cost_review: flo
     if approve_below >= break_even or decline_from <= break_even:
         return Thresholds(break_even, break_even)
     return Thresholds(approve_below, decline_from)
+
+
+# ---- drift: the population stability index ----------------------------------------------------
+# PSI = sum over bins of (recent share - reference share) * ln(recent share / reference share),
+# bins from the training split's deciles. The usual reading: under 0.1 stable, 0.1 to 0.25 a
+# shift worth a look (warning), 0.25 and over a population the model was not made for.
+PSI_WARNING, PSI_CRITICAL = 0.1, 0.25
+PSI_FLOOR = 1e-4  # an empty bin's share, so that the logarithm stays finite
+
+
+def decile_edges(values: np.ndarray) -> np.ndarray:
+    """The distinct cut points of `values` at its deciles (value > edge: the next bin)."""
+    return np.unique(np.quantile(values, np.linspace(0.1, 0.9, 9), method="lower"))
+
+
+def bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    bins = (np.asarray(values, dtype=np.float64)[:, None] > edges[None, :]).sum(axis=1)
+    return np.bincount(bins, minlength=len(edges) + 1) / max(1, len(values))
+
+
+def psi(reference: np.ndarray, recent: np.ndarray) -> float:
+    reference, recent = np.maximum(reference, PSI_FLOOR), np.maximum(recent, PSI_FLOOR)
+    return float(np.sum((recent - reference) * np.log(recent / reference)))
+
+
+def psi_level(value: float) -> str:
+    if value >= PSI_CRITICAL:
+        return "critical"
+    return "warning" if value >= PSI_WARNING else "ok"

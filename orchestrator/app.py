@@ -183,7 +183,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.drift_settings = drift
-    app.state.xray_repository = triton.model_repository  # the x-ray versions' drift references
+    # where the drift references are read (beside the x-ray versions and the credit model)
+    app.state.model_repository = triton.model_repository
     app.state.image_store = image_store  # None: images in their database rows
     app.state.settled = SettledTickets()
     app.state.metrics = Metrics()

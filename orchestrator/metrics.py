@@ -46,6 +46,13 @@ class Metrics:
             "Credit applicants scored, by the decision under their tenant's policy",
             ("decision",),
         )
+        # Credit drift (GET /v1/credit/drift); deploy/prometheus alerts at 0.1 and 0.25
+        self.credit_psi = gauge(
+            "support_credit_psi",
+            "Population stability index of a credit feature (or `probability`) in the tenant's "
+            "latest drift report against the training split",
+            ("tenant", "feature"),
+        )
         # Canaries rolled back automatically (services/canary.py); deploy/prometheus alerts
         self.canary_aborts = counter(
             "support_canary_aborts_total",

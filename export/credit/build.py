@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from contracts.credit import CREDIT_FILE, FEATURES
+from contracts.credit import (
+    CREDIT_FILE,
+    CREDIT_REFERENCE_FILE,
+    FEATURES,
+    bin_shares,
+    decile_edges,
+)
 from export.credit.data import (
     GERMAN_COST_ACCEPT_BAD,
     GERMAN_COST_REFUSE_GOOD,
@@ -78,8 +84,9 @@ def build_credit(
     german = _german(settings, options) if options.german else "not asked for"
 
     print(f"== 5/{STEPS} installing the trees as {CREDIT_FILE}", flush=True)
+    reference = _drift_reference(files["trees"], train, work)
     ensure_configs(repository)
-    copy_into(repository, {CREDIT_FILE: files["trees"]})
+    copy_into(repository, {CREDIT_FILE: files["trees"], CREDIT_REFERENCE_FILE: reference})
     summary = {
         "dataset": "Default of Credit Card Clients (Taiwan, UCI 350)",
         "split": {name: len(split) for name, split in splits.items()},
@@ -133,6 +140,23 @@ def _op_types(file: Path) -> list[str]:
     import onnx
 
     return sorted(node.op_type for node in onnx.load(str(file)).graph.node)
+
+
+def _drift_reference(served: Path, train: CreditSplit, work: Path) -> Path:
+    """What drift compares recent scorings with: each feature's and the served probability's
+    decile bins on the training split, with the share of applicants in each."""
+    columns = {name: train.features[:, i] for i, name in enumerate(FEATURES)}
+    columns["probability"] = outputs(served, train.features)["probability"][:, 0]
+    reference = {}
+    for name, values in columns.items():
+        edges = decile_edges(values)
+        reference[name] = {
+            "edges": edges.tolist(),
+            "shares": np.round(bin_shares(values, edges), 6).tolist(),
+        }
+    path = work / "credit_reference.json"
+    path.write_text(json.dumps(reference))
+    return path
 
 
 def _parity(file: Path, features: np.ndarray, expected: np.ndarray) -> float:

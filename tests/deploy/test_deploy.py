@@ -726,6 +726,14 @@ def test_drift_alerts_warn_where_the_monitor_flags_a_run_drifted():
     assert 0 < override["warning"] < override["critical"] <= 1
 
 
+def test_credit_drift_alerts_are_the_contracts_psi_levels():
+    from contracts.credit import PSI_CRITICAL, PSI_WARNING
+
+    assert _alert_levels("SupportCreditDrift") == {
+        "warning": PSI_WARNING, "critical": PSI_CRITICAL
+    }  # fmt: skip
+
+
 def test_dashboard_names_only_metrics_that_are_exported(exported):
     unknown = {
         where: sorted(metric_names(expression) - exported - PROMETHEUS_BUILTIN_SERIES)

@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from contracts.credit import Thresholds
+from contracts.credit import CREDIT_REFERENCE_FILE, Thresholds
 from orchestrator.api.deps import AdminKey, SessionDep, require
 from orchestrator.api.keycache import Caller
 from orchestrator.api.params import IdPath
+from orchestrator.db.models import Tenant
 from orchestrator.errors import ApiError, unavailable
 from orchestrator.schemas.credit import (
     PolicyCosts,
@@ -21,6 +22,7 @@ from orchestrator.schemas.credit import (
     ScoreResponse,
 )
 from orchestrator.services import credit
+from orchestrator.services.credit_drift import MIN_WINDOW, drift_report, load_reference
 from orchestrator.services.credit_policy import policy_of, set_policy
 from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
 
@@ -53,6 +55,29 @@ async def score_applicants(data: ScoreRequest, request: Request, key: ScoreKey):
     for decision, count in Counter(r.decision for r in results).items():
         state.metrics.credit_decisions.labels(decision=decision).inc(count)
     return ScoreResponse(results=results)
+
+
+@router.get("/drift")
+async def get_drift(
+    request: Request,
+    key: ReadKey,
+    window: Annotated[int, Query(ge=MIN_WINDOW, le=20_000)] = 1000,
+) -> dict:
+    """The tenant's most recent scorings against the training split: each feature's and the
+    probability's population stability index, `warning` from 0.1, `critical` from 0.25 (409
+    with fewer than 100 scorings). Sets the support_credit_psi gauges."""
+    state = request.app.state
+    path = state.model_repository / CREDIT_REFERENCE_FILE
+
+    def report() -> tuple[dict, str]:
+        with state.sessions() as session:
+            tenant = session.get(Tenant, key.tenant_id).name
+            return drift_report(session, key.tenant_id, window, load_reference(path)), tenant
+
+    found, tenant = await run_in_threadpool(report)
+    for feature, signal in found["signals"].items():
+        state.metrics.credit_psi.labels(tenant=tenant, feature=feature).set(signal["psi"])
+    return found
 
 
 @router.get("/scores/{score_id}", response_model=ScoreRecord)

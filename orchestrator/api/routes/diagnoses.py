@@ -103,7 +103,7 @@ async def get_drift(
     and the override rate of confirmed ones. 409 with fewer than 30 diagnoses. The reference
     is the production version's."""
     production = (await request.app.state.versions.routing(XRAY_ENSEMBLE)).production
-    path = request.app.state.xray_repository / xray_reference_file(production)
+    path = request.app.state.model_repository / xray_reference_file(production)
 
     def report() -> dict:
         with request.app.state.sessions() as session:

@@ -123,3 +123,32 @@ def test_scopes_are_enforced(api, test_split):
     assert _score(api, reader, _applicants(test_split, 1)).status_code == 403
     scorer = {"X-API-Key": new_key(api, ["credit:score"], "lender D")}
     assert api.get("/v1/credit/scores", headers=scorer).status_code == 403
+
+
+def test_drift_flags_a_shifted_population_and_sets_the_gauges(api, test_split):
+    calm = {"X-API-Key": new_key(api, SCOPES, "calm lender")}
+    shifted = {"X-API-Key": new_key(api, SCOPES, "shifted lender")}
+    assert api.get("/v1/credit/drift", headers=calm).status_code == 409  # no scorings yet
+    # every 20th test applicant: the file is ordered in runs (IDs 26,001-26,300 alone are
+    # far older than the training split), so a run of rows would be a shifted population
+    sample = test_split.take(np.arange(0, len(test_split), 20))
+    applicants = _applicants(sample, len(sample))
+    assert _score(api, calm, applicants).status_code == 200
+    # the same applicants a month later: every payment a month later, limits cut by half
+    later = [
+        a | {"pay_0": min(a["pay_0"] + 2, 9), "limit_bal": max(a["limit_bal"] // 2, 1)}
+        for a in applicants
+    ]
+    assert _score(api, shifted, later).status_code == 200
+
+    steady = api.get("/v1/credit/drift", params={"window": 300}, headers=calm).json()
+    assert steady["window"] == 300
+    assert steady["level"] != "critical"
+    for name in ("pay_0", "limit_bal", "probability"):
+        assert steady["signals"][name]["level"] == "ok", steady
+    moved = api.get("/v1/credit/drift", params={"window": 300}, headers=shifted).json()
+    assert moved["level"] == "critical"
+    assert {"pay_0", "limit_bal", "probability"} <= set(moved["drifted"])
+    assert moved["signals"]["pay_0"]["psi"] >= 0.25
+    exposition = api.get("/metrics").text
+    assert 'support_credit_psi{feature="pay_0",tenant="shifted lender"}' in exposition
