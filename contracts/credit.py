@@ -68,22 +68,6 @@ def score(probability_of_default: float) -> int:
     return round(min(max(points, SCORE_RANGE[0]), SCORE_RANGE[1]))
 
 
-def field_errors(applicant: dict) -> dict[str, str]:
-    """Each field that is missing, not an integer or out of range, with why; {} when valid."""
-    errors = {}
-    for field in FIELDS:
-        value = applicant.get(field.name)
-        if value is None:
-            errors[field.name] = "missing"
-        elif isinstance(value, bool) or not isinstance(value, int):
-            errors[field.name] = "must be an integer"
-        elif not field.low <= value <= field.high:
-            errors[field.name] = f"must be from {field.low} to {field.high}"
-    for name in applicant.keys() - BY_NAME.keys():
-        errors[str(name)[:64]] = "not a field of an applicant"
-    return errors
-
-
 LOWS = np.array([f.low for f in FIELDS], dtype=np.int64)
 HIGHS = np.array([f.high for f in FIELDS], dtype=np.int64)
 INPUT_COLUMNS = np.array([f.model_input for f in FIELDS])
@@ -108,7 +92,7 @@ def model_features(fields: np.ndarray) -> np.ndarray:
 
 
 def fields_row(applicant: dict) -> list[int]:
-    """A checked applicant (field_errors is {}) as one row of FIELD_NAMES."""
+    """A checked applicant (schemas/credit.py Applicant) as one row of FIELD_NAMES."""
     return [applicant[name] for name in FIELD_NAMES]
 
 

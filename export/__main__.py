@@ -431,12 +431,7 @@ def _xray_retrain(args, settings: ExportSettings) -> int:
     except (ProductionMissing, CorrectionsUnavailable, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not result.passed:
-        print("candidate refused:", file=sys.stderr)
-        for reason in result.card["gate"]["reasons"]:
-            print(f"  - {reason}", file=sys.stderr)
-        return 1
-    return 0
+    return _gate_exit(result.card["gate"])
 
 
 def _xray_publish(args, settings: ExportSettings) -> int:
@@ -540,12 +535,17 @@ def _retrain(args, settings: ExportSettings) -> int:
     except (ProductionMissing, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not result.passed:
-        print("candidate refused:", file=sys.stderr)
-        for reason in result.report["gate"]["reasons"]:
-            print(f"  - {reason}", file=sys.stderr)
-        return 1
-    return 0
+    return _gate_exit(result.report["gate"])
+
+
+def _gate_exit(gate: dict) -> int:
+    """A retrain's exit status: 0 passed, 1 refused (its reasons on stderr)."""
+    if gate["passed"]:
+        return 0
+    print("candidate refused:", file=sys.stderr)
+    for reason in gate["reasons"]:
+        print(f"  - {reason}", file=sys.stderr)
+    return 1
 
 
 def _publish(args, settings: ExportSettings) -> int:

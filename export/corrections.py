@@ -56,26 +56,32 @@ def require_database(url: str) -> None:
         )
 
 
-def read_corrections(url: str) -> list[Correction]:
+def read_rows(url: str, query, what: str, migration: str) -> list:
+    """The query's rows as mappings from the orchestrator's database at `url`;
+    CorrectionsUnavailable names `what` could not be read and the migration it needs."""
     require_database(url)
+    engine = create_engine(engine_url(url))
+    try:
+        with engine.connect() as connection:
+            return connection.execute(query).mappings().all()
+    except SQLAlchemyError as error:
+        raise CorrectionsUnavailable(
+            f"cannot read {what} from {shown_url(url)}: is it the orchestrator's database, "
+            f"migrated to {migration} or later (`python -m orchestrator migrate`)? "
+            f"{error.__class__.__name__}: {str(error).splitlines()[0]}"
+        ) from error
+    finally:
+        engine.dispose()
+
+
+def read_corrections(url: str) -> list[Correction]:
     query = (
         select(FEEDBACK, TICKETS.c.subject, TICKETS.c.body)
         .join(TICKETS, TICKETS.c.id == FEEDBACK.c.ticket_id)
         .where(FEEDBACK.c.field == "intent")
         .order_by(FEEDBACK.c.id)
     )
-    engine = create_engine(engine_url(url))
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(query).mappings().all()
-    except SQLAlchemyError as error:
-        raise CorrectionsUnavailable(
-            f"cannot read corrections from {shown_url(url)}: is it the orchestrator's database, "
-            "migrated to 0005_provenance or later (`python -m orchestrator migrate`)? "
-            f"{error.__class__.__name__}: {str(error).splitlines()[0]}"
-        ) from error
-    finally:
-        engine.dispose()
+    rows = read_rows(url, query, "corrections", "0005_provenance")
     return [
         Correction(
             id=row["id"],

@@ -80,12 +80,13 @@ def publish(card_path: Path, repository: Path) -> Published:
     return Published(version, encoder, triage_model_name(version), served)
 
 
-def newest_card(candidates: Path) -> Path:
-    """The model card of the highest-numbered candidate in `candidates`."""
-    cards = [c for c in (candidates / CLASSIFIER).glob(f"*/{CARD}") if c.parent.name.isdigit()]
+def newest_card(candidates: Path, model: str = CLASSIFIER, retrain: str = "retrain") -> Path:
+    """The model card of the highest-numbered candidate of `model` in `candidates`; the
+    `python -m export <retrain>` command makes them."""
+    cards = [c for c in (candidates / model).glob(f"*/{CARD}") if c.parent.name.isdigit()]
     if not cards:
         raise FileNotFoundError(
-            f"no candidate in {candidates}: run `python -m export retrain` first"
+            f"no {model} candidate in {candidates}: run `python -m export {retrain}` first"
         )
     return max(cards, key=lambda c: int(c.parent.name))
 

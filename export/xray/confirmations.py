@@ -18,17 +18,14 @@ from sqlalchemy import (
     LargeBinary,
     String,
     column,
-    create_engine,
     select,
     table,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from contracts.image_store import ImageMissing, ImageStore, ImageStoreUnavailable, open_image_store
 from contracts.images import BadImage, decode_grey, resized
-from contracts.storage import engine_url
 from contracts.xray import LABELS, SIZE
-from export.corrections import CorrectionsUnavailable, as_utc, require_database, shown_url
+from export.corrections import CorrectionsUnavailable, as_utc, read_rows
 from export.xray.data import ImageSplit
 
 DIAGNOSES = table(
@@ -68,24 +65,12 @@ def read_confirmations(url: str, store: ImageStore | None = None) -> Confirmatio
     """Raises CorrectionsUnavailable when the database or the image store cannot be read.
     `store`: where images kept outside the rows are (default: the configured one)."""
     store = store or open_image_store()
-    require_database(url)
     query = (
         select(DIAGNOSES)
         .where(DIAGNOSES.c.confirmed_label.is_not(None))
         .order_by(DIAGNOSES.c.confirmed_at, DIAGNOSES.c.id)
     )
-    engine = create_engine(engine_url(url))
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(query).mappings().all()
-    except SQLAlchemyError as error:
-        raise CorrectionsUnavailable(
-            f"cannot read confirmations from {shown_url(url)}: is it the orchestrator's "
-            "database, migrated to 0011 or later (`python -m orchestrator migrate`)? "
-            f"{error.__class__.__name__}: {str(error).splitlines()[0]}"
-        ) from error
-    finally:
-        engine.dispose()
+    rows = read_rows(url, query, "confirmations", "0012_image_store")
     kept, images, skipped = [], [], 0
     for row in rows:
         try:

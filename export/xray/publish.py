@@ -28,6 +28,7 @@ from contracts.xray import (
 from export.publish import (
     CARD,
     NotPublishable,
+    newest_card,
     passed_card,
     pinned,
     read_config,
@@ -68,12 +69,7 @@ def publish_xray(card_path: Path, repository: Path) -> PublishedXray:
 
 def newest_xray_card(candidates: Path) -> Path:
     """The model card of the highest-numbered x-ray candidate in `candidates`."""
-    cards = [c for c in (candidates / XRAY_CLASSIFIER).glob(f"*/{CARD}") if c.parent.name.isdigit()]
-    if not cards:
-        raise FileNotFoundError(
-            f"no x-ray candidate in {candidates}: run `python -m export xray-retrain` first"
-        )
-    return max(cards, key=lambda c: int(c.parent.name))
+    return newest_card(candidates, XRAY_CLASSIFIER, "xray-retrain")
 
 
 def served_xray_versions(repository: Path) -> list[int]:

@@ -8,7 +8,15 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from contracts.credit import CREDIT_FILE, FEATURES, FIELD_NAMES, field_errors, score
+from contracts.credit import (
+    CREDIT_FILE,
+    FEATURES,
+    FIELD_NAMES,
+    fields_row,
+    model_features,
+    range_errors,
+    score,
+)
 from export.__main__ import main
 from export.credit.data import load_german, load_taiwan
 from export.credit.fairness import fairness_report, write_report
@@ -107,17 +115,15 @@ def test_a_small_build_through_the_command(export_settings, tmp_path, monkeypatc
     assert "nothing to do" in capsys.readouterr().out
 
 
-def test_each_bad_field_is_named_and_the_points_follow_the_risk():
+def test_out_of_range_fields_are_named_and_the_points_follow_the_risk():
     applicant = dict.fromkeys(FIELD_NAMES, 0) | {"limit_bal": 50000, "sex": 1, "age": 30}
-    assert field_errors(applicant) == {}
-    bad = applicant | {"age": 12, "pay_0": 1.5, "sex": True, "extra": 1}
-    del bad["limit_bal"]
-    assert field_errors(bad) == {
-        "age": "must be from 18 to 120",
-        "pay_0": "must be an integer",
-        "sex": "must be an integer",
-        "limit_bal": "missing",
-        "extra": "not a field of an applicant",
-    }
+    rows = np.array([fields_row(applicant), fields_row(applicant | {"age": 12, "pay_0": 10})])
+    assert range_errors(rows[:1]) == []
+    assert range_errors(rows) == [
+        "applicant 1: age must be from 18 to 120",
+        "applicant 1: pay_0 must be from -2 to 9",
+    ]
+    assert range_errors(rows[:, :5])[0].startswith("expected 23 fields")
+    assert model_features(rows).shape == (2, len(FEATURES))
     assert score(0.01) > score(0.1) > score(0.5) >= 300
     assert score(1 / 51) == 600 and score(0.0) == 850 and score(1.0) == 300
