@@ -95,11 +95,12 @@ METRIC_NAMES = {
     "support_llm_failovers", "support_llm_breaker_state", "support_mlflow_record_failures",
     "support_canary_aborts", "support_drift_share", "support_prediction_drift_score",
     "support_override_rate", "support_diagnoses", "support_credit_decisions",
+    "support_credit_psi",
 }  # fmt: skip
 # `tenant`: the drift gauges', one series per tenant with enough traffic for a drift pass
 BOUNDED_LABELS = {"route", "method", "status", "department", "priority", "source", "kind",
                   "outcome", "model", "action", "gpu", "primary", "fallback", "reason",
-                  "tenant", "label", "decision"}  # fmt: skip
+                  "tenant", "label", "decision", "feature"}  # fmt: skip
 
 
 def test_metric_families_keep_their_names_bounded_labels_and_explicit_buckets():
