@@ -38,6 +38,7 @@ from orchestrator.errors import Conflict
 from orchestrator.metrics import Metrics
 from orchestrator.services import versions
 from orchestrator.services.versions import VersionState, VersionStore
+from orchestrator.triton.triage_client import TritonUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,24 @@ def reasons_to_abort(production: Evidence, canary: Evidence, policy: CanaryPolic
                 f"{production_rate:.1%} ({canary.overridden} of {canary.tickets})"
             )
     return reasons
+
+
+async def watched_call(call, version: int, production: int, model: str, watch):
+    """`call(version)`, its outcome recorded by `watch` (None: not watched). A version other
+    than production that cannot answer (TritonUnavailable) is answered by production: the
+    canary's failure, not the caller's; the watch sees it."""
+    started = time.perf_counter()
+    try:
+        answer = await call(version)
+    except TritonUnavailable:
+        if watch is not None:
+            watch.record(model, version, None)
+        if version == production:
+            raise
+        return await call(production)
+    if watch is not None:
+        watch.record(model, version, time.perf_counter() - started)
+    return answer
 
 
 class CanaryWatch:

@@ -1,7 +1,6 @@
 """Turning the ensemble's predictions into triage: intent, then routing from the taxonomy."""
 
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,14 +8,13 @@ from contracts.models import MAX_TEXT_BYTES
 from orchestrator.environments import DEFAULT_ENVIRONMENT
 from orchestrator.metrics import Metrics
 from orchestrator.schemas.triage import IntentScore, Triage
-from orchestrator.services.canary import CanaryWatch
+from orchestrator.services.canary import CanaryWatch, watched_call
 from orchestrator.services.taxonomy import default_taxonomy
 from orchestrator.services.versions import VersionStore, choose_version
 from orchestrator.triton.triage_client import (
     BACKGROUND,
     Prediction,
     TriageClient,
-    TritonUnavailable,
 )
 
 
@@ -109,19 +107,10 @@ async def _classify(
     watch: CanaryWatch | None,
     priority: int,
 ) -> list[Prediction]:
-    started = time.perf_counter()
-    try:
-        answer = await client.classify(inputs, version, priority=priority)
-    except TritonUnavailable:
-        if watch is not None:
-            watch.record(client.model, version, None)
-        if version == production:
-            raise
-        # the canary's failure, not theirs
-        return await client.classify(inputs, production, priority=priority)
-    if watch is not None:
-        watch.record(client.model, version, time.perf_counter() - started)
-    return answer
+    def call(v: int):
+        return client.classify(inputs, v, priority=priority)
+
+    return await watched_call(call, version, production, client.model, watch)
 
 
 def ticket_text(subject: str, body: str) -> str:

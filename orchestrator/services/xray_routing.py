@@ -6,12 +6,10 @@ production that cannot answer is answered by production; the canary's watch reco
 call's outcome."""
 
 import hashlib
-import time
 
 from contracts.xray import XRAY_ENSEMBLE
-from orchestrator.services.canary import CanaryWatch
+from orchestrator.services.canary import CanaryWatch, watched_call
 from orchestrator.services.versions import VersionStore, choose_version
-from orchestrator.triton.triage_client import TritonUnavailable
 from orchestrator.triton.xray_client import XrayAnswer, XrayClient
 
 
@@ -26,15 +24,8 @@ async def diagnose_routed(
     Raises TritonRejected (a bad image) or TritonUnavailable."""
     routing = await versions.routing(XRAY_ENSEMBLE)
     version = choose_version(hashlib.sha256(image).hexdigest(), environment, routing)
-    started = time.perf_counter()
-    try:
-        answer = await client.diagnose(image, version)
-    except TritonUnavailable:
-        if watch is not None:
-            watch.record(XRAY_ENSEMBLE, version, None)
-        if version == routing.production:
-            raise
-        return await client.diagnose(image, routing.production)  # the canary's failure
-    if watch is not None:
-        watch.record(XRAY_ENSEMBLE, version, time.perf_counter() - started)
-    return answer
+
+    def call(v: int):
+        return client.diagnose(image, v)
+
+    return await watched_call(call, version, routing.production, XRAY_ENSEMBLE, watch)
