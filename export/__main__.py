@@ -193,19 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     retrain.add_argument("--max-length", type=int, default=64, help="tokens per text in training")
     retrain.add_argument(
-        "--production-repository",
-        type=Path,
-        help="the serving repository production is read from (default: the project's)",
-    )
-    retrain.add_argument(
         "--production-version",
         type=int,
         help="the triage version to gate against (default: production in the orchestrator's "
         "database, else 1)",
     )
-    retrain.add_argument(
-        "--output", type=Path, help="candidates repository to write (default: var/candidates)"
-    )
+    _candidate_arguments(retrain)
     retrain.add_argument(
         "--holdout-fraction",
         type=float,
@@ -230,11 +223,6 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=GateCriteria.latency_budget,
         help="candidate p50 per batch at most this times production's (default %(default)s)",
-    )
-    retrain.add_argument(
-        "--shuffle-labels",
-        action="store_true",
-        help="train on shuffled labels: a broken candidate, to see the gate refuse it",
     )
     retrain.add_argument("--no-vote", action="store_true", help=VOTE_HELP)
 
@@ -351,6 +339,24 @@ def _credit_report(args, settings: ExportSettings) -> int:
     return 0
 
 
+def _candidate_arguments(parser) -> None:
+    """What `retrain` and `xray-retrain` share: where production is, where the candidate goes,
+    and a broken candidate on purpose."""
+    parser.add_argument(
+        "--production-repository",
+        type=Path,
+        help="the serving repository production is read from (default: the project's)",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="candidates repository to write (default: var/candidates)"
+    )
+    parser.add_argument(
+        "--shuffle-labels",
+        action="store_true",
+        help="train on shuffled labels: a broken candidate, to see the gate refuse it",
+    )
+
+
 def _xray_retrain_parser(commands) -> None:
     from export.xray.retrain import HOLDOUT_FRACTION as XRAY_HOLDOUT
     from export.xray.retrain import XrayGateCriteria
@@ -371,19 +377,12 @@ def _xray_retrain_parser(commands) -> None:
     )
     parser.add_argument("--train-limit", type=int, help="the first N training images only")
     parser.add_argument(
-        "--production-repository",
-        type=Path,
-        help="the serving repository production is read from (default: the project's)",
-    )
-    parser.add_argument(
         "--production-version",
         type=int,
         help="the x-ray version to gate against (default: production in the orchestrator's "
         "database, else 1)",
     )
-    parser.add_argument(
-        "--output", type=Path, help="candidates repository to write (default: var/candidates)"
-    )
+    _candidate_arguments(parser)
     parser.add_argument(
         "--holdout-fraction",
         type=float,
@@ -402,11 +401,6 @@ def _xray_retrain_parser(commands) -> None:
         type=float,
         default=XrayGateCriteria.auc_tolerance,
         help="how far the candidate's test AUC may be below production's (default %(default)s)",
-    )
-    parser.add_argument(
-        "--shuffle-labels",
-        action="store_true",
-        help="train on shuffled labels: a broken candidate, to see the gate refuse it",
     )
 
 

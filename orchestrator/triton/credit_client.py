@@ -8,7 +8,7 @@ import tritonclient.grpc.aio as aio
 from tritonclient.utils import InferenceServerException
 
 from contracts.credit import BAD_APPLICANT, CREDIT_ENSEMBLE
-from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
+from orchestrator.triton.triage_client import failure_of
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,7 @@ class CreditClient:
                 client_timeout=self.timeout_s,
             )
         except InferenceServerException as error:
-            message = error.message() or str(error)
-            if BAD_APPLICANT in message:
-                raise TritonRejected(message.split(BAD_APPLICANT, 1)[1]) from error
-            raise TritonUnavailable(message) from error
+            raise failure_of(error, BAD_APPLICANT) from error
         return CreditAnswer(
             result.as_numpy("probability").reshape(-1).astype(np.float64),
             result.as_numpy("contributions").astype(np.float64),

@@ -29,6 +29,16 @@ class TritonRejected(ValueError):
     """Triton refused the input (empty text, too long, bad UTF-8): the client's mistake."""
 
 
+def failure_of(error: InferenceServerException, mistake: str) -> Exception:
+    """What a failed call means: TritonRejected with the reason after `mistake` (the prefix a
+    Python step puts before a caller's mistake, e.g. contracts.images.BAD_IMAGE), else
+    TritonUnavailable."""
+    message = error.message() or str(error)
+    if mistake in message:
+        return TritonRejected(message.split(mistake, 1)[1])
+    return TritonUnavailable(message)
+
+
 @dataclass(frozen=True)
 class Prediction:
     intent: str

@@ -15,7 +15,7 @@ from contracts.xray import (
     XRAY_MAX_BATCH,
     xray_model_name,
 )
-from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
+from orchestrator.triton.triage_client import failure_of
 
 OUTPUTS = ("label", "probability", "threshold", "image_mean", "image_std")
 
@@ -77,10 +77,7 @@ class XrayClient:
                 client_timeout=self.timeout_s,
             )
         except InferenceServerException as error:
-            message = error.message() or str(error)
-            if BAD_IMAGE in message:
-                raise TritonRejected(message.split(BAD_IMAGE, 1)[1]) from error
-            raise TritonUnavailable(message) from error
+            raise failure_of(error, BAD_IMAGE) from error
 
     async def close(self) -> None:
         await self._client.close()
