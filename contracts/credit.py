@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contracts.versions import BASE_VERSION, step_file, step_reference_file, versioned_model_name
+
 CREDIT_FEATURES_MODEL = "credit_features"
 CREDIT_MODEL = "credit_model"
 CREDIT_ENSEMBLE = "credit_scoring"
@@ -21,8 +23,25 @@ CREDIT_FILE = f"{CREDIT_MODEL}/1/model.onnx"
 # feature's and the probability's decile bins on the training split, and their shares.
 CREDIT_REFERENCE_FILE = f"{CREDIT_MODEL}/1/reference.json"
 CREDIT_MAX_BATCH = 1000
+# Served credit versions, laid out as contracts/versions.py says: version 1 is what `export
+# credit` writes, served by `credit_scoring`; version v is credit_model's version v, published
+# by `python -m export credit-publish` with an ensemble of its own, `credit_scoring_v<v>`.
+BASE_CREDIT_VERSION = BASE_VERSION
 # What credit_features' error message starts with, for the orchestrator to recognise
 BAD_APPLICANT = "bad applicant: "
+
+
+def credit_model_name(version: int) -> str:
+    """The ensemble that serves credit version `version`."""
+    return versioned_model_name(CREDIT_ENSEMBLE, version)
+
+
+def credit_file(version: int) -> str:
+    return step_file(CREDIT_MODEL, version)
+
+
+def credit_reference_file(version: int) -> str:
+    return step_reference_file(CREDIT_MODEL, version)
 
 
 @dataclass(frozen=True)

@@ -27,3 +27,14 @@ def published_ensembles(repository: Path, ensemble: str) -> list[str]:
         if p.name.removeprefix(prefix).isdigit() and (p / "config.pbtxt").is_file()
     ]
     return sorted(found, key=lambda name: int(name.removeprefix(prefix)))
+
+
+def step_file(step: str, version: int) -> str:
+    """The served ONNX file of `version` of a one-step model (the x-ray classifier, the credit
+    model), relative to the repository."""
+    return f"{step}/{version}/model.onnx"
+
+
+def step_reference_file(step: str, version: int) -> str:
+    """The drift reference written beside `version` of a one-step model."""
+    return f"{step}/{version}/reference.json"

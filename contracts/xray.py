@@ -1,7 +1,7 @@
 """The image diagnosis models' contract: names, the model's input, the labels and the limits
 on the images callers send (the orchestrator, xray_preprocess and export share them)."""
 
-from contracts.versions import BASE_VERSION, versioned_model_name
+from contracts.versions import BASE_VERSION, step_file, step_reference_file, versioned_model_name
 
 XRAY_PREPROCESS = "xray_preprocess"
 XRAY_CLASSIFIER = "xray_classifier"
@@ -25,12 +25,12 @@ def xray_model_name(version: int) -> str:
 
 def xray_file(version: int) -> str:
     """The served ONNX file of x-ray version `version`, relative to the repository."""
-    return f"{XRAY_CLASSIFIER}/{version}/model.onnx"
+    return step_file(XRAY_CLASSIFIER, version)
 
 
 def xray_reference_file(version: int) -> str:
     """The drift reference of x-ray version `version`, relative to the repository."""
-    return f"{XRAY_CLASSIFIER}/{version}/reference.json"
+    return step_reference_file(XRAY_CLASSIFIER, version)
 
 
 # PneumoniaMNIST's classes, by the index the classifier's `label` output gives.

@@ -1,6 +1,6 @@
 """Command line of the export pipeline:
-`python -m export {build,xray,xray-retrain,xray-publish,credit,credit-report,tune-vote,tensorrt,
-device,gpu-parity,dataset,retrain,publish}`."""
+`python -m export {build,xray,xray-retrain,xray-publish,credit,credit-report,credit-retrain,
+credit-publish,tune-vote,tensorrt,device,gpu-parity,dataset,retrain,publish}`."""
 
 import argparse
 import json
@@ -112,19 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     credit.add_argument(
         "--if-missing", action="store_true", help="do nothing when credit_model is built"
     )
-    xray_publish = commands.add_parser(
-        "xray-publish",
-        help="copy a passed x-ray candidate into the serving repository beside production",
-    )
-    xray_publish.add_argument(
-        "card",
-        type=Path,
-        nargs="?",
-        help="the candidate's model_card.json (default: the newest x-ray one under var/candidates)",
-    )
-    xray_publish.add_argument(
-        "--repository", type=Path, help="serving repository (default: the project's)"
-    )
+    _step_publish_parser(commands, "xray-publish", "x-ray")
+    _credit_retrain_parser(commands)
+    _step_publish_parser(commands, "credit-publish", "credit")
 
     tune = commands.add_parser(
         "tune-vote",
@@ -256,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         return _credit_report(args, settings)
     if args.command == "xray-retrain":
         return _xray_retrain(args, settings)
-    if args.command == "xray-publish":
-        return _xray_publish(args, settings)
+    if args.command == "credit-retrain":
+        return _credit_retrain(args, settings)
+    if args.command in ("xray-publish", "credit-publish"):
+        return _step_publish(args, settings)
     if args.command == "device":
         return _device(args, settings)
     if args.command == "gpu-parity":
@@ -340,7 +332,7 @@ def _credit_report(args, settings: ExportSettings) -> int:
 
 
 def _candidate_arguments(parser) -> None:
-    """What `retrain` and `xray-retrain` share: where production is, where the candidate goes,
+    """What the retrain commands share: where production is, where the candidate goes,
     and a broken candidate on purpose."""
     parser.add_argument(
         "--production-repository",
@@ -428,26 +420,117 @@ def _xray_retrain(args, settings: ExportSettings) -> int:
     return _gate_exit(result.card["gate"])
 
 
-def _xray_publish(args, settings: ExportSettings) -> int:
-    from export.publish import NotPublishable
-    from export.xray.publish import newest_xray_card, publish_xray
+def _step_publish_parser(commands, name: str, noun: str) -> None:
+    parser = commands.add_parser(
+        name, help=f"copy a passed {noun} candidate into the serving repository beside production"
+    )
+    parser.add_argument(
+        "card",
+        type=Path,
+        nargs="?",
+        help=f"the candidate's model_card.json (default: the newest {noun} one under "
+        "var/candidates)",
+    )
+    parser.add_argument(
+        "--repository", type=Path, help="serving repository (default: the project's)"
+    )
 
+
+def _step_publish(args, settings: ExportSettings) -> int:
+    """xray-publish and credit-publish: the one-step models (export/step_publish.py)."""
+    from export.credit.publish import CREDIT
+    from export.publish import NotPublishable
+    from export.step_publish import newest_step_card, publish_step
+    from export.xray.publish import XRAY
+
+    spec = XRAY if args.command == "xray-publish" else CREDIT
     repository = args.repository or settings.model_repository
     try:
-        card = args.card or newest_xray_card(settings.candidates_dir)
-        published = publish_xray(card, repository)
+        card = args.card or newest_step_card(spec, settings.candidates_dir)
+        published = publish_step(spec, card, repository)
     except (NotPublishable, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(
-        f"published xray version {published.version} as {published.model} in {repository}; "
-        f"served versions: {published.served}"
+        f"published {spec.noun} version {published.version} as {published.model} in "
+        f"{repository}; served versions: {published.served}"
     )
     print(
-        "next: register it (POST /v1/model/versions "
-        f'{{"model": "xray_diagnosis", "version": {published.version}}}), then start a canary'
+        f'next: register it (POST /v1/model/versions {{"model": "{spec.ensemble}", '
+        f'"version": {published.version}}}), then start a canary'
     )
     return 0
+
+
+def _credit_retrain_parser(commands) -> None:
+    from export.credit.retrain import HOLDOUT_FRACTION as CREDIT_HOLDOUT
+    from export.credit.retrain import CreditGateCriteria
+
+    parser = commands.add_parser(
+        "credit-retrain",
+        help="train a credit candidate on the Taiwan training split plus lenders' outcomes and "
+        "pass it through the gate against production",
+    )
+    parser.add_argument(
+        "--database-url", help="the orchestrator's database (default: DATABASE_URL, as it does)"
+    )
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="search `export credit`'s tree sizes (default: `make up`'s one size)",
+    )
+    parser.add_argument("--train-limit", type=int, help="the first N training applicants only")
+    parser.add_argument(
+        "--production-version",
+        type=int,
+        help="the credit version to gate against (default: production in the orchestrator's "
+        "database, else 1)",
+    )
+    _candidate_arguments(parser)
+    parser.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=CREDIT_HOLDOUT,
+        help="the most recent share of the outcomes kept out of training and gated on "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--auc-tolerance",
+        type=float,
+        default=CreditGateCriteria.auc_tolerance,
+        help="how far the candidate's AUC may be below production's (default %(default)s)",
+    )
+    parser.add_argument(
+        "--brier-tolerance",
+        type=float,
+        default=CreditGateCriteria.brier_tolerance,
+        help="how far the candidate's test Brier score may be above production's "
+        "(default %(default)s)",
+    )
+
+
+def _credit_retrain(args, settings: ExportSettings) -> int:
+    from export.corrections import CorrectionsUnavailable
+    from export.credit.retrain import CreditGateCriteria, CreditRetrainOptions, retrain_credit
+    from export.production import ProductionMissing
+
+    options = CreditRetrainOptions(
+        database_url=args.database_url or settings.database_url,
+        production=args.production_repository,
+        production_version=args.production_version,
+        output=args.output,
+        grid=args.grid,
+        train_limit=args.train_limit,
+        holdout_fraction=args.holdout_fraction,
+        shuffle_labels=args.shuffle_labels,
+        criteria=CreditGateCriteria(args.auc_tolerance, args.brier_tolerance),
+    )
+    try:
+        result = retrain_credit(settings, options)
+    except (ProductionMissing, CorrectionsUnavailable, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return _gate_exit(result.card["gate"])
 
 
 def _tune(args, settings: ExportSettings) -> int:

@@ -71,8 +71,8 @@ def build_credit(
     scorecard_model(scorecard.edges, scorecard.points, scorecard.bias, files["scorecard"])
     everyone = np.concatenate([s.features for s in (train, val, test)])
     parity = {
-        "trees": _parity(files["trees"], everyone, booster.predict(everyone, raw_score=True)),
-        "scorecard": _parity(files["scorecard"], everyone, scorecard.logit(everyone)),
+        "trees": check_parity(files["trees"], everyone, booster.predict(everyone, raw_score=True)),
+        "scorecard": check_parity(files["scorecard"], everyone, scorecard.logit(everyone)),
     }
 
     print(f"== 4/{STEPS} the test split", flush=True)
@@ -84,7 +84,7 @@ def build_credit(
     german = _german(settings, options) if options.german else "not asked for"
 
     print(f"== 5/{STEPS} installing the trees as {CREDIT_FILE}", flush=True)
-    reference = _drift_reference(files["trees"], train, work)
+    reference = drift_reference(files["trees"], train, work)
     ensure_configs(repository)
     copy_into(repository, {CREDIT_FILE: files["trees"], CREDIT_REFERENCE_FILE: reference})
     summary = {
@@ -142,7 +142,7 @@ def _op_types(file: Path) -> list[str]:
     return sorted(node.op_type for node in onnx.load(str(file)).graph.node)
 
 
-def _drift_reference(served: Path, train: CreditSplit, work: Path) -> Path:
+def drift_reference(served: Path, train: CreditSplit, work: Path) -> Path:
     """What drift compares recent scorings with: each feature's and the served probability's
     decile bins on the training split, with the share of applicants in each."""
     columns = {name: train.features[:, i] for i, name in enumerate(FEATURES)}
@@ -159,7 +159,7 @@ def _drift_reference(served: Path, train: CreditSplit, work: Path) -> Path:
     return path
 
 
-def _parity(file: Path, features: np.ndarray, expected: np.ndarray) -> float:
+def check_parity(file: Path, features: np.ndarray, expected: np.ndarray) -> float:
     difference = float(np.abs(outputs(file, features)["logit"][:, 0] - expected).max())
     if difference > PARITY_TOLERANCE:
         raise RuntimeError(f"{file.name}: logits differ from the model's by {difference:.2e}")

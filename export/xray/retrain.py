@@ -18,7 +18,6 @@ names the card. `python -m export xray-publish` copies a passed one into the rep
 """
 
 import json
-import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,13 +26,15 @@ import numpy as np
 
 from contracts.xray import XRAY_CLASSIFIER, XRAY_ENSEMBLE, xray_file, xray_model_name
 from export.production import ProductionMissing, production_version
-from export.publish import CARD
 from export.settings import ExportSettings
+from export.step_publish import next_version as next_step_version
+from export.step_publish import write_candidate
 from export.xray.build import XrayBuildOptions, train_and_export
 from export.xray.confirmations import Confirmations, read_confirmations
 from export.xray.data import ImageSplit, load_pneumoniamnist
 from export.xray.metrics import report
 from export.xray.onnx_files import served_outputs
+from export.xray.publish import XRAY
 
 HOLDOUT_FRACTION = 0.2
 MIN_HOLDOUT = 20  # held-out confirmations before the gate judges on them
@@ -108,7 +109,8 @@ def retrain_xray(settings: ExportSettings, options: XrayRetrainOptions) -> XrayR
         "gate": gate,
         "training": trained.summary,
     }
-    card_path = _write_candidate(candidates / XRAY_CLASSIFIER / str(version), trained, card)
+    folder = candidates / XRAY_CLASSIFIER / str(version)
+    card_path = write_candidate(folder, trained.file, trained.reference, card)
     print(json.dumps({k: card[k] for k in ("version", "status")} | {"gate": gate}, indent=2))
     print(f"wrote {card_path}", flush=True)
     return XrayRetrainResult(gate["passed"], card_path, card)
@@ -156,14 +158,7 @@ def judge(
 
 def next_version(repository: Path, candidates: Path) -> int:
     """One above every x-ray version served in `repository` or written in `candidates`."""
-    taken = [
-        int(folder.name)
-        for root in (repository / XRAY_CLASSIFIER, candidates / XRAY_CLASSIFIER)
-        if root.is_dir()
-        for folder in root.iterdir()
-        if folder.name.isdigit()
-    ]
-    return max(taken, default=1) + 1
+    return next_step_version(XRAY, repository, candidates)
 
 
 def _scores(file: Path, test: ImageSplit, held: ImageSplit) -> dict:
@@ -193,12 +188,3 @@ def _counts(confirmations: Confirmations, learn: ImageSplit, held: ImageSplit) -
         "held_out": len(held),
         "undecodable": confirmations.skipped,
     }
-
-
-def _write_candidate(folder: Path, trained, card: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(trained.file, folder / "model.onnx")
-    shutil.copyfile(trained.reference, folder / "reference.json")
-    card_path = folder / CARD
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
-    return card_path

@@ -6,7 +6,9 @@
   Triton: AUC, KS, Brier score and calibration; the scorecard's AUC beside it, in process (it
   is the baseline, not served);
 - one applicant per call: latency at `--concurrency` clients, through the orchestrator and
-  through Triton's `credit_scoring` directly;
+  through Triton's `credit_scoring` directly, the latter with dynamic batching off and at each
+  `--queue-delays` (credit_features and credit_model reloaded with that delay; the
+  repository's own configs come back after): what chose the committed delay;
 - 1,000 applicants per call: applicants per second through the orchestrator and Triton, and
   the ceiling: the installed ONNX file run in process by ONNX Runtime with every core on the
   same features in batches of 1,000.
@@ -20,9 +22,17 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aio_grpc
 
-from contracts.credit import CREDIT_ENSEMBLE, CREDIT_FILE, CREDIT_MAX_BATCH, FIELD_NAMES
+from contracts.credit import (
+    CREDIT_ENSEMBLE,
+    CREDIT_FEATURES_MODEL,
+    CREDIT_FILE,
+    CREDIT_MAX_BATCH,
+    CREDIT_MODEL,
+    FIELD_NAMES,
+)
 from contracts.runtime import ort_session, usable_cores
 from export.credit.data import load_taiwan
 from export.credit.metrics import report as credit_report
@@ -30,18 +40,22 @@ from export.credit.onnx_files import INPUT, outputs
 from export.settings import ExportSettings
 from loadtest.bench import servers
 from loadtest.bench.client import median_of_runs, run_closed_loop
+from loadtest.bench.triage import reload_steps, repository_queue_delay
 from loadtest.machine import command_line, machine_facts
 
 SCOPES = ("credit:score", "credit:read")
 P95_AIM_MS = 20.0  # one applicant through the orchestrator (issue 19)
 BATCH_CALLS = 6  # calls of 1,000 applicants per throughput measurement
+BATCHED_STEPS = (CREDIT_FEATURES_MODEL, CREDIT_MODEL)
 
 
 def run(*, url: str, repository: Path, concurrencies: list[int], requests: int, repeat: int,
         triton_env: dict[str, str], queue_delays: list[int] | None = None) -> dict:  # fmt: skip
-    """The accuracy pass, then `repeat` rounds of the speed measurements. `queue_delays` is
-    accepted for the shared command line and not varied: credit_model's own delay is used."""
+    """The accuracy pass, then `repeat` rounds of the speed measurements."""
     test = load_taiwan(ExportSettings().credit_dir)["test"]
+    repository_delay = repository_queue_delay(repository, CREDIT_MODEL)
+    delays = queue_delays or [repository_delay]
+    variants = {"batching_off": None} | {f"queue_delay_{d}us": d for d in delays}
     rows = test.fields[list(FIELD_NAMES)].to_numpy(dtype=np.int64)
     applicants = [dict(zip(FIELD_NAMES, map(int, row), strict=True)) for row in rows]
     measured: dict = defaultdict(list)
@@ -55,9 +69,7 @@ def run(*, url: str, repository: Path, concurrencies: list[int], requests: int, 
                 measured[("orchestrator_one", c)].append(
                     asyncio.run(_orchestrator_run(served, applicants, 1, c, requests))
                 )
-                measured[("triton_one", c)].append(
-                    asyncio.run(_triton_run(url, rows, 1, c, requests))
-                )
+            _triton_round(url, repository, rows, variants, concurrencies, requests, measured)
             measured["orchestrator_1000"].append(
                 asyncio.run(_orchestrator_run(served, applicants, CREDIT_MAX_BATCH, 1, BATCH_CALLS))
             )
@@ -67,6 +79,10 @@ def run(*, url: str, repository: Path, concurrencies: list[int], requests: int, 
             print(f"round {round_number}/{repeat}: ceiling {ceilings[-1]:.0f} applicants/s, "
                   + ", ".join(f"{key}: {runs[-1]['throughput_per_s']}/s p95 {runs[-1]['p95_ms']} ms"
                               for key, runs in measured.items()), flush=True)  # fmt: skip
+    one_applicant = {
+        name: {str(c): median_of_runs(measured[(name, c)]) for c in concurrencies}
+        for name in ("orchestrator_one", *(f"triton_one_{v}" for v in variants))
+    }
     ceiling_rate = float(np.median(ceilings))
     batches = {
         name: _per_applicant(median_of_runs(measured[f"{name}_1000"]))
@@ -83,10 +99,8 @@ def run(*, url: str, repository: Path, concurrencies: list[int], requests: int, 
         "served_accuracy": accuracy,
         "ceiling_in_process_applicants_per_s": round(ceiling_rate, 1),
         "ceiling_each_run": [round(c, 1) for c in ceilings],
-        "one_applicant": {
-            name: {str(c): median_of_runs(measured[(name, c)]) for c in concurrencies}
-            for name in ("orchestrator_one", "triton_one")
-        },
+        "repository_queue_delay_us": repository_delay,
+        "one_applicant": one_applicant,
         "batches_of_1000": batches,
     }
     one = result["one_applicant"]["orchestrator_one"]
@@ -100,8 +114,37 @@ def run(*, url: str, repository: Path, concurrencies: list[int], requests: int, 
         "orchestrator_one_applicant_p95_within_aim": {
             c: figures["p95_ms"] < P95_AIM_MS for c, figures in one.items()
         },
+        "triton_one_applicant_throughput_to_batching_off": {
+            variant: {
+                c: round(
+                    one_applicant[f"triton_one_{variant}"][c]["throughput_per_s"]
+                    / one_applicant["triton_one_batching_off"][c]["throughput_per_s"],
+                    3,
+                )
+                for c in one_applicant["triton_one_batching_off"]
+            }
+            for variant in variants
+            if variant != "batching_off"
+        },
     }
     return result
+
+
+def _triton_round(url, repository, rows, variants, concurrencies, requests, measured) -> None:
+    """Triton direct, one applicant a call, each batching variant in turn; the repository's
+    configs come back after."""
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        for name, delay in variants.items():
+            reload_steps(client, repository, delay, BATCHED_STEPS)
+            for c in concurrencies:
+                measured[(f"triton_one_{name}", c)].append(
+                    asyncio.run(_triton_run(url, rows, 1, c, requests))
+                )
+    finally:
+        delay = repository_queue_delay(repository, CREDIT_MODEL)
+        reload_steps(client, repository, delay, BATCHED_STEPS)
+        client.close()
 
 
 async def _served_accuracy(served, applicants: list[dict], labels: np.ndarray) -> dict:

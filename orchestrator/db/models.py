@@ -396,6 +396,9 @@ class CreditScore(Base):
     decision: Mapped[str] = mapped_column(String(10))  # approve, review or decline
     reasons: Mapped[list]  # the top features that raised the risk, with their contributions
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What happened, as the lender reports it later (PUT .../outcome): None until then
+    defaulted: Mapped[bool | None] = mapped_column(default=None)
+    outcome_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class CreditPolicy(Base):

@@ -167,27 +167,30 @@ class RetrainRequest(BaseModel):
     """The retraining recipe (omitted: the command's defaults). Triage: `export retrain`, 2
     epochs on every text. The x-ray: `export xray-retrain`, 10 epochs on PneumoniaMNIST's
     training split plus clinicians' confirmations; `train_per_label` and `test_limit` are
-    triage's only."""
+    triage's only. Credit scoring: `export credit-retrain`, `make up`'s tree size on the
+    Taiwan training split plus lenders' outcomes; it takes none of these options."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: Literal["ticket_triage", "xray_diagnosis"] = "ticket_triage"
+    model: Literal["ticket_triage", "xray_diagnosis", "credit_scoring"] = "ticket_triage"
     epochs: int | None = Field(default=None, ge=1, le=60)
     train_per_label: int | None = Field(default=None, ge=1, le=100_000)
     test_limit: int | None = Field(default=None, ge=77, le=100_000)
     publish: bool = Field(
         default=False,
-        description="Publish a candidate that passes (`export publish`, `export xray-publish`)",
+        description="Publish a candidate that passes (`export publish`, `export xray-publish`, "
+        "`export credit-publish`)",
     )
 
     @model_validator(mode="after")
     def _per_model(self) -> "RetrainRequest":
         if self.model == "ticket_triage" and self.epochs is not None and self.epochs > 20:
             raise ValueError("epochs: at most 20 for ticket_triage")
-        if self.model == "xray_diagnosis":
-            for name in ("train_per_label", "test_limit"):
-                if getattr(self, name) is not None:
-                    raise ValueError(f"{name} is a ticket_triage option")
+        triage_only = {"xray_diagnosis": ("train_per_label", "test_limit")}
+        triage_only["credit_scoring"] = ("epochs", *triage_only["xray_diagnosis"])
+        for name in triage_only.get(self.model, ()):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name} is not a {self.model} option")
         return self
 
 

@@ -56,6 +56,18 @@ class ScoreRecord(ScoreResult):
     applicant: dict[str, int]
     key_id: int
     created_at: datetime
+    defaulted: bool | None = Field(
+        description="Whether the applicant went on to default, as reported (null: not yet)"
+    )
+    outcome_at: datetime | None
+
+
+class Outcome(BaseModel):
+    """What became of a scored applicant: the label retraining learns from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    defaulted: bool = Field(strict=True)
 
 
 class ScorePage(BaseModel):

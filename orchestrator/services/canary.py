@@ -1,19 +1,20 @@
 """The canary's watch: each model call's outcome per model version, and the automatic abort of
 a canary that does worse than production.
 
-Triage (services/triage.py) and the x-ray (services/xray_routing.py) record every Triton
-call: which version, whether it answered and in how many seconds. A canary call that fails is
-answered by production instead, so callers do not see the canary's failures; the watch does.
+Triage (services/triage.py), the x-ray (services/xray_routing.py) and credit scoring
+(services/credit_routing.py) record every Triton call: which version, whether it answered
+and in how many seconds. A canary call that fails is answered by production instead, so
+callers do not see the canary's failures; the watch does.
 Every `check_s` the watch compares the canary with production on what it recorded since the
 canary started (the canary row's last change), once each has at least `min_calls` calls:
 
 - errors: the canary's error rate above production's by more than `max_error_increase`;
 - latency: the canary's median seconds per call above `max_latency_ratio` times production's
   (and slower by more than `min_latency_gap_s`);
-- overrides: where both versions answered at least `min_tickets` tickets (x-ray: diagnoses)
-  since the canary started, the share of those the agents corrected (intent; x-ray: the
-  clinicians' confirmed label differs), above production's by more than
-  `max_override_increase`.
+- overrides: where both versions answered at least `min_tickets` tickets (x-ray: diagnoses;
+  credit: applicants) since the canary started, the share of those the agents corrected
+  (intent; x-ray: the clinicians' confirmed label differs; credit: approved, and reported
+  defaulted), above production's by more than `max_override_increase`.
 
 Any of these rolls the canary back (versions.rollback), audited as `canary_abort` by the
 orchestrator itself (no key) with the reasons, and counted in
@@ -32,8 +33,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts.credit import CREDIT_ENSEMBLE
 from contracts.xray import XRAY_ENSEMBLE
-from orchestrator.db.models import Diagnosis, Feedback, ModelVersion, Ticket
+from orchestrator.db.models import CreditScore, Diagnosis, Feedback, ModelVersion, Ticket
 from orchestrator.errors import Conflict
 from orchestrator.metrics import Metrics
 from orchestrator.services import versions
@@ -218,7 +220,7 @@ class CanaryWatch:
     def _evidence(self, session: Session, model: str, version: int, since: datetime) -> Evidence:
         start = since.timestamp()
         calls = [c for c in self._calls[model].get(version, ()) if c.at >= start]
-        counted = diagnosis_overrides if model == XRAY_ENSEMBLE else overrides
+        counted = EVIDENCE.get(model, overrides)
         tickets, overridden = counted(session, str(version), since)
         return evidence(calls, tickets, overridden)
 
@@ -274,3 +276,19 @@ def diagnosis_overrides(session: Session, version: str, since: datetime) -> tupl
         )
     )
     return diagnoses, overridden or 0
+
+
+def credit_defaults(session: Session, version: str, since: datetime) -> tuple[int, int]:
+    """(applicants scored by credit `version` since `since`, those approved that the lender
+    reported defaulted): the credit model's wrong answers, as overrides are triage's."""
+    scored = (CreditScore.model_version == version, CreditScore.created_at >= since)
+    count = select(func.count()).select_from(CreditScore)
+    applicants = session.scalar(count.where(*scored)) or 0
+    defaulted = session.scalar(
+        count.where(*scored, CreditScore.decision == "approve", CreditScore.defaulted.is_(True))
+    )
+    return applicants, defaulted or 0
+
+
+# Each watched model's evidence of wrong answers (triage's: agents' intent corrections)
+EVIDENCE = {XRAY_ENSEMBLE: diagnosis_overrides, CREDIT_ENSEMBLE: credit_defaults}

@@ -24,6 +24,7 @@ from google.protobuf import json_format
 from google.protobuf.json_format import ParseError
 from starlette.concurrency import run_in_threadpool
 
+from contracts.credit import CREDIT_ENSEMBLE, CREDIT_MODEL
 from contracts.models import TRIAGE_ENSEMBLE
 from contracts.versions import versioned_model_name
 from contracts.xray import XRAY_CLASSIFIER, XRAY_ENSEMBLE
@@ -75,10 +76,17 @@ ALLOWED: dict[str, Any] = {
 }
 POLL_S = 0.2
 # The versioned models (their ensembles) and the steps whose versions a served version pins
-# (export/publish.py, export/xray/publish.py).
+# (export/publish.py, export/step_publish.py).
 VERSIONED_STEPS = {
     TRIAGE_ENSEMBLE: ("ticket_encoder", "ticket_classifier", "ticket_intent"),
     XRAY_ENSEMBLE: (XRAY_CLASSIFIER,),
+    CREDIT_ENSEMBLE: (CREDIT_MODEL,),
+}
+# The command that publishes a version of each (what a refusal tells the caller to run)
+PUBLISH_COMMANDS = {
+    TRIAGE_ENSEMBLE: "export publish",
+    XRAY_ENSEMBLE: "export xray-publish",
+    CREDIT_ENSEMBLE: "export credit-publish",
 }
 
 
@@ -279,7 +287,7 @@ class ControlService:
 
     async def _serve_on(self, address: str, control: ModelControl, served: str, version: int):
         ensemble = versioned_model_name(served, version)
-        publish = "export publish" if served == TRIAGE_ENSEMBLE else "export xray-publish"
+        publish = PUBLISH_COMMANDS[served]
         for model in (*VERSIONED_STEPS[served], served, ensemble):
             try:
                 await control.load(model, None)

@@ -81,6 +81,15 @@ def get_score(session: Session, tenant_id: int, score_id: int) -> ScoreRecord:
     return ScoreRecord.model_validate(row, from_attributes=True)
 
 
+def set_outcome(session: Session, tenant_id: int, score_id: int, defaulted: bool) -> ScoreRecord:
+    row = session.get(CreditScore, score_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise NotFound(f"no credit score {score_id}", param="score_id")
+    row.defaulted, row.outcome_at = defaulted, utcnow()
+    session.commit()
+    return ScoreRecord.model_validate(row, from_attributes=True)
+
+
 def list_scores(
     session: Session, tenant_id: int, *, decision: str | None, limit: int, cursor: str | None
 ) -> ScorePage:

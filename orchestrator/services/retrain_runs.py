@@ -12,6 +12,11 @@ The x-ray (`"model": "xray_diagnosis"`), whose retrain reads the confirmations i
     python -m export xray-retrain --database-url <the orchestrator's> [options]
     python -m export xray-publish <its card>                         (only when asked and passed)
 
+Credit scoring (`"model": "credit_scoring"`), whose retrain reads the lenders' outcomes:
+
+    python -m export credit-retrain --database-url <the orchestrator's> [options]
+    python -m export credit-publish <its card>                       (only when asked and passed)
+
 Each `== i/n message` line retrain prints becomes the run's progress; the last lines of output
 are kept; the end is `passed` (with the model card and, if published, the triage version to
 register next), `refused` (with the gate's report and reasons) or `failed` (a command that
@@ -39,6 +44,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts.credit import CREDIT_ENSEMBLE
 from contracts.models import TRIAGE_ENSEMBLE
 from contracts.xray import XRAY_ENSEMBLE
 from orchestrator.api.keycache import Caller
@@ -50,7 +56,7 @@ log = logging.getLogger(__name__)
 
 STEP = re.compile(r"^== (\d+)/(\d+) (.+)$")
 WROTE = re.compile(r"^wrote (\S+\.json)$")
-PUBLISHED = re.compile(r"^published (?:triage|xray) version (\d+) ")
+PUBLISHED = re.compile(r"^published (?:triage|xray|credit) version (\d+) ")
 TAIL_LINES = 40
 LINE_LIMIT = 1 << 20  # bytes of one output line read at most
 HOST = socket.gethostname()[:200]  # where a run's processes live
@@ -84,6 +90,13 @@ class RetrainOptions:
         ]
 
 
+# The models whose retrain reads the database itself: (retrain, publish) commands
+ONE_STEP = {
+    XRAY_ENSEMBLE: ("xray-retrain", "xray-publish"),
+    CREDIT_ENSEMBLE: ("credit-retrain", "credit-publish"),
+}
+
+
 @dataclass(frozen=True)
 class Recipe:
     """The commands of a run, as `python -m export` arguments."""
@@ -94,9 +107,9 @@ class Recipe:
 
     @classmethod
     def of(cls, options: RetrainOptions, database_url: str) -> "Recipe":
-        if options.model == XRAY_ENSEMBLE:
-            retrain = ["xray-retrain", "--database-url", database_url, *options.argv()]
-            return cls(None, retrain, "xray-publish")
+        if options.model in ONE_STEP:
+            retrain, publish = ONE_STEP[options.model]
+            return cls(None, [retrain, "--database-url", database_url, *options.argv()], publish)
         snapshot = ["dataset", "--database-url", database_url]
         return cls(snapshot, ["retrain", *options.argv()], "publish")
 

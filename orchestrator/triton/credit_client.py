@@ -7,7 +7,7 @@ import numpy as np
 import tritonclient.grpc.aio as aio
 from tritonclient.utils import InferenceServerException
 
-from contracts.credit import BAD_APPLICANT, CREDIT_ENSEMBLE
+from contracts.credit import BAD_APPLICANT, BASE_CREDIT_VERSION, credit_model_name
 from orchestrator.triton.triage_client import failure_of
 
 
@@ -23,14 +23,14 @@ class CreditClient:
         self.timeout_s = timeout_s
         self._client = aio.InferenceServerClient(url)
 
-    async def score(self, fields: np.ndarray) -> CreditAnswer:
-        """`fields` int64 [N, len(FIELDS)], N at most CREDIT_MAX_BATCH. Raises TritonRejected
-        (an applicant out of range) or TritonUnavailable."""
+    async def score(self, fields: np.ndarray, version: int = BASE_CREDIT_VERSION) -> CreditAnswer:
+        """`fields` int64 [N, len(FIELDS)], N at most CREDIT_MAX_BATCH, scored by credit
+        `version`. Raises TritonRejected (an applicant out of range) or TritonUnavailable."""
         tensor = aio.InferInput("fields", list(fields.shape), "INT64")
         tensor.set_data_from_numpy(fields.astype(np.int64))
         try:
             result = await self._client.infer(
-                CREDIT_ENSEMBLE,
+                credit_model_name(version),
                 [tensor],
                 outputs=[aio.InferRequestedOutput(n) for n in ("probability", "contributions")],
                 client_timeout=self.timeout_s,
@@ -40,7 +40,7 @@ class CreditClient:
         return CreditAnswer(
             result.as_numpy("probability").reshape(-1).astype(np.float64),
             result.as_numpy("contributions").astype(np.float64),
-            result.get_response().model_version or "1",
+            str(version),
         )
 
     async def close(self) -> None:

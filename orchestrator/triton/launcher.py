@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from contracts.credit import CREDIT_ENSEMBLE
 from contracts.models import TRIAGE_ENSEMBLE
 from contracts.versions import SERVED_CONFIG, published_ensembles
 from contracts.xray import XRAY_ENSEMBLE
@@ -84,11 +85,12 @@ class TritonServer:
         self._log = None
 
     def models_to_load(self) -> list[str]:
-        """The configured models, plus every published version's ensemble of triage and the
-        x-ray when they are among them: a Triton started after a publish serves the same
-        versions as the others (which one answers whom is the orchestrator's routing)."""
+        """The configured models, plus every published version's ensemble of triage, the
+        x-ray and credit scoring when they are among them: a Triton started after a publish
+        serves the same versions as the others (which one answers whom is the orchestrator's
+        routing)."""
         models = list(self.models)
-        for ensemble in (TRIAGE_ENSEMBLE, XRAY_ENSEMBLE):
+        for ensemble in (TRIAGE_ENSEMBLE, XRAY_ENSEMBLE, CREDIT_ENSEMBLE):
             if ensemble in models:
                 models += published_ensembles(self.settings.model_repository, ensemble)
         return models

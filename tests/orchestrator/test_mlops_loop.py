@@ -18,6 +18,7 @@ from export.data import load_banking77
 from export.dataset import latest_snapshot, read_snapshot
 from export.settings import ExportSettings
 from orchestrator.triton.launcher import TritonServer
+from tests.utils.mlops import move
 from tests.utils.orchestrator import Orchestrator, admin, new_key, new_tenant, wait_until
 from tests.utils.ports import loopback_triton
 
@@ -99,12 +100,6 @@ def _versions(client, texts: list[str], headers: dict) -> list[tuple[str, str]]:
     return answered
 
 
-def _move(client, path: str, body: dict, status: int = 200) -> dict:
-    answer = admin(client, "POST", f"/v1/model/{path}", json=body)
-    assert answer.status_code == status, answer.text
-    return {v["version"]: v["state"] for v in answer.json()["data"]}
-
-
 def test_corrections_to_canary_promotion_and_rollback(stack, monkeypatch, capsys):
     client, repository, database, root = stack
     corrected = _corrections(client)
@@ -138,13 +133,13 @@ def test_corrections_to_canary_promotion_and_rollback(stack, monkeypatch, capsys
     assert {v for v, _ in before} == {"1"}
 
     # 4. registered (Triton loads it), then a canary at 30 %
-    assert _move(client, "versions", {"model": "ticket_triage", "version": 2}, 201) == {
+    assert move(client, "versions", {"model": "ticket_triage", "version": 2}, 201) == {
         2: "candidate", 1: "production",
     }  # fmt: skip
     assert {v for v, _ in _versions(client, texts[:60], production)} == {"1"}
     assert {v for v, _ in _versions(client, texts[:60], staging)} == {"2"}  # staging: at once
     body = {"model": "ticket_triage", "version": 2, "percent": CANARY_PERCENT}
-    assert _move(client, "canary", body)[2] == "canary"
+    assert move(client, "canary", body)[2] == "canary"
     during = _versions(client, texts, production)
     share = Counter(v for v, _ in during)["2"] / len(texts)
     assert 0.20 <= share <= 0.40, share
@@ -152,14 +147,14 @@ def test_corrections_to_canary_promotion_and_rollback(stack, monkeypatch, capsys
     assert repeated == [during[i][0] for i in range(5) for _ in range(3)]  # sticky per text
 
     # 5. promotion: every text meets version 2, a model that answers differently
-    assert _move(client, "promote", {"model": "ticket_triage"}) == {2: "production", 1: "archived"}
+    assert move(client, "promote", {"model": "ticket_triage"}) == {2: "production", 1: "archived"}
     after = _versions(client, texts, production)
     assert {v for v, _ in after} == {"2"}
     changed = sum(a != b for (_, a), (_, b) in zip(before, after, strict=True))
     assert changed > 0, "version 2 answered exactly as version 1: is it the same model?"
 
     # 6. rollback: the previous version answers the very next request, as before
-    assert _move(client, "rollback", {"model": "ticket_triage"}) == {
+    assert move(client, "rollback", {"model": "ticket_triage"}) == {
         2: "rolled_back",
         1: "production",
     }
@@ -169,8 +164,8 @@ def test_corrections_to_canary_promotion_and_rollback(stack, monkeypatch, capsys
     # candidate: the same files under the next numbers (what matters is that it fails).
     second = _renumbered(candidates, 2, 3)
     assert export_main(["publish", str(second), "--repository", str(repository)]) == 0
-    _move(client, "versions", {"model": "ticket_triage", "version": 3}, 201)
-    _move(client, "canary", {"model": "ticket_triage", "version": 3, "percent": 50})
+    move(client, "versions", {"model": "ticket_triage", "version": 3}, 201)
+    move(client, "canary", {"model": "ticket_triage", "version": 3, "percent": 50})
     unloaded = admin(client, "POST", "/v1/model/unload", json={"model": "ticket_triage_v3"})
     assert unloaded.status_code == 200, unloaded.text
 

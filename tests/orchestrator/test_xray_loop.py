@@ -20,6 +20,7 @@ from export.__main__ import main as export_main
 from export.settings import ExportSettings
 from export.xray.data import load_pneumoniamnist
 from orchestrator.triton.launcher import TritonServer
+from tests.utils.mlops import move, renumbered, retrain
 from tests.utils.orchestrator import Orchestrator, admin, new_key, new_tenant, wait_until
 from tests.utils.ports import loopback_triton
 
@@ -79,24 +80,6 @@ def _answers(client, headers, images: list[bytes]) -> list[tuple[str, float]]:
     return [(a["model_version"], a["probability"]) for a in answered]
 
 
-def _move(client, path: str, body: dict, status: int = 200) -> dict:
-    answer = admin(client, "POST", f"/v1/model/{path}", json=body)
-    assert answer.status_code == status, answer.text
-    return {v["version"]: v["state"] for v in answer.json()["data"]}
-
-
-def _retrain(client, body: dict) -> dict:
-    started = admin(client, "POST", "/v1/model/retrain", json=body)
-    assert started.status_code == 202, started.text
-    run_id = started.json()["id"]
-
-    def ended():
-        run = admin(client, "GET", f"/v1/model/retrain/{run_id}").json()
-        return run if run["status"] in ("passed", "refused", "failed") else None
-
-    return wait_until(ended, 300, interval_s=1, what="the x-ray retrain run")
-
-
 def test_confirmations_to_retrain_canary_promotion_and_rollback(stack, splits):
     client, repository, _, root = stack
     tenant = new_tenant(client, "clinic")["id"]
@@ -119,7 +102,7 @@ def test_confirmations_to_retrain_canary_promotion_and_rollback(stack, splits):
         assert confirmed.status_code == 200, confirmed.text
 
     # 2. a retrain through the control plane reads them, passes the gate and is published
-    run = _retrain(client, {"model": MODEL, "epochs": 3, "publish": True})
+    run = retrain(client, {"model": MODEL, "epochs": 3, "publish": True})
     assert run["status"] == "passed", (run["message"], run["log_tail"])
     assert run["published"] == 2 and run["options"]["model"] == MODEL
     card = run["report"]
@@ -129,7 +112,7 @@ def test_confirmations_to_retrain_canary_promotion_and_rollback(stack, splits):
     assert (repository / XRAY_CLASSIFIER / "2" / "model.onnx").is_file()
 
     # 3. registered (Triton loads it): staging meets it at once, production does not
-    assert _move(client, "versions", {"model": MODEL, "version": 2}, 201) == {
+    assert move(client, "versions", {"model": MODEL, "version": 2}, 201) == {
         2: "candidate", 1: "production",
     }  # fmt: skip
     before = _answers(client, clinician, traffic[:20])
@@ -137,14 +120,14 @@ def test_confirmations_to_retrain_canary_promotion_and_rollback(stack, splits):
     assert set(_versions(client, staging, traffic[:10])) == {"2"}
 
     # 4. a canary at 50 %: a stable share of images, the same image always the same version
-    assert _move(client, "canary", {"model": MODEL, "version": 2, "percent": 50})[2] == "canary"
+    assert move(client, "canary", {"model": MODEL, "version": 2, "percent": 50})[2] == "canary"
     during = _versions(client, clinician, traffic)
     share = Counter(during)["2"] / len(traffic)
     assert 0.3 <= share <= 0.7, share
     assert _versions(client, clinician, traffic[:10]) == during[:10]
 
     # 5. promotion: every image meets version 2; its heatmap comes from version 2
-    assert _move(client, "promote", {"model": MODEL}) == {2: "production", 1: "archived"}
+    assert move(client, "promote", {"model": MODEL}) == {2: "production", 1: "archived"}
     after = _answers(client, clinician, traffic[:20])
     assert {v for v, _ in after} == {"2"}
     assert [p for _, p in after] != [p for _, p in before], "is version 2 the same model?"
@@ -155,15 +138,15 @@ def test_confirmations_to_retrain_canary_promotion_and_rollback(stack, splits):
     assert drift.status_code == 200, drift.text
 
     # 6. rollback: version 1 answers the very next image
-    assert _move(client, "rollback", {"model": MODEL}) == {2: "rolled_back", 1: "production"}
+    assert move(client, "rollback", {"model": MODEL}) == {2: "rolled_back", 1: "production"}
     assert _answers(client, clinician, traffic[:20]) == before
 
     # 7. a canary made to fail live is rolled back by the orchestrator itself: the same
     # candidate's files renumbered 3, published, canaried, then its ensemble unloaded
-    third = _renumbered(root / "candidates", 2, 3)
+    third = renumbered(root / "candidates", XRAY_CLASSIFIER, 2, 3)
     assert export_main(["xray-publish", str(third), "--repository", str(repository)]) == 0
-    _move(client, "versions", {"model": MODEL, "version": 3}, 201)
-    _move(client, "canary", {"model": MODEL, "version": 3, "percent": 50})
+    move(client, "versions", {"model": MODEL, "version": 3}, 201)
+    move(client, "canary", {"model": MODEL, "version": 3, "percent": 50})
     unloaded = admin(client, "POST", "/v1/model/unload", json={"model": "xray_diagnosis_v3"})
     assert unloaded.status_code == 200, unloaded.text
 
@@ -192,16 +175,3 @@ def test_a_candidate_trained_on_shuffled_labels_is_refused(stack, monkeypatch, c
     (card,) = (root / "refused" / XRAY_CLASSIFIER).glob("*/model_card.json")
     assert json.loads(card.read_text())["status"] == "refused"
     assert export_main(["xray-publish", str(card), "--repository", str(repository)]) == 2
-
-
-def _renumbered(candidates, version: int, new: int):
-    """Candidate `version`'s files as candidate `new`, its card too."""
-    source, target = (
-        candidates / XRAY_CLASSIFIER / str(version),
-        candidates / XRAY_CLASSIFIER / str(new),
-    )
-    shutil.copytree(source, target)
-    card = json.loads((target / "model_card.json").read_text())
-    card["version"] = new
-    (target / "model_card.json").write_text(json.dumps(card))
-    return target / "model_card.json"

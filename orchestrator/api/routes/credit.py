@@ -7,13 +7,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from contracts.credit import CREDIT_REFERENCE_FILE, Thresholds
+from contracts.credit import CREDIT_ENSEMBLE, Thresholds, credit_reference_file
 from orchestrator.api.deps import AdminKey, SessionDep, require
 from orchestrator.api.keycache import Caller
 from orchestrator.api.params import IdPath
 from orchestrator.db.models import Tenant
 from orchestrator.errors import ApiError, unavailable
 from orchestrator.schemas.credit import (
+    Outcome,
     PolicyCosts,
     PolicyPublic,
     ScorePage,
@@ -24,6 +25,7 @@ from orchestrator.schemas.credit import (
 from orchestrator.services import credit
 from orchestrator.services.credit_drift import MIN_WINDOW, drift_report, load_reference
 from orchestrator.services.credit_policy import policy_of, set_policy
+from orchestrator.services.credit_routing import score_routed
 from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
 
 router = APIRouter(prefix="/v1/credit", tags=["credit"])
@@ -39,7 +41,10 @@ async def score_applicants(data: ScoreRequest, request: Request, key: ScoreKey):
     state = request.app.state
     applicants = [a.model_dump() for a in data.applicants]
     try:
-        answer = await state.credit.score(credit.fields_of(applicants))
+        answer = await score_routed(
+            state.credit, credit.fields_of(applicants), key.environment, state.versions,
+            state.canary,
+        )  # fmt: skip
     except TritonRejected as error:  # the ranges are checked above: a contract out of step
         raise ApiError(422, str(error), param="applicants", code="bad_applicant") from None
     except TritonUnavailable:
@@ -65,9 +70,11 @@ async def get_drift(
 ) -> dict:
     """The tenant's most recent scorings against the training split: each feature's and the
     probability's population stability index, `warning` from 0.1, `critical` from 0.25 (409
-    with fewer than 100 scorings). Sets the support_credit_psi gauges."""
+    with fewer than 100 scorings). The reference is the production version's. Sets the
+    support_credit_psi gauges."""
     state = request.app.state
-    path = state.model_repository / CREDIT_REFERENCE_FILE
+    production = (await state.versions.routing(CREDIT_ENSEMBLE)).production
+    path = state.model_repository / credit_reference_file(production)
 
     def report() -> tuple[dict, str]:
         with state.sessions() as session:
@@ -84,6 +91,14 @@ async def get_drift(
 def get_score(score_id: IdPath, session: SessionDep, key: ReadKey):
     """A stored scoring: the applicant's fields as sent, the version and the result."""
     return credit.get_score(session, key.tenant_id, score_id)
+
+
+@router.put("/scores/{score_id}/outcome", response_model=ScoreRecord)
+def put_outcome(score_id: IdPath, outcome: Outcome, session: SessionDep, key: ScoreKey):
+    """Report what became of a scored applicant (defaulted or not): the label `export
+    credit-retrain` learns from, and the evidence the credit canary is watched by. A later
+    report replaces an earlier one."""
+    return credit.set_outcome(session, key.tenant_id, score_id, outcome.defaulted)
 
 
 @router.get("/scores", response_model=ScorePage)
