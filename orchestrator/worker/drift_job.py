@@ -3,11 +3,13 @@
 Any number of workers may run it: a worker skips its turn when another stored a pass within
 the last 90 % of the interval, so that a fleet makes about one pass per interval (two may
 coincide; that costs CPU, not correctness). A failed pass is logged and tried next interval.
+Each pass also runs the `side_passes` (credit scoring's PSI), each failing on its own.
 """
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from orchestrator.db.models import utcnow
@@ -18,8 +20,13 @@ log = logging.getLogger(__name__)
 
 
 class DriftJob:
-    def __init__(self, monitor: DriftMonitor, interval_s: float):
-        self.monitor, self.interval_s = monitor, interval_s
+    def __init__(
+        self,
+        monitor: DriftMonitor,
+        interval_s: float,
+        side_passes: Sequence[Callable[[], Awaitable[object]]] = (),
+    ):
+        self.monitor, self.interval_s, self.side_passes = monitor, interval_s, side_passes
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -29,10 +36,16 @@ class DriftJob:
                 await asyncio.wait_for(self._stop.wait(), self.interval_s)
                 return
             try:
-                if await asyncio.to_thread(self._due):
-                    await self.monitor.run_pass()
+                if not await asyncio.to_thread(self._due):
+                    continue
+                await self.monitor.run_pass()
             except Exception:  # Triton or the database is down, or a bug: next interval
                 log.exception("drift pass failed")
+            for side_pass in self.side_passes:
+                try:
+                    await side_pass()
+                except Exception:
+                    log.exception("drift side pass %r failed", side_pass)
 
     def stop(self) -> None:
         self._stop.set()

@@ -3,12 +3,14 @@
 import asyncio
 import logging
 import signal
+from functools import partial
 
 from prometheus_client import start_http_server
 
 from orchestrator.db.session import make_engine, session_factory
 from orchestrator.metrics import Metrics
 from orchestrator.services.canary import watch_of
+from orchestrator.services.credit_drift import run_credit_pass
 from orchestrator.services.drift.monitor import DriftMonitor
 from orchestrator.services.failover import make_llm
 from orchestrator.services.versions import VersionStore
@@ -45,8 +47,13 @@ async def _run(settings: OrchestratorSettings, triton: TritonSettings, metrics_p
     canary_task = asyncio.create_task(canary.run())
     drift = DriftSettings()
     embedder = EmbeddingClient(triton.grpc_url)
+    credit = partial(
+        run_credit_pass, sessions, versions, triton.model_repository, metrics.credit_psi
+    )
     drift_job = DriftJob(
-        DriftMonitor(sessions, triage, embedder, drift, metrics.drift), drift.interval_s
+        DriftMonitor(sessions, triage, embedder, drift, metrics.drift),
+        drift.interval_s,
+        side_passes=[credit],
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

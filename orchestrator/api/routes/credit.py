@@ -23,7 +23,7 @@ from orchestrator.schemas.credit import (
     ScoreResponse,
 )
 from orchestrator.services import credit
-from orchestrator.services.credit_drift import MIN_WINDOW, drift_report, load_reference
+from orchestrator.services.credit_drift import MIN_WINDOW, drift_report, load_reference, set_gauges
 from orchestrator.services.credit_policy import policy_of, set_policy
 from orchestrator.services.credit_routing import score_routed
 from orchestrator.triton.triage_client import TritonRejected, TritonUnavailable
@@ -82,8 +82,7 @@ async def get_drift(
             return drift_report(session, key.tenant_id, window, load_reference(path)), tenant
 
     found, tenant = await run_in_threadpool(report)
-    for feature, signal in found["signals"].items():
-        state.metrics.credit_psi.labels(tenant=tenant, feature=feature).set(signal["psi"])
+    set_gauges(state.metrics.credit_psi, tenant, found)
     return found
 
 

@@ -66,3 +66,17 @@ def test_a_recent_pass_of_another_worker_skips_this_ones_turn(sessions):
     assert job._due()
     store_run(sessions, timedelta(minutes=10))
     assert not job._due()
+
+
+def test_side_passes_run_with_each_pass_even_after_a_failure(sessions):
+    ran = []
+
+    async def credit():
+        ran.append("credit")
+
+    async def broken():
+        raise ConnectionError("the database is down")
+
+    job = DriftJob(CountingMonitor(sessions, fail=True), 0.05, side_passes=[broken, credit])
+    asyncio.run(run_for(job, 0.6))
+    assert len(ran) >= 3  # the main pass failed, and so did the first side pass, every time
