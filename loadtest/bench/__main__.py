@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     llm.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     llm.add_argument("--output", type=Path, help="also write the JSON here")
     llm.add_argument("--chart", type=Path, help="the PNG (default: --output's, as .png)")
+    signals = commands.add_parser(
+        "signals", help="language, sentiment and auto-reply flags on the labelled sets"
+    )
+    signals.add_argument("--output", type=Path, help="also write the JSON here")
     drafts = commands.add_parser("drafts", help="the draft evaluation: every check scored")
     drafts.add_argument("--url", help="a running Triton's gRPC address (default: start one)")
     drafts.add_argument("--strategies", default="composed", help="composed,freeform")
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "credit": _credit,
         "drafts": _drafts,
         "xray-heatmap": _xray_heatmap,
+        "signals": _signals,
     }
     try:
         report = commands_run[args.command](args, settings)
@@ -155,6 +160,12 @@ def _llm(args, settings: TritonSettings) -> dict:
         repeat=args.repeat,
         llama_server_binary=binary,
     )
+
+
+def _signals(args, settings: TritonSettings) -> dict:
+    from loadtest.bench import signals as bench
+
+    return bench.run()
 
 
 def _triage(args, settings: TritonSettings) -> dict:

@@ -156,6 +156,13 @@ class Ticket(Base):
     environment: Mapped[str] = mapped_column(
         String(20), default="production", server_default="production"
     )
+    # Read at intake (services/ticket_signals): ISO 639-1 (None: unsure), five sentiment
+    # levels, and the auto-reply and bulk-mail flags with what raised them.
+    language: Mapped[str | None] = mapped_column(String(8), default=None)
+    sentiment: Mapped[str | None] = mapped_column(String(20), default=None)
+    auto_reply: Mapped[bool] = mapped_column(default=False, server_default=false())
+    spam: Mapped[bool] = mapped_column(default=False, server_default=false())
+    automation_reasons: Mapped[list | None] = mapped_column(default=None)
 
 
 class Job(Base):

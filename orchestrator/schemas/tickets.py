@@ -28,6 +28,15 @@ class TicketStatus(StrEnum):
     failed = "failed"  # the worker gave up; `error` says why
     resolved = "resolved"  # set by an agent
     closed = "closed"  # set by an agent
+    filtered = "filtered"  # an auto-reply or bulk mail: settled at intake, never drafted
+
+
+class Sentiment(StrEnum):
+    very_negative = "very_negative"
+    negative = "negative"
+    neutral = "neutral"
+    positive = "positive"
+    very_positive = "very_positive"
 
 
 AGENT_STATUSES = (TicketStatus.resolved, TicketStatus.closed, TicketStatus.done)
@@ -93,6 +102,17 @@ class TicketPublic(BaseModel):
     environment: Environment = Field(
         default=DEFAULT_ENVIRONMENT,
         description="The submitting key's; its drafts use that environment's configuration",
+    )
+    language: str | None = Field(
+        default=None, description="ISO 639-1, read from the text; null when unsure"
+    )
+    sentiment: Sentiment | None = Field(default=None, description="Read from the text")
+    auto_reply: bool = Field(
+        default=False, description="An out-of-office reply or a delivery report: not drafted"
+    )
+    spam: bool = Field(default=False, description="Bulk mail or a mailing list: not drafted")
+    automation_reasons: list[str] = Field(
+        default_factory=list, description="What flagged it as an auto-reply or bulk mail"
     )
 
     @field_validator("metadata", mode="before")

@@ -29,6 +29,10 @@ QUOTE_HEADER = re.compile(r"^\s*(On .+wrote:|-{2,}\s*Original Message\s*-{2,}|Fr
 SIGNATURE_START = re.compile(r"^(-- ?|__+|Sent from my .+|Get Outlook for .+)$", re.I)
 VALID_ADDRESS = re.compile(EMAIL_PATTERN)
 SENDER_HEADERS = ("from", "sender", "reply-to")
+AUTOMATION_HEADERS = (
+    "auto-submitted", "x-autoreply", "x-autorespond", "precedence", "list-id",
+    "list-unsubscribe", "x-spam-flag", "content-type",
+)  # fmt: skip
 MAX_SUBJECT, MAX_BODY, MAX_FILENAME = 500, 20_000, 200
 DELIMITER_SLACK = 5  # lines starting with "--" allowed per MIME part
 
@@ -71,6 +75,8 @@ class ParsedEmail:
     body: str
     message_id: str | None
     attachments: tuple[Attachment, ...] = field(default=())
+    # The header fields that tell an auto-reply or bulk mail (services/ticket_signals)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def precheck(raw: bytes, limits: EmailLimits) -> None:
@@ -127,7 +133,13 @@ def _parse(raw: bytes, limits: EmailLimits) -> ParsedEmail:
         body=body[:MAX_BODY],
         message_id=_header_text(message, "message-id") or None,
         attachments=tuple(attachments),
+        headers=_automation_headers(message),
     )
+
+
+def _automation_headers(message: EmailMessage) -> dict[str, str]:
+    found = {name: _header_text(message, name) for name in AUTOMATION_HEADERS}
+    return {name: value[:200] for name, value in found.items() if value}
 
 
 def _no_nul(text: str) -> str:

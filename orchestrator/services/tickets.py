@@ -1,5 +1,6 @@
 """Tickets: storing one with its job in one transaction, reading, listing and correcting."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -16,10 +17,12 @@ from orchestrator.schemas.tickets import (
     FeedbackPage,
     TicketCreate,
     TicketPublic,
+    TicketStatus,
     TicketUpdate,
 )
 from orchestrator.services.pagination import page
 from orchestrator.services.taxonomy import PRIORITIES, default_taxonomy
+from orchestrator.services.ticket_signals import signals_of
 from orchestrator.services.triage import TriageResult
 
 
@@ -38,14 +41,19 @@ def create_ticket(
     attachments: list[dict] | None = None,
     raw_message: bytes | None = None,
     environment: str = DEFAULT_ENVIRONMENT,
+    headers: Mapping[str, str] | None = None,
 ) -> Stored:
-    """Store the ticket and its job together, or return the ticket they already made.
+    """Store the ticket and its job together, or return the ticket they already made. An
+    auto-reply or bulk mail (`headers`: an e-mail's, names in lower case) is stored settled,
+    `filtered`, with no job: nobody drafts or reads it.
 
     Whatever the caller added to `session` beforehand commits with them, or not at all.
     """
     existing = _existing(session, tenant_id, data.external_id, idempotency_key)
     if existing is not None:
         return Stored(existing, created=False)
+    signals = signals_of(data.subject, data.body, headers, data.customer_email)
+    automated = signals.automation.auto_reply or signals.automation.spam
     ticket = Ticket(
         tenant_id=tenant_id,
         channel=data.channel.value,
@@ -58,11 +66,19 @@ def create_ticket(
         attachments=attachments,
         raw_message=raw_message,
         environment=Environment(environment).value,
+        language=signals.language,
+        sentiment=signals.sentiment,
+        auto_reply=signals.automation.auto_reply,
+        spam=signals.automation.spam,
+        automation_reasons=signals.automation.reasons or None,
     )
+    if automated:
+        ticket.status, ticket.processed_at = TicketStatus.filtered.value, utcnow()
     session.add(ticket)
     try:
         session.flush()
-        session.add(Job(ticket_id=ticket.id, tenant_id=tenant_id))
+        if not automated:
+            session.add(Job(ticket_id=ticket.id, tenant_id=tenant_id))
         session.commit()
     except IntegrityError:  # the same key raced us; the winner's ticket is the answer
         session.rollback()
@@ -106,6 +122,8 @@ def list_tickets(
     priority: str | None,
     limit: int,
     cursor: str | None,
+    language: str | None = None,
+    sentiment: str | None = None,
 ) -> tuple[list[Ticket], str | None]:
     """The tenant's tickets, filtered, newest first."""
     query = select(Ticket).where(Ticket.tenant_id == tenant_id)
@@ -113,6 +131,8 @@ def list_tickets(
         (Ticket.status, status),
         (Ticket.department, department),
         (Ticket.priority, priority),
+        (Ticket.language, language),
+        (Ticket.sentiment, sentiment),
     ):
         if value is not None:
             query = query.where(column == value)
@@ -239,4 +259,9 @@ def public(ticket: Ticket) -> TicketPublic:
         processed_at=ticket.processed_at,
         attachments=ticket.attachments or [],
         environment=ticket.environment or DEFAULT_ENVIRONMENT,
+        language=ticket.language,
+        sentiment=ticket.sentiment,
+        auto_reply=ticket.auto_reply,
+        spam=ticket.spam,
+        automation_reasons=ticket.automation_reasons or [],
     )

@@ -97,6 +97,7 @@ def _store_email(
             attachments=attachments,
             raw_message=raw,
             environment=key.environment,
+            headers=parsed.headers,
         )
 
 

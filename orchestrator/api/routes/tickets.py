@@ -14,6 +14,7 @@ from orchestrator.db.models import Ticket
 from orchestrator.errors import ApiError
 from orchestrator.schemas.tickets import (
     FeedbackPage,
+    Sentiment,
     TicketAccepted,
     TicketCreate,
     TicketPage,
@@ -30,7 +31,7 @@ from orchestrator.services.tickets import Stored, public
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 feedback_router = APIRouter(prefix="/v1", tags=["tickets"])
-FINISHED = ("done", "failed")
+FINISHED = ("done", "failed", "filtered")
 
 WriteKey = Annotated[Caller, require("tickets:write")]
 ReadKey = Annotated[Caller, require("tickets:read")]
@@ -88,7 +89,7 @@ async def respond_stored(request: Request, stored: Stored, wait: bool, timeout: 
         )
         if finished is not None:
             return JSONResponse(finished.model_dump(mode="json"), status_code=201)
-    accepted = TicketAccepted(id=ticket.id, status=TicketStatus.queued)
+    accepted = TicketAccepted(id=ticket.id, status=TicketStatus(ticket.status))
     return JSONResponse(
         accepted.model_dump(mode="json"),
         status_code=202,
@@ -125,6 +126,8 @@ def list_tickets(
     status: TicketStatus | None = None,
     department: str | None = None,
     priority: str | None = None,
+    language: Annotated[str | None, Query(pattern=r"^[a-z]{2,3}$")] = None,
+    sentiment: Sentiment | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ):
@@ -135,6 +138,8 @@ def list_tickets(
         status=status.value if status else None,
         department=department,
         priority=priority,
+        language=language,
+        sentiment=sentiment.value if sentiment else None,
         limit=limit,
         cursor=cursor,
     )

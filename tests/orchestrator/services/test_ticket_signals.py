@@ -1,0 +1,71 @@
+"""What a ticket says beyond its intent, read at intake: its language, its sentiment, and
+whether it is an auto-reply or bulk mail, on the project's own labelled sets (data/)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.services.email_intake import parse_email
+from orchestrator.services.ticket_signals import signals_of
+from orchestrator.services.ticket_signals.language import identify_language
+from orchestrator.services.ticket_signals.sentiment import LEVELS, compound, sentiment
+
+DATA = Path(__file__).parents[3] / "data"
+TICKETS = yaml.safe_load((DATA / "signal_tickets.yaml").read_text())["tickets"]
+MAIL = yaml.safe_load((DATA / "automated_mail.yaml").read_text())["messages"]
+
+
+def raw_mail(message: dict) -> bytes:
+    return message["raw"].replace("\n", "\r\n").encode()
+
+
+def test_the_labelled_set_has_twelve_tickets_in_each_of_six_languages():
+    languages = [t["language"] for t in TICKETS]
+    assert len(TICKETS) >= 60 and {languages.count(lang) for lang in set(languages)} == {12}
+    assert len(set(languages)) == 6 and {t["sentiment"] for t in TICKETS} == set(LEVELS)
+
+
+def test_every_labelled_ticket_is_in_the_language_it_was_written_in():
+    found = [identify_language(t["text"]) for t in TICKETS]
+    assert found == [t["language"] for t in TICKETS]
+
+
+def test_sentiment_on_the_labelled_set_is_right_or_one_level_off():
+    exact = within_one = 0
+    for ticket in TICKETS:
+        found = signals_of("", ticket["text"]).sentiment
+        distance = abs(LEVELS.index(found) - LEVELS.index(ticket["sentiment"]))
+        exact += distance == 0
+        within_one += distance <= 1
+    assert within_one == len(TICKETS)
+    assert exact >= 0.9 * len(TICKETS), exact  # 71 of 72 when written (README)
+
+
+def test_a_text_too_short_to_tell_has_no_language():
+    assert identify_language("Hallo") is None and identify_language("12345 !!") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [("Das ist gut", "de"), ("C'est bien", "fr"), ("Es bueno", "es"), ("É bom", "pt")],
+)
+def test_a_negation_turns_the_sentiment_around_in_each_language(text, language):
+    negated = {"de": "Das ist nicht gut", "fr": "Ce n'est pas bien", "es": "No es bueno",
+               "pt": "Não é bom"}[language]  # fmt: skip
+    assert compound(text, language) > 0 > compound(negated, language)
+
+
+def test_an_english_word_in_another_language_is_not_read_as_english():
+    # "die" is German's "the" and English for dying; "no" is Portuguese's "in the"
+    assert sentiment("Wie kann ich die PIN meiner Karte ändern?", "de") == "neutral"
+    assert sentiment("O cartão ficou no multibanco", "pt") == "neutral"
+    assert sentiment("I will die if this card is blocked again") in ("negative", "very_negative")
+
+
+@pytest.mark.parametrize("message", MAIL, ids=[m["name"] for m in MAIL])
+def test_auto_replies_and_bulk_mail_are_flagged_and_customers_are_not(message):
+    parsed = parse_email(raw_mail(message))
+    automation = signals_of(parsed.subject, parsed.body, parsed.headers, parsed.sender).automation
+    assert (automation.auto_reply, automation.spam) == (message["auto_reply"], message["spam"])
+    assert bool(automation.reasons) == (message["auto_reply"] or message["spam"])
