@@ -1,6 +1,6 @@
 """Command line of the export pipeline:
-`python -m export {build,xray,xray-retrain,xray-publish,credit,credit-report,credit-retrain,
-credit-publish,tune-vote,tensorrt,device,gpu-parity,dataset,retrain,publish}`."""
+`python -m export {build,bands,xray,xray-retrain,xray-publish,credit,credit-report,
+credit-retrain,credit-publish,tune-vote,tensorrt,device,gpu-parity,dataset,retrain,publish}`."""
 
 import argparse
 import json
@@ -111,6 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     credit.add_argument(
         "--if-missing", action="store_true", help="do nothing when credit_model is built"
+    )
+    bands = commands.add_parser(
+        "bands",
+        help="the triage confidence bands: thresholds on held-out training texts, measured on "
+        "the test split with the served file, written beside it",
+    )
+    bands.add_argument("--epochs", type=int, default=0, help="the recipe (0: `make up`'s)")
+    bands.add_argument("--test-limit", type=int, help="the first N test texts only")
+    bands.add_argument("--repository", type=Path, help="model repository (default: the project's)")
+    bands.add_argument(
+        "--if-missing", action="store_true", help="do nothing when the bands are written"
     )
     _step_publish_parser(commands, "xray-publish", "x-ray")
     _credit_retrain_parser(commands)
@@ -246,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         return _credit_report(args, settings)
     if args.command == "xray-retrain":
         return _xray_retrain(args, settings)
+    if args.command == "bands":
+        return _bands(args, settings)
     if args.command == "credit-retrain":
         return _credit_retrain(args, settings)
     if args.command in ("xray-publish", "credit-publish"):
@@ -418,6 +431,18 @@ def _xray_retrain(args, settings: ExportSettings) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return _gate_exit(result.card["gate"])
+
+
+def _bands(args, settings: ExportSettings) -> int:
+    from contracts.bands import bands_file
+    from export.bands import run_bands
+
+    repository = args.repository or settings.model_repository
+    if args.if_missing and (repository / bands_file(1)).is_file():
+        print(f"{repository / bands_file(1)} is written; nothing to do")
+        return 0
+    print(json.dumps(run_bands(settings, repository, args.epochs, args.test_limit), indent=2))
+    return 0
 
 
 def _step_publish_parser(commands, name: str, noun: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from contracts.bands import bands_file
 from contracts.credit import CREDIT_FILE
 from contracts.models import missing_files
 from contracts.xray import XRAY_FILE
@@ -74,13 +75,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _build_missing_models(repository: Path) -> None:
-    """The quick builds of whatever the repository lacks: triage, the x-ray classifier, the
-    credit model."""
+    """The quick builds of whatever the repository lacks: triage and its confidence bands,
+    the x-ray classifier, the credit model."""
     missing = missing_files(repository)
     if missing:
         print(f"== model repository lacks {len(missing)} generated files; building it first")
         print("   (the quick recipe: about 2 minutes on 2 cores; `make train-full`: better)")
         _export("build", "--quick", "--repository", str(repository))
+    if not (repository / bands_file(1)).is_file():
+        print("== choosing triage's confidence bands (about a minute)")
+        _export("bands", "--repository", str(repository))
     if not (repository / XRAY_FILE).is_file():
         print("== building the chest x-ray classifier (the quick recipe: about 2 minutes)")
         _export("xray", "--quick", "--repository", str(repository))

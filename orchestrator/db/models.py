@@ -122,6 +122,7 @@ class Ticket(Base):
         UniqueConstraint("tenant_id", "external_id", name="uq_tickets_tenant_external_id"),
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_tickets_tenant_idempotency"),
         Index("ix_tickets_tenant_status", "tenant_id", "status"),
+        Index("ix_tickets_tenant_band", "tenant_id", "confidence_band"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -163,6 +164,8 @@ class Ticket(Base):
     auto_reply: Mapped[bool] = mapped_column(default=False, server_default=false())
     spam: Mapped[bool] = mapped_column(default=False, server_default=false())
     automation_reasons: Mapped[list | None] = mapped_column(default=None)
+    # The triage's confidence band (services/bands.py); "low" is the review queue
+    confidence_band: Mapped[str | None] = mapped_column(String(10), default=None)
 
 
 class Job(Base):

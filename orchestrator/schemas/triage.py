@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -44,6 +44,12 @@ class Triage(BaseModel):
         default=None,
         description="The version of Triton's `ticket_triage` that predicted (the ensemble's "
         "own version); null for tickets triaged before versions were recorded",
+    )
+    confidence_band: Literal["high", "medium", "low"] | None = Field(
+        default=None,
+        description="How far to trust the intent: `high` was right at least 97 % of the time "
+        "on Banking77's test split; `low` goes to the review queue (`GET "
+        "/v1/tickets?band=low`); null without bands (`python -m export bands`)",
     )
 
 

@@ -124,6 +124,7 @@ def list_tickets(
     cursor: str | None,
     language: str | None = None,
     sentiment: str | None = None,
+    band: str | None = None,
 ) -> tuple[list[Ticket], str | None]:
     """The tenant's tickets, filtered, newest first."""
     query = select(Ticket).where(Ticket.tenant_id == tenant_id)
@@ -133,6 +134,7 @@ def list_tickets(
         (Ticket.priority, priority),
         (Ticket.language, language),
         (Ticket.sentiment, sentiment),
+        (Ticket.confidence_band, band),
     ):
         if value is not None:
             query = query.where(column == value)
@@ -220,6 +222,7 @@ def store_triage(ticket: Ticket, triage: TriageResult) -> None:
     )
     ticket.top = [{"intent": intent, "score": score} for intent, score in triage.top]
     ticket.model_version = triage.model_version
+    ticket.confidence_band = triage.band
 
 
 def stored_triage(ticket: Ticket) -> TriageResult | None:
@@ -234,6 +237,7 @@ def stored_triage(ticket: Ticket) -> TriageResult | None:
         priority=ticket.priority,
         top=tuple((item["intent"], item["score"]) for item in ticket.top or []),
         model_version=ticket.model_version,
+        band=ticket.confidence_band,
     )
 
 

@@ -8,6 +8,7 @@ from contracts.models import MAX_TEXT_BYTES
 from orchestrator.environments import DEFAULT_ENVIRONMENT
 from orchestrator.metrics import Metrics
 from orchestrator.schemas.triage import IntentScore, Triage
+from orchestrator.services.bands import confidence_band
 from orchestrator.services.canary import CanaryWatch, watched_call
 from orchestrator.services.taxonomy import default_taxonomy
 from orchestrator.services.versions import VersionStore, choose_version
@@ -29,6 +30,7 @@ class TriageResult:
     priority: str
     top: tuple[tuple[str, float], ...]  # the most likely intents with their scores
     model_version: str | None = None  # of the model that predicted; None if not known
+    band: str | None = None  # contracts.bands.BANDS; None without a confidence or bands
 
     def public(self) -> Triage:
         top = [IntentScore(intent=intent, score=score) for intent, score in self.top]
@@ -40,6 +42,7 @@ class TriageResult:
             priority=self.priority,
             top=top,
             model_version=self.model_version,
+            confidence_band=self.band,
         )
 
 
@@ -53,6 +56,7 @@ def triage_of(prediction: Prediction, text: str) -> TriageResult:
         priority=route.priority,
         top=tuple((name, score) for name, score in prediction.top),
         model_version=prediction.model_version,
+        band=confidence_band(prediction.confidence, prediction.model_version),
     )
 
 

@@ -1,7 +1,7 @@
 """Tickets: submit (async or wait), read, list, correct, and regenerate the draft."""
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -128,6 +128,10 @@ def list_tickets(
     priority: str | None = None,
     language: Annotated[str | None, Query(pattern=r"^[a-z]{2,3}$")] = None,
     sentiment: Sentiment | None = None,
+    band: Annotated[
+        Literal["high", "medium", "low"] | None,
+        Query(description="The triage's confidence band; `low` is the review queue"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ):
@@ -140,6 +144,7 @@ def list_tickets(
         priority=priority,
         language=language,
         sentiment=sentiment.value if sentiment else None,
+        band=band,
         limit=limit,
         cursor=cursor,
     )
