@@ -362,6 +362,28 @@ def _candidate_arguments(parser) -> None:
     )
 
 
+def _one_step_retrain_arguments(parser, noun: str, labels: str, holdout: float) -> None:
+    """What xray-retrain and credit-retrain share beyond _candidate_arguments: the database
+    their labels come from, the production version and the held-out share of the labels."""
+    parser.add_argument(
+        "--database-url", help="the orchestrator's database (default: DATABASE_URL, as it does)"
+    )
+    parser.add_argument(
+        "--production-version",
+        type=int,
+        help=f"the {noun} version to gate against (default: production in the orchestrator's "
+        "database, else 1)",
+    )
+    _candidate_arguments(parser)
+    parser.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=holdout,
+        help=f"the most recent share of the {labels} kept out of training and gated on "
+        "(default %(default)s)",
+    )
+
+
 def _xray_retrain_parser(commands) -> None:
     from export.xray.retrain import HOLDOUT_FRACTION as XRAY_HOLDOUT
     from export.xray.retrain import XrayGateCriteria
@@ -372,29 +394,13 @@ def _xray_retrain_parser(commands) -> None:
         "pass it through the gate against production",
     )
     parser.add_argument(
-        "--database-url", help="the orchestrator's database (default: DATABASE_URL, as it does)"
-    )
-    parser.add_argument(
         "--epochs",
         type=int,
         default=XRAY_QUICK_EPOCHS,
         help="training epochs (default %(default)s, the recipe `make up` builds)",
     )
     parser.add_argument("--train-limit", type=int, help="the first N training images only")
-    parser.add_argument(
-        "--production-version",
-        type=int,
-        help="the x-ray version to gate against (default: production in the orchestrator's "
-        "database, else 1)",
-    )
-    _candidate_arguments(parser)
-    parser.add_argument(
-        "--holdout-fraction",
-        type=float,
-        default=XRAY_HOLDOUT,
-        help="the most recent share of the confirmations kept out of training and gated on "
-        "(default %(default)s)",
-    )
+    _one_step_retrain_arguments(parser, "x-ray", "confirmations", XRAY_HOLDOUT)
     parser.add_argument(
         "--accuracy-tolerance",
         type=float,
@@ -497,28 +503,12 @@ def _credit_retrain_parser(commands) -> None:
         "pass it through the gate against production",
     )
     parser.add_argument(
-        "--database-url", help="the orchestrator's database (default: DATABASE_URL, as it does)"
-    )
-    parser.add_argument(
         "--grid",
         action="store_true",
         help="search `export credit`'s tree sizes (default: `make up`'s one size)",
     )
     parser.add_argument("--train-limit", type=int, help="the first N training applicants only")
-    parser.add_argument(
-        "--production-version",
-        type=int,
-        help="the credit version to gate against (default: production in the orchestrator's "
-        "database, else 1)",
-    )
-    _candidate_arguments(parser)
-    parser.add_argument(
-        "--holdout-fraction",
-        type=float,
-        default=CREDIT_HOLDOUT,
-        help="the most recent share of the outcomes kept out of training and gated on "
-        "(default %(default)s)",
-    )
+    _one_step_retrain_arguments(parser, "credit", "outcomes", CREDIT_HOLDOUT)
     parser.add_argument(
         "--auc-tolerance",
         type=float,

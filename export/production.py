@@ -7,6 +7,7 @@ are that version's in the serving repository (export/publish.py's layout).
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Integer, String, column, create_engine, select, table
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,6 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from contracts.models import BASE_TRIAGE_VERSION, INTENT_MODEL, TRIAGE_ENSEMBLE
 from contracts.storage import engine_url
 from export.publish import CLASSIFIER, ENCODER, served_versions
+
+if TYPE_CHECKING:
+    from export.step_publish import OneStepModel
 
 MODEL_VERSIONS = table(
     "model_versions", column("model", String), column("version", Integer), column("state", String)
@@ -65,3 +69,19 @@ def production_files(repository: Path, version: int) -> dict[str, tuple[str, Pat
         if not path.is_file():
             raise ProductionMissing(f"{model} version {number} has no model.onnx at {path}")
     return files
+
+
+def production_step_file(
+    spec: "OneStepModel", repository: Path, database_url: str, version: int | None, build: str
+) -> tuple[int, Path]:
+    """(the production version of a one-step model, its served file in `repository`): the
+    version asked, else the orchestrator's production. ProductionMissing names `build`, the
+    command that makes version 1, when the file is not there."""
+    version = version or production_version(database_url, spec.ensemble)
+    file = repository / spec.file(version)
+    if not file.is_file():
+        raise ProductionMissing(
+            f"production {spec.noun} version {version} is not at {file}: build it first "
+            f"(`python -m export {build}`, or `make up`)"
+        )
+    return version, file

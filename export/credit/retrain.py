@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from contracts.credit import CREDIT_ENSEMBLE, CREDIT_MODEL, credit_file, credit_model_name
+from contracts.credit import CREDIT_MODEL, credit_model_name
 from export.credit.build import QUICK_GRID, check_parity, drift_reference
 from export.credit.data import CreditSplit, load_taiwan
 from export.credit.metrics import report
@@ -35,7 +35,7 @@ from export.credit.onnx_files import outputs, tree_model
 from export.credit.outcomes import Outcomes, read_outcomes
 from export.credit.publish import CREDIT
 from export.credit.train import TreeConfig, train_trees
-from export.production import ProductionMissing, production_version
+from export.production import production_step_file
 from export.settings import ExportSettings
 from export.step_publish import next_version, write_candidate
 
@@ -73,15 +73,9 @@ class CreditRetrainResult:
 def retrain_credit(settings: ExportSettings, options: CreditRetrainOptions) -> CreditRetrainResult:
     repository = options.production or settings.model_repository
     candidates = options.output or settings.candidates_dir
-    production = options.production_version or production_version(
-        options.database_url, CREDIT_ENSEMBLE
+    production, production_file = production_step_file(
+        CREDIT, repository, options.database_url, options.production_version, "credit"
     )
-    production_file = repository / credit_file(production)
-    if not production_file.is_file():
-        raise ProductionMissing(
-            f"production credit version {production} is not at {production_file}: build it "
-            "first (`python -m export credit`, or `make up`)"
-        )
     outcomes = read_outcomes(options.database_url)
     learn, held = outcomes.split_recent(options.holdout_fraction)
     print(

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contracts.xray import XRAY_CLASSIFIER, XRAY_ENSEMBLE, xray_file, xray_model_name
-from export.production import ProductionMissing, production_version
+from contracts.xray import XRAY_CLASSIFIER, xray_model_name
+from export.production import production_step_file
 from export.settings import ExportSettings
 from export.step_publish import next_version as next_step_version
 from export.step_publish import write_candidate
@@ -69,15 +69,9 @@ class XrayRetrainResult:
 def retrain_xray(settings: ExportSettings, options: XrayRetrainOptions) -> XrayRetrainResult:
     repository = options.production or settings.model_repository
     candidates = options.output or settings.candidates_dir
-    production = options.production_version or production_version(
-        options.database_url, XRAY_ENSEMBLE
+    production, production_file = production_step_file(
+        XRAY, repository, options.database_url, options.production_version, "xray"
     )
-    production_file = repository / xray_file(production)
-    if not production_file.is_file():
-        raise ProductionMissing(
-            f"production x-ray version {production} is not at {production_file}: build it "
-            "first (`python -m export xray`, or `make up`)"
-        )
     confirmations = read_confirmations(options.database_url)
     learn, held = confirmations.split_recent(options.holdout_fraction)
     print(

@@ -9,7 +9,6 @@ uvicorn, SQLite. About a minute, most of it the two trainings.
 """
 
 import json
-import shutil
 from collections import Counter
 
 import pytest
@@ -17,11 +16,10 @@ import pytest
 from contracts.credit import CREDIT_MODEL, CREDIT_MODELS, FIELD_NAMES, credit_file
 from export.__main__ import main as export_main
 from export.credit.data import load_taiwan
+from export.credit.publish import CREDIT
 from export.settings import ExportSettings
-from orchestrator.triton.launcher import TritonServer
-from tests.utils.mlops import move, renumbered, retrain
-from tests.utils.orchestrator import Orchestrator, admin, new_key, new_tenant, wait_until
-from tests.utils.ports import loopback_triton
+from tests.utils.mlops import a_failing_canary_is_rolled_back, loop_stack, move, retrain
+from tests.utils.orchestrator import new_key, new_tenant
 
 REPORTED = 300  # outcomes the lender reports; the gate holds out the newest 20 %
 CALLS = 80  # distinct test applicants sent, one a call, through each rollout state
@@ -30,29 +28,10 @@ MODEL = "credit_scoring"
 
 @pytest.fixture(scope="module")
 def stack(built_repository, tmp_path_factory):
-    """A Triton and an orchestrator of their own: publishing changes the repository."""
-    root = tmp_path_factory.mktemp("credit_loop")
-    repository = root / "model_repository"
-    shutil.copytree(built_repository[0], repository)
-    settings = loopback_triton(repository, root / "triton", models=CREDIT_MODELS)
-    database = f"sqlite:///{root / 'orchestrator.db'}"
-    env = {
-        # the canary's watch judges every second, after 20 calls of each version
-        "ORCHESTRATOR_CANARY_CHECK_S": "1",
-        "ORCHESTRATOR_CANARY_MIN_CALLS": "20",
-        "ORCHESTRATOR_RATE_LIMIT_PER_MINUTE": "60000",
-        "ORCHESTRATOR_RATE_LIMIT_BURST": "1000",
-        # what the retrain the orchestrator starts reads and writes
-        "EXPORT_MODEL_REPOSITORY": str(repository),
-        "EXPORT_CANDIDATES_DIR": str(root / "candidates"),
-        "EXPORT_WORK_DIR": str(root / "work"),
-    }
-    with TritonServer(settings):
-        orchestrator = Orchestrator(database, settings, **env).start()
-        try:
-            yield orchestrator.client, repository, database, root
-        finally:
-            orchestrator.close()
+    with loop_stack(
+        built_repository[0], tmp_path_factory.mktemp("credit_loop"), CREDIT_MODELS
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
@@ -139,25 +118,10 @@ def test_outcomes_to_retrain_canary_promotion_and_rollback(stack, splits):
     assert move(client, "rollback", {"model": MODEL}) == {2: "rolled_back", 1: "production"}
     assert _answers(client, lender, traffic[:20]) == before
 
-    # 7. a canary made to fail live is rolled back by the orchestrator itself: the same
-    # candidate's files renumbered 3, published, canaried, then its ensemble unloaded
-    third = renumbered(root / "candidates", CREDIT_MODEL, 2, 3)
-    assert export_main(["credit-publish", str(third), "--repository", str(repository)]) == 0
-    move(client, "versions", {"model": MODEL, "version": 3}, 201)
-    move(client, "canary", {"model": MODEL, "version": 3, "percent": 50})
-    unloaded = admin(client, "POST", "/v1/model/unload", json={"model": "credit_scoring_v3"})
-    assert unloaded.status_code == 200, unloaded.text
-
-    def aborted():
-        assert set(_versions(client, lender, traffic[:40])) == {"1"}  # answered by production
-        listed = admin(client, "GET", "/v1/model/versions", params={"model": MODEL})
-        return {v["version"]: v["state"] for v in listed.json()["data"]}[3] == "rolled_back"
-
-    wait_until(aborted, 60, interval_s=0.5, what="the canary's automatic rollback")
-    entries = admin(client, "GET", "/v1/model/audit", params={"limit": 200}).json()["data"]
-    abort = next(e for e in entries if e["action"] == "canary_abort")
-    assert abort["target"] == MODEL and abort["request"]["version"] == 3
-    assert 'support_canary_aborts_total{model="credit_scoring"} 1.0' in client.get("/metrics").text
+    # 7. a canary made to fail live is rolled back by the orchestrator itself
+    a_failing_canary_is_rolled_back(
+        client, root, CREDIT, lambda: _versions(client, lender, traffic[:40])
+    )
 
 
 def test_an_outcome_is_one_boolean_for_a_scoring_of_ones_own_tenant(stack, splits):

@@ -9,7 +9,6 @@ SQLite. About 2 minutes, most of it the two trainings.
 """
 
 import json
-import shutil
 from collections import Counter
 
 import pytest
@@ -19,10 +18,9 @@ from contracts.xray import LABELS, XRAY_CLASSIFIER, XRAY_MODELS
 from export.__main__ import main as export_main
 from export.settings import ExportSettings
 from export.xray.data import load_pneumoniamnist
-from orchestrator.triton.launcher import TritonServer
-from tests.utils.mlops import move, renumbered, retrain
-from tests.utils.orchestrator import Orchestrator, admin, new_key, new_tenant, wait_until
-from tests.utils.ports import loopback_triton
+from export.xray.publish import XRAY
+from tests.utils.mlops import a_failing_canary_is_rolled_back, loop_stack, move, retrain
+from tests.utils.orchestrator import new_key, new_tenant
 
 CONFIRMED = 60  # diagnoses a clinician confirms; the gate holds out the newest 20 %
 IMAGES = 80  # distinct test images sent through each rollout state
@@ -31,30 +29,10 @@ MODEL = "xray_diagnosis"
 
 @pytest.fixture(scope="module")
 def stack(built_repository, tmp_path_factory):
-    """A Triton and an orchestrator of their own: publishing changes the repository."""
-    root = tmp_path_factory.mktemp("xray_loop")
-    repository = root / "model_repository"
-    shutil.copytree(built_repository[0], repository)
-    settings = loopback_triton(repository, root / "triton", models=XRAY_MODELS)
-    database = f"sqlite:///{root / 'orchestrator.db'}"
-    env = {
-        # the canary's watch judges every second, after 20 calls of each version
-        "ORCHESTRATOR_CANARY_CHECK_S": "1",
-        "ORCHESTRATOR_CANARY_MIN_CALLS": "20",
-        # a clinic's worth of calls in a minute, as fast as one client sends them
-        "ORCHESTRATOR_RATE_LIMIT_PER_MINUTE": "60000",
-        "ORCHESTRATOR_RATE_LIMIT_BURST": "1000",
-        # what the retrain the orchestrator starts reads and writes
-        "EXPORT_MODEL_REPOSITORY": str(repository),
-        "EXPORT_CANDIDATES_DIR": str(root / "candidates"),
-        "EXPORT_WORK_DIR": str(root / "work"),
-    }
-    with TritonServer(settings):
-        orchestrator = Orchestrator(database, settings, **env).start()
-        try:
-            yield orchestrator.client, repository, database, root
-        finally:
-            orchestrator.close()
+    with loop_stack(
+        built_repository[0], tmp_path_factory.mktemp("xray_loop"), XRAY_MODELS
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
@@ -141,25 +119,10 @@ def test_confirmations_to_retrain_canary_promotion_and_rollback(stack, splits):
     assert move(client, "rollback", {"model": MODEL}) == {2: "rolled_back", 1: "production"}
     assert _answers(client, clinician, traffic[:20]) == before
 
-    # 7. a canary made to fail live is rolled back by the orchestrator itself: the same
-    # candidate's files renumbered 3, published, canaried, then its ensemble unloaded
-    third = renumbered(root / "candidates", XRAY_CLASSIFIER, 2, 3)
-    assert export_main(["xray-publish", str(third), "--repository", str(repository)]) == 0
-    move(client, "versions", {"model": MODEL, "version": 3}, 201)
-    move(client, "canary", {"model": MODEL, "version": 3, "percent": 50})
-    unloaded = admin(client, "POST", "/v1/model/unload", json={"model": "xray_diagnosis_v3"})
-    assert unloaded.status_code == 200, unloaded.text
-
-    def aborted():
-        assert set(_versions(client, clinician, traffic[:40])) == {"1"}  # answered by production
-        listed = admin(client, "GET", "/v1/model/versions", params={"model": MODEL})
-        return {v["version"]: v["state"] for v in listed.json()["data"]}[3] == "rolled_back"
-
-    wait_until(aborted, 60, interval_s=0.5, what="the canary's automatic rollback")
-    entries = admin(client, "GET", "/v1/model/audit", params={"limit": 200}).json()["data"]
-    abort = next(e for e in entries if e["action"] == "canary_abort")
-    assert abort["target"] == MODEL and abort["request"]["version"] == 3
-    assert 'support_canary_aborts_total{model="xray_diagnosis"} 1.0' in client.get("/metrics").text
+    # 7. a canary made to fail live is rolled back by the orchestrator itself
+    a_failing_canary_is_rolled_back(
+        client, root, XRAY, lambda: _versions(client, clinician, traffic[:40])
+    )
 
 
 def test_a_candidate_trained_on_shuffled_labels_is_refused(stack, monkeypatch, capsys):
