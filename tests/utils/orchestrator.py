@@ -16,9 +16,10 @@ ADMIN_KEY = "sk-test-admin-key-0123456789"
 POSTGRES_DB = os.environ.get("TEST_POSTGRES_DB", "test")
 POSTGRES_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{POSTGRES_DB}"
 # The keys of a triage result (orchestrator/schemas/triage.py, Triage).
-TRIAGE_FIELDS = frozenset(
-    {"intent", "confidence", "department", "type", "priority", "top", "model_version"}
-)
+TRIAGE_FIELDS = frozenset({
+    "intent", "confidence", "department", "type", "priority", "top", "model_version",
+    "confidence_band",
+})  # fmt: skip
 # Fast variants of the real settings: short drafts, quick retries. Attempts and leases keep
 # their defaults: the no-loss tests hold with what operators run.
 TEST_ENV = {

@@ -14,20 +14,24 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+# Phrases an automated message opens with, and a customer writing about one does not:
+# "auto-reply" and a bounce's words only as a subject's prefix ("Auto-Reply: ...",
+# "Undeliverable: ..."), being away only with its "until" or as a subject of its own ("Out of
+# Office"), since a customer may ask how to set one up or mention being out tomorrow.
 AUTO_REPLY_PHRASES = (
-    r"out of (the )?office", r"automatic reply", r"auto[- ]?reply", r"autoreply",
-    r"away from (the|my) (office|desk)", r"on (annual )?leave until",
-    r"delivery status notification", r"undeliverable", r"mail delivery (failed|failure)",
-    r"returned mail", r"delivery has failed",
+    r"out of (the )?office( until|\s*:|\s*$)", r"automatic reply", r"auto[- ]?reply:",
+    r"autoreply:", r"away from (the|my) (office|desk) until", r"on (annual )?leave until",
+    r"delivery status notification", r"undeliverable:", r"mail delivery (failed|failure)",
+    r"returned mail:", r"delivery has failed",
     r"abwesenheitsnotiz", r"automatische antwort", r"nicht im büro", r"außer haus",
-    r"unzustellbar",
-    r"absent du bureau", r"réponse automatique", r"message d'absence", r"non remis",
+    r"unzustellbar:",
+    r"absent du bureau", r"réponse automatique", r"message d'absence", r"non remis ?:",
     r"fuera de la oficina", r"respuesta automática", r"ausente hasta",
     r"fuori ufficio", r"risposta automatica", r"assente fino",
     r"fora do escritório", r"resposta automática", r"ausente até",
     r"automatisch antwoord", r"niet op kantoor",
 )  # fmt: skip
-AUTO_REPLY_WORDING = re.compile("|".join(AUTO_REPLY_PHRASES), re.IGNORECASE)
+AUTO_REPLY_WORDING = re.compile("|".join(AUTO_REPLY_PHRASES), re.IGNORECASE | re.MULTILINE)
 WORDING_WINDOW = 300  # characters of the text read for the wording: the phrase opens a message
 MAILER_DAEMONS = re.compile(r"^(mailer-daemon|postmaster)@", re.IGNORECASE)
 

@@ -16,6 +16,9 @@ import re
 from functools import cache
 
 LEVELS = ("very_negative", "negative", "neutral", "positive", "very_positive")
+# VADER's time grows faster than the text (2.5 ms for 1,000 characters, 27 ms for 4,000, 650
+# ms for 20,000 on 2 cores): a ticket's opening sets its tone, so only that is read.
+MAX_CHARACTERS = 2000
 # Compound scores at which each level above the first begins
 CUTS = (-0.6, -0.15, 0.15, 0.6)
 
@@ -93,6 +96,7 @@ def compound(text: str, language: str | None = None) -> float:
     no known language) with VADER's lexicon, the others with OTHER_LANGUAGES and their
     negations read as "not"."""
     english, other = _analyzers()
+    text = text[:MAX_CHARACTERS]
     if language in (None, "en"):
         return english.polarity_scores(text)["compound"]
     if language in NEGATION_PATTERNS:

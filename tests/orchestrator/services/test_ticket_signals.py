@@ -1,6 +1,7 @@
 """What a ticket says beyond its intent, read at intake: its language, its sentiment, and
 whether it is an auto-reply or bulk mail, on the project's own labelled sets (data/)."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,23 @@ def test_auto_replies_and_bulk_mail_are_flagged_and_customers_are_not(message):
     automation = signals_of(parsed.subject, parsed.body, parsed.headers, parsed.sender).automation
     assert (automation.auto_reply, automation.spam) == (message["auto_reply"], message["spam"])
     assert bool(automation.reasons) == (message["auto_reply"] or message["spam"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "How do I set up an auto-reply on my business account?",
+        "My parcel with the new card came back as undeliverable, can you resend it?",
+        "I will be away from the office tomorrow, so please call me today.",
+    ],
+)
+def test_a_customer_writing_about_automated_mail_is_not_flagged(body):
+    automation = signals_of("Question", body).automation
+    assert not automation.auto_reply and not automation.spam, automation.reasons
+
+
+def test_sentiment_reads_a_long_ticket_s_opening_only_and_stays_fast():
+    text = "I was charged twice and this is ridiculous! " * 450  # 19,800 characters
+    started = time.perf_counter()
+    assert sentiment(text) == "very_negative"
+    assert time.perf_counter() - started < 0.2  # 650 ms on the whole text
