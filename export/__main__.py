@@ -416,8 +416,6 @@ def _xray_retrain_parser(commands) -> None:
 
 
 def _xray_retrain(args, settings: ExportSettings) -> int:
-    from export.corrections import CorrectionsUnavailable
-    from export.production import ProductionMissing
     from export.xray.build import XrayBuildOptions
     from export.xray.retrain import XrayGateCriteria, XrayRetrainOptions, retrain_xray
 
@@ -431,12 +429,7 @@ def _xray_retrain(args, settings: ExportSettings) -> int:
         shuffle_labels=args.shuffle_labels,
         criteria=XrayGateCriteria(args.accuracy_tolerance, args.auc_tolerance),
     )
-    try:
-        result = retrain_xray(settings, options)
-    except (ProductionMissing, CorrectionsUnavailable, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return _gate_exit(result.card["gate"])
+    return _one_step_retrain(retrain_xray, settings, options)
 
 
 def _bands(args, settings: ExportSettings) -> int:
@@ -525,9 +518,7 @@ def _credit_retrain_parser(commands) -> None:
 
 
 def _credit_retrain(args, settings: ExportSettings) -> int:
-    from export.corrections import CorrectionsUnavailable
     from export.credit.retrain import CreditGateCriteria, CreditRetrainOptions, retrain_credit
-    from export.production import ProductionMissing
 
     options = CreditRetrainOptions(
         database_url=args.database_url or settings.database_url,
@@ -540,12 +531,7 @@ def _credit_retrain(args, settings: ExportSettings) -> int:
         shuffle_labels=args.shuffle_labels,
         criteria=CreditGateCriteria(args.auc_tolerance, args.brier_tolerance),
     )
-    try:
-        result = retrain_credit(settings, options)
-    except (ProductionMissing, CorrectionsUnavailable, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return _gate_exit(result.card["gate"])
+    return _one_step_retrain(retrain_credit, settings, options)
 
 
 def _tune(args, settings: ExportSettings) -> int:
@@ -628,6 +614,20 @@ def _retrain(args, settings: ExportSettings) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return _gate_exit(result.report["gate"])
+
+
+def _one_step_retrain(retrain, settings: ExportSettings, options) -> int:
+    """xray-retrain and credit-retrain: 2 when it cannot run (no production, an unreadable
+    database, missing data), else the gate's exit."""
+    from export.corrections import CorrectionsUnavailable
+    from export.production import ProductionMissing
+
+    try:
+        result = retrain(settings, options)
+    except (ProductionMissing, CorrectionsUnavailable, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return _gate_exit(result.card["gate"])
 
 
 def _gate_exit(gate: dict) -> int:
