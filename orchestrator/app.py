@@ -60,6 +60,7 @@ from orchestrator.triton.embed_client import EmbeddingClient
 from orchestrator.triton.replicas import Replicas, inference_urls
 from orchestrator.triton.triage_client import TriageClient
 from orchestrator.triton.xray_client import XrayClient
+from orchestrator.web import install as install_workspace
 from orchestrator.worker import queue as jobs
 from orchestrator.worker.drift_job import DriftJob
 from orchestrator.worker.runner import Worker
@@ -195,6 +196,7 @@ def create_app(
     for module in (*routers, diagnoses, credit):
         app.include_router(module.router)
     app.include_router(tickets.feedback_router)
+    install_workspace(app)  # the agent workspace at /app (orchestrator/web)
     _instrument(app)
     app.add_middleware(PublicRouteLimit, fastapi_app=app)
     app.add_middleware(

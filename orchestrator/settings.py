@@ -136,6 +136,14 @@ class OrchestratorSettings(BaseSettings):
     # another per environment, as it may the chat defaults below.
     draft_max_tokens: int = Field(default=40, **DRAFT_MAX_TOKENS_BOUNDS)
     draft_timeout_s: float = Field(default=30.0, gt=0)  # then the marked fallback draft
+    # The agent workspace (/app): how long a sign-in lasts; whether its cookie is sent over
+    # HTTPS only (set it behind a TLS proxy; a request made over https always gets it); how
+    # often a queue's live-update stream looks for changed tickets, and how long one stream
+    # lasts before the browser reconnects (a short one never holds up a shutdown for long).
+    web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    web_secure_cookie: bool = False
+    web_events_poll_s: float = Field(default=1.0, gt=0)
+    web_events_stream_s: float = Field(default=30.0, gt=0)
     chat_default_max_tokens: int = Field(default=256, ge=1)
     chat_timeout_s: float = Field(default=120.0, gt=0)
     # How long a replica keeps an active configuration before reading it again: a PUT or

@@ -11,7 +11,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.api.keycache import Caller, KeyCache
+from orchestrator.api.keycache import Caller, KeyCache, caller_of
 from orchestrator.db.models import ApiKey, Tenant
 from orchestrator.errors import forbidden, unauthorized
 from orchestrator.services.security import PLATFORM_SCOPE, digest
@@ -86,16 +86,13 @@ def _lookup(request: Request, wanted: str) -> Caller | None:
         key, platform_tenant = row
         if not secrets.compare_digest(key.digest, wanted):
             return None
-        scopes = key.scope_set
-        if not platform_tenant:  # never trust a stored `platform` outside the platform tenant
-            scopes = scopes - {PLATFORM_SCOPE}
-        return Caller(key.id, key.tenant_id, frozenset(scopes), key.environment)
+        return caller_of(key, platform_tenant)
 
 
 CurrentKey = Annotated[Caller, Depends(current_key)]
 
 
-def _holds(caller: Caller, scope: str) -> bool:
+def holds(caller: Caller, scope: str) -> bool:
     # A platform admin is also an admin of every tenant.
     return scope in caller.scope_set or (scope == "admin" and caller.platform)
 
@@ -116,7 +113,7 @@ def require(scope: str):
     """The key must hold `scope` (and be within its limits)."""
 
     async def check(key: Annotated[Caller, Depends(limited_key)]) -> Caller:
-        if not _holds(key, scope):
+        if not holds(key, scope):
             raise forbidden(scope)
         return key
 

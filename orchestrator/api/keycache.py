@@ -34,6 +34,13 @@ class Caller:
         return "platform" in self.scope_set
 
 
+def caller_of(key, platform_tenant: bool) -> Caller:
+    """The Caller of an ApiKey row. A stored `platform` scope counts only for a key of the
+    platform tenant."""
+    scopes = key.scope_set if platform_tenant else key.scope_set - {"platform"}
+    return Caller(key.id, key.tenant_id, frozenset(scopes), key.environment)
+
+
 class KeyCache:
     def __init__(self, ttl_s: float, max_entries: int = 10_000, negative_max_entries: int = 10_000):
         self.ttl_s, self.max_entries, self.negative_max_entries = (

@@ -123,6 +123,7 @@ class Ticket(Base):
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_tickets_tenant_idempotency"),
         Index("ix_tickets_tenant_status", "tenant_id", "status"),
         Index("ix_tickets_tenant_band", "tenant_id", "confidence_band"),
+        Index("ix_tickets_tenant_updated", "tenant_id", "updated_at"),  # the workspace's events
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -166,6 +167,38 @@ class Ticket(Base):
     automation_reasons: Mapped[list | None] = mapped_column(default=None)
     # The triage's confidence band (services/bands.py); "low" is the review queue
     confidence_band: Mapped[str | None] = mapped_column(String(10), default=None)
+    # The reply an agent sent from the workspace (orchestrator/web), and when
+    reply_text: Mapped[str | None] = mapped_column(Text, default=None)
+    replied_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TicketEvent(Base):
+    """A step in a ticket's history that no other row keeps: a status set by an agent, a
+    reply sent, a draft written again. Arrival, triage and corrections are read from the
+    ticket and its feedback rows (services/ticket_history.py)."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # "status", "reply", "redraft"
+    detail: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser of the agent workspace: the cookie holds a random token, this row
+    its digest, the key it was exchanged for and the CSRF token its forms must send back."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
 
 
 class Job(Base):

@@ -68,6 +68,11 @@ class DraftPublic(BaseModel):
     )
 
 
+class ReplyPublic(BaseModel):
+    text: str
+    sent_at: datetime = Field(description="When an agent sent it from the workspace (/app)")
+
+
 class TicketAccepted(BaseModel):
     id: int
     status: TicketStatus
@@ -113,6 +118,9 @@ class TicketPublic(BaseModel):
     spam: bool = Field(default=False, description="Bulk mail or a mailing list: not drafted")
     automation_reasons: list[str] = Field(
         default_factory=list, description="What flagged it as an auto-reply or bulk mail"
+    )
+    reply: ReplyPublic | None = Field(
+        default=None, description="The reply an agent sent, which resolved the ticket"
     )
 
     @field_validator("metadata", mode="before")

@@ -90,6 +90,21 @@ class Draft:
     generation: Generation | None = None  # token counts of the model's sentence
 
 
+@dataclass(frozen=True)
+class Restart:
+    """The text streamed so far is replaced by `text`: the model's sentence failed its check
+    and is written again, or the letter came out other than its preview (a fallback, a
+    sentence the check trimmed)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class _Checked:
+    opening: str | None  # None: neither attempt passed the check
+    generation: Generation | None
+
+
 @cache
 def load_notes(path: Path = DEFAULT_NOTES) -> dict[str, AnswerNote]:
     raw = yaml.safe_load(path.read_text())["notes"]
@@ -138,8 +153,11 @@ def clean_opening(text: str, ticket: str) -> str | None:
 
 
 def compose(note: AnswerNote, opening: str, name: str | None) -> str:
-    greeting = f"Hi {name}," if name else "Hello,"
-    return f"{greeting}\n\n{opening} {note.note}\n\n{CLOSING}"
+    return f"{greeting(name)}{opening} {note.note}\n\n{CLOSING}"
+
+
+def greeting(name: str | None) -> str:
+    return (f"Hi {name}," if name else "Hello,") + "\n\n"
 
 
 def fallback(note: AnswerNote, name: str | None = None) -> Draft:
@@ -158,16 +176,20 @@ async def _opening(
     retry_temperature: float,
     stop: Sequence[str],
     instructions: str,
-) -> tuple[str | None, Generation | None]:
-    """The model's checked sentence (greedy, then one sampled retry), with its token counts;
-    both attempts together take at most `timeout_s`."""
+    restart: Restart,
+) -> AsyncIterator[str | Restart | _Checked]:
+    """The model's sentence as it is written, then whether it passed the check (greedy, then
+    one sampled retry, which first yields `restart`), with its token counts; both attempts
+    together take at most `timeout_s`."""
     ticket, generation = ticket_text(subject, body), None
     deadline = time.monotonic() + timeout_s
     for attempt in range(2):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise LLMTimeout(f"no acceptable opening within {timeout_s} s")
-        generation = await llm.generate(
+        if attempt:
+            yield restart
+        async for item in llm.stream(
             opening_messages(subject, body, instructions),
             temperature=0.0 if attempt == 0 else retry_temperature,
             seed=attempt if seed is None else seed,
@@ -175,11 +197,16 @@ async def _opening(
             timeout_s=remaining,
             max_tokens=max_tokens,
             priority=priority,
-        )
+        ):
+            if isinstance(item, Generation):
+                generation = item
+            else:
+                yield item
         opening = clean_opening(generation.text, ticket)
         if opening is not None:
-            return opening, generation
-    return None, generation
+            yield _Checked(opening, generation)
+            return
+    yield _Checked(None, generation)
 
 
 async def stream_draft(
@@ -196,16 +223,21 @@ async def stream_draft(
     retry_temperature: float = RETRY_TEMPERATURE,
     stop: Sequence[str] = OPENING_STOP,
     instructions: str = OPENING_INSTRUCTIONS,
-) -> AsyncIterator[str | Draft]:
-    """The letter's parts as they are ready, then the whole Draft.
+) -> AsyncIterator[str | Restart | Draft]:
+    """The letter as it is written: the greeting, the model's sentence piece by piece, the
+    rest once the sentence passed its check; a Restart where the preview must be replaced;
+    then the whole Draft, which is what counts.
 
     A slow LLM gets the marked fallback draft. An unreachable one does too, unless
     `fallback_when_down` is False: then LLMUnavailable is raised so the caller can retry.
     """
     note = load_notes()[intent]
     name = draft_checks.customer_name(body)
+    opening_start = greeting(name) + OPENING_PREFIX  # the model continues the prefix
+    yield opening_start
+    written, checked = [], _Checked(None, None)
     try:
-        opening, generation = await _opening(
+        async for item in _opening(
             llm,
             subject,
             body,
@@ -216,18 +248,31 @@ async def stream_draft(
             retry_temperature=retry_temperature,
             stop=stop,
             instructions=instructions,
-        )
+            restart=Restart(opening_start),
+        ):
+            if isinstance(item, _Checked):
+                checked = item
+            else:
+                written = [] if isinstance(item, Restart) else [*written, item]
+                yield item
     except LLMTimeout:
-        opening = generation = None
+        pass
     except LLMUnavailable:
         if not fallback_when_down:
             raise
-        opening = generation = None
-    if opening is None:
-        draft = Draft(fallback(note, name).text, "fallback", generation)
+    if checked.opening is None:
+        draft = Draft(fallback(note, name).text, "fallback", checked.generation)
     else:
-        draft = Draft(compose(note, opening, name), generation.model or "llm", generation)
-    yield draft.text
+        draft = Draft(
+            compose(note, checked.opening, name),
+            checked.generation.model or "llm",
+            checked.generation,
+        )
+    preview = opening_start + "".join(written)
+    if draft.text.startswith(preview):
+        yield draft.text[len(preview) :]
+    else:
+        yield Restart(draft.text)
     yield draft
 
 

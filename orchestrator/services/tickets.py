@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from orchestrator.db.models import Feedback, Job, Ticket, utcnow
+from orchestrator.db.models import Feedback, Job, Ticket, TicketEvent, utcnow
 from orchestrator.environments import DEFAULT_ENVIRONMENT, Environment
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.schemas.tickets import (
@@ -15,6 +15,7 @@ from orchestrator.schemas.tickets import (
     DraftPublic,
     FeedbackItem,
     FeedbackPage,
+    ReplyPublic,
     TicketCreate,
     TicketPublic,
     TicketStatus,
@@ -155,7 +156,11 @@ def apply_update(session: Session, ticket: Ticket, changes: TicketUpdate, key_id
         old = getattr(ticket, field)
         if old == value:
             continue
-        if field != "status":
+        if field == "status":
+            session.add(
+                TicketEvent(ticket_id=ticket.id, key_id=key_id, kind="status", detail=value)
+            )
+        else:
             session.add(
                 Feedback(
                     tenant_id=ticket.tenant_id,
@@ -172,6 +177,14 @@ def apply_update(session: Session, ticket: Ticket, changes: TicketUpdate, key_id
     ticket.updated_at = utcnow()
     session.commit()
     return ticket
+
+
+def send_reply(session: Session, ticket: Ticket, text: str, key_id: int) -> Ticket:
+    """An agent's reply, kept on the ticket, which it resolves. Sending it by mail is the
+    help desk's outbound connector's job, not this service's."""
+    ticket.reply_text, ticket.replied_at = text, utcnow()
+    session.add(TicketEvent(ticket_id=ticket.id, key_id=key_id, kind="reply"))
+    return apply_update(session, ticket, TicketUpdate(status=TicketStatus.resolved), key_id)
 
 
 def _validate_update(fields: dict) -> None:
@@ -268,4 +281,7 @@ def public(ticket: Ticket) -> TicketPublic:
         auto_reply=ticket.auto_reply,
         spam=ticket.spam,
         automation_reasons=ticket.automation_reasons or [],
+        reply=ReplyPublic(text=ticket.reply_text, sent_at=ticket.replied_at)
+        if ticket.reply_text is not None
+        else None,
     )

@@ -208,7 +208,7 @@ class Worker:
             ):
                 if isinstance(item, Draft):
                     draft = item
-                else:
+                elif isinstance(item, str):
                     timer.token()
         if draft.generation is not None:
             timer.record(self.metrics, "draft", draft.generation)

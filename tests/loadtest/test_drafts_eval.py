@@ -3,7 +3,7 @@ import asyncio
 from loadtest.bench.drafts import Ticket, draft_all, load_tickets, summary
 from orchestrator.services.draft_checks import customer_name
 from orchestrator.services.drafts import load_notes
-from orchestrator.triton.llm_client import Generation
+from orchestrator.triton.llm_client import Generation, final_generation
 
 
 class EchoLLM:
@@ -14,10 +14,14 @@ class EchoLLM:
     def __init__(self):
         self.closed = False
 
-    async def generate(self, messages, **params) -> Generation:
+    async def stream(self, messages, **params):
         ticket = next(m["content"] for m in reversed(messages) if m["role"] == "user")
         text = " your card" if "card" in ticket else " the fee of £9"
-        return Generation(text, "stop", 50, 3, model=self.model)
+        yield text
+        yield Generation(text, "stop", 50, 3, model=self.model)
+
+    async def generate(self, messages, **params) -> Generation:
+        return await final_generation(self.stream(messages, **params))
 
     async def close(self):
         self.closed = True

@@ -1,5 +1,6 @@
 """The `llm` model in a real Triton: streaming over gRPC, concurrency, cancellation, unload."""
 
+import contextlib
 import queue
 import shutil
 import threading
@@ -248,10 +249,9 @@ def _stub_processes(server) -> int:
 
     stubs = 0
     for child in psutil.Process(server.process.pid).children(recursive=True):
-        try:
+        # a stub that exits between the listing and the read is not counted
+        with contextlib.suppress(psutil.NoSuchProcess):
             stubs += child.name() == "triton_python_backend_stub"
-        except psutil.NoSuchProcess:  # a stub that exited between the listing and the read
-            pass
     return stubs
 
 

@@ -58,8 +58,7 @@ class Orchestrator:
             TRITON_GRPC_PORT=str(triton_settings.grpc_port),
             TRITON_HTTP_PORT=str(triton_settings.http_port),
             TRITON_MODEL_REPOSITORY=str(triton_settings.model_repository),
-            **TEST_ENV,
-            **env,
+            **{**TEST_ENV, **env},  # a test's own settings win over the defaults
         )
         self.process: subprocess.Popen | None = None
         # Idle connections are dropped before uvicorn's 5 s keep-alive ends them: a request sent

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from orchestrator.api.deps import SessionDep, require
 from orchestrator.api.keycache import Caller
 from orchestrator.api.params import IdPath
-from orchestrator.db.models import Ticket
+from orchestrator.db.models import Ticket, TicketEvent
 from orchestrator.errors import ApiError
 from orchestrator.schemas.tickets import (
     FeedbackPage,
@@ -24,7 +24,7 @@ from orchestrator.schemas.tickets import (
 )
 from orchestrator.services import tickets
 from orchestrator.services.configs import draft_options
-from orchestrator.services.drafts import Draft, stream_draft
+from orchestrator.services.drafts import Draft, Restart, stream_draft
 from orchestrator.services.generation import GenerationTimer
 from orchestrator.services.settled import SettledTickets
 from orchestrator.services.tickets import Stored, public
@@ -181,7 +181,7 @@ async def regenerate_draft(
     ticket = await run_in_threadpool(load)
     if ticket.intent is None:
         raise ApiError(409, f"ticket {ticket_id} is not triaged yet", code="not_triaged")
-    events = _draft_events(request, ticket)
+    events = draft_events(request, ticket, key.id)
     if stream:
         return StreamingResponse(events, media_type="text/event-stream")
     async for _ in events:
@@ -189,8 +189,10 @@ async def regenerate_draft(
     return public(await run_in_threadpool(load))
 
 
-async def _draft_events(request: Request, ticket: Ticket):
-    """SSE: `delta` events with text as it comes, then one `draft` event, then [DONE]."""
+async def draft_events(request: Request, ticket: Ticket, key_id: int):
+    """SSE: `delta` events with text as it is written (a `restart` event replaces all the
+    text so far with its own), then one `draft` event with the whole letter, then [DONE].
+    The workspace's "Regenerate" streams the same (orchestrator/web)."""
     settings, timer = request.app.state.settings, GenerationTimer()
     config = await request.app.state.configs.drafts(ticket.environment)
     async for item in stream_draft(
@@ -204,18 +206,23 @@ async def _draft_events(request: Request, ticket: Ticket):
         if isinstance(item, Draft):
             if item.generation is not None:
                 timer.record(request.app.state.metrics, "draft", item.generation)
-            await run_in_threadpool(_save_draft, request, ticket.id, item)
+            await run_in_threadpool(_save_draft, request, ticket.id, item, key_id)
             yield _sse("draft", {"text": item.text, "source": item.source})
+        elif isinstance(item, Restart):
+            yield _sse("restart", {"text": item.text})
         else:
             timer.token()
             yield _sse("delta", {"text": item})
     yield "data: [DONE]\n\n"
 
 
-def _save_draft(request: Request, ticket_id: int, draft: Draft) -> None:
+def _save_draft(request: Request, ticket_id: int, draft: Draft, key_id: int) -> None:
     with request.app.state.sessions() as session:
         ticket = session.get(Ticket, ticket_id)
         ticket.draft_text, ticket.draft_source = draft.text, draft.source
+        session.add(
+            TicketEvent(ticket_id=ticket_id, key_id=key_id, kind="redraft", detail=draft.source)
+        )
         session.commit()
 
 

@@ -7,10 +7,13 @@ from orchestrator.services.drafts import (
     CLOSING,
     OPENING_PREFIX,
     PLAIN_OPENING,
+    Draft,
+    Restart,
     clean_opening,
     compose,
     load_notes,
     opening_messages,
+    stream_draft,
     ticket_text,
     write_draft,
 )
@@ -26,12 +29,16 @@ class ScriptedLLM:
         self.replies = list(replies)
         self.calls: list[dict] = []
 
-    async def generate(self, messages, **params) -> Generation:
+    async def stream(self, messages, **params):
+        """The reply in two pieces, as Triton streams it, then its Generation."""
         self.calls.append({"messages": messages, **params})
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
             raise reply
-        return Generation(reply, "stop", 100, 12)
+        half = len(reply) // 2
+        for piece in (reply[:half], reply[half:]):
+            yield piece
+        yield Generation(reply, "stop", 100, 12)
 
 
 def _draft(llm, intent="card_arrival", body=BODY, **options):
@@ -123,3 +130,36 @@ def test_the_plain_letter_passes_every_check_for_every_intent():
         text = compose(note, PLAIN_OPENING, "Sam")
         check = check_draft(text, note=note.note, key_facts=note.key_facts, ticket="Hi", name="Sam")
         assert check.passed, (intent, check.failures)
+
+
+def _streamed(llm, body=BODY) -> list:
+    async def collect() -> list:
+        return [item async for item in stream_draft(llm, "card_arrival", "Card", body)]
+
+    return asyncio.run(collect())
+
+
+def test_the_draft_streams_as_written_and_its_pieces_add_up_to_the_letter():
+    items = _streamed(ScriptedLLM(" your new card, which has not arrived"))
+    *pieces, draft = items
+    assert isinstance(draft, Draft) and all(isinstance(p, str) for p in pieces)
+    assert len(pieces) == 4  # the greeting and prefix, the model's two pieces, the rest
+    assert pieces[0] == f"Hi Tom,\n\n{OPENING_PREFIX}"
+    assert "".join(pieces) == draft.text
+
+
+def _preview(items: list) -> str:
+    """What a page shows: pieces appended, a Restart replacing all before it."""
+    shown = ""
+    for item in items:
+        shown = item.text if isinstance(item, Restart) else shown + item
+    return shown
+
+
+def test_a_retried_or_replaced_opening_restarts_the_preview():
+    *items, draft = _streamed(ScriptedLLM("the 3 days", "your new card"))
+    first = items.index(Restart(f"Hi Tom,\n\n{OPENING_PREFIX}"))  # before the sampled retry
+    assert "the 3 days" in _preview(items[:first]) and "3 days" not in _preview(items)
+    assert _preview(items) == draft.text
+    *items, draft = _streamed(ScriptedLLM("Cards > Track", "nothing, as an AI I cannot help"))
+    assert draft.source == "fallback" and items[-1] == Restart(draft.text)
