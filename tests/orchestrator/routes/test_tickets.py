@@ -154,10 +154,18 @@ def test_the_draft_is_regenerated_plain_and_as_server_sent_events(api, tenant_a)
         "POST", f"/v1/tickets/{ticket_id}/draft?stream=true", headers=tenant_a
     ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
-        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+        raw = list(response.iter_lines())
+    lines = [line for line in raw if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
     final = json.loads(lines[-2].removeprefix("data: "))
     assert final["source"] in ("llm", "llm_fallback", "fallback") and final["text"]
+    # the deltas, each restart replacing what came before, add up to the letter
+    shown, events = "", [line.removeprefix("event: ") for line in raw if line.startswith("event:")]
+    assert events.count("delta") >= 2 and events[-1] == "draft"
+    for event, data in zip(events, lines, strict=False):
+        text = json.loads(data.removeprefix("data: "))["text"]
+        shown = shown + text if event == "delta" else text if event == "restart" else shown
+    assert shown == final["text"]
     stored = api.get(f"/v1/tickets/{ticket_id}", headers=tenant_a).json()["draft"]
     assert stored == final
 
