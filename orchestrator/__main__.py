@@ -131,13 +131,22 @@ def _run_until_stopped(triton: TritonSettings, with_orchestrator) -> int:
     return 0
 
 
+# Requests in flight get this long to finish at a stop; then open streams (a workspace's live
+# queue, a chat stream) are closed, and their clients reconnect or retry elsewhere.
+SHUTDOWN_GRACE_S = 10
+
+
 def _orchestrator_until_stopped(settings: OrchestratorSettings, generated: bool, stop) -> None:
     import uvicorn
 
     from orchestrator.app import create_app
 
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # our stop event handles Ctrl-C
@@ -146,6 +155,7 @@ def _orchestrator_until_stopped(settings: OrchestratorSettings, generated: bool,
     url = f"http://{settings.host}:{settings.port}"
     _wait_ready(url, stop)
     print(f"\nOrchestrator ready at {url}  (API docs: {url}/docs)", flush=True)
+    print(f"Agent workspace: {url}/app  (sign in with a key holding tickets:read)", flush=True)
     if generated:
         print("Admin API key (shown once; set ORCHESTRATOR_ADMIN_KEY to choose one):")
         print(f"  {settings.admin_key}")
@@ -177,7 +187,12 @@ def _serve_orchestrator(settings: OrchestratorSettings) -> int:
 
     from orchestrator.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
     return 0
 
 
