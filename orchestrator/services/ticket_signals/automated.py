@@ -17,19 +17,26 @@ from dataclasses import dataclass, field
 # Phrases an automated message opens with, and a customer writing about one does not:
 # "auto-reply" and a bounce's words only as a subject's prefix ("Auto-Reply: ...",
 # "Undeliverable: ..."), being away only with its "until" or as a subject of its own ("Out of
-# Office"), since a customer may ask how to set one up or mention being out tomorrow.
+# Office"), since a customer may ask how to set one up or mention being out tomorrow. The
+# same in each language: its "until" after the phrase (German puts it before: "bis zum 2.
+# Januar nicht im Büro"), a colon, or the line's end.
+_AWAY = r"(\s+{until}|\s*:|\s*$)"
 AUTO_REPLY_PHRASES = (
-    r"out of (the )?office( until|\s*:|\s*$)", r"automatic reply", r"auto[- ]?reply:",
+    r"out of (the )?office( until|\s*:|\s*$)", r"automatic reply\s*:", r"auto[- ]?reply:",
     r"autoreply:", r"away from (the|my) (office|desk) until", r"on (annual )?leave until",
     r"delivery status notification", r"undeliverable:", r"mail delivery (failed|failure)",
     r"returned mail:", r"delivery has failed",
-    r"abwesenheitsnotiz", r"automatische antwort", r"nicht im büro", r"außer haus",
-    r"unzustellbar:",
-    r"absent du bureau", r"réponse automatique", r"message d'absence", r"non remis ?:",
-    r"fuera de la oficina", r"respuesta automática", r"ausente hasta",
-    r"fuori ufficio", r"risposta automatica", r"assente fino",
-    r"fora do escritório", r"resposta automática", r"ausente até",
-    r"automatisch antwoord", r"niet op kantoor",
+    r"abwesenheitsnotiz", r"automatische antwort\s*:", r"unzustellbar:",
+    r"\bbis\b[^\n]{0,40}\b(nicht im büro|außer haus)",
+    r"(nicht im büro|außer haus)" + _AWAY.format(until="bis"),
+    r"absente? du bureau" + _AWAY.format(until="jusqu"), r"réponse automatique\s*:",
+    r"message d'absence", r"non remis ?:",
+    r"fuera de la oficina" + _AWAY.format(until="hasta"), r"respuesta automática\s*:",
+    r"ausente hasta",
+    r"fuori ufficio" + _AWAY.format(until="fino"), r"risposta automatica\s*:", r"assente fino",
+    r"fora do escritório" + _AWAY.format(until="até"), r"resposta automática\s*:",
+    r"ausente até",
+    r"automatisch antwoord\s*:", r"niet op kantoor" + _AWAY.format(until="tot"),
 )  # fmt: skip
 AUTO_REPLY_WORDING = re.compile("|".join(AUTO_REPLY_PHRASES), re.IGNORECASE | re.MULTILINE)
 WORDING_WINDOW = 300  # characters of the text read for the wording: the phrase opens a message

@@ -78,11 +78,30 @@ def test_auto_replies_and_bulk_mail_are_flagged_and_customers_are_not(message):
         "How do I set up an auto-reply on my business account?",
         "My parcel with the new card came back as undeliverable, can you resend it?",
         "I will be away from the office tomorrow, so please call me today.",
+        "Ich bin morgen nicht im Büro, bitte rufen Sie mich heute an.",
+        "¿Cómo activo una respuesta automática en mi cuenta de empresa?",
+        "Je suis absente du bureau demain, pouvez-vous m'appeler aujourd'hui ?",
+        "Domani sono fuori ufficio, potete richiamarmi oggi?",
+        "Hoe stel ik een automatisch antwoord in voor mijn zakelijke rekening?",
     ],
 )
 def test_a_customer_writing_about_automated_mail_is_not_flagged(body):
     automation = signals_of("Question", body).automation
     assert not automation.auto_reply and not automation.spam, automation.reasons
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("Ihre Anfrage", "Ich bin bis zum 2. Januar nicht im Büro und lese keine E-Mails."),
+        ("Votre demande", "Je suis absente du bureau jusqu'au 5 janvier."),
+        ("Fuera de la oficina", "Gracias por su mensaje."),
+        ("Réponse automatique : Votre demande", "Merci pour votre message."),
+        ("Re: kaart", "Ik ben niet op kantoor tot maandag 8 januari."),
+    ],
+)
+def test_out_of_office_wording_is_flagged_in_other_languages(subject, body):
+    assert signals_of(subject, body).automation.auto_reply
 
 
 def test_sentiment_reads_a_long_ticket_s_opening_only_and_stays_fast():
