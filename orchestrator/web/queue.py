@@ -101,7 +101,7 @@ async def events(request: Request, signed: Reader):
     fetches its rows again. Each stream ends after `web_events_stream_s` and the browser
     reconnects, sending the last mark it saw (Last-Event-ID): nothing between is missed."""
     state = request.app.state
-    if getattr(state, "web_event_streams", 0) >= MAX_EVENT_STREAMS:
+    if state.web_event_streams >= MAX_EVENT_STREAMS:
         raise ApiError(503, "too many live queues open; retry shortly", code="busy")
     seen = request.headers.get("last-event-id", "")[:64]
     return StreamingResponse(
@@ -116,7 +116,7 @@ async def _changes(request: Request, tenant_id: int, seen: str):
     end = time.monotonic() + settings.web_events_stream_s
     quiet_since = time.monotonic()
     state = request.app.state
-    state.web_event_streams = getattr(state, "web_event_streams", 0) + 1
+    state.web_event_streams += 1
     try:
         yield "retry: 1000\n\n"
         while time.monotonic() < end and not await request.is_disconnected():

@@ -15,6 +15,7 @@ def install(app: FastAPI) -> None:
     for module in (signin, queue, ticket_page):
         app.include_router(module.router)
     app.mount("/app/static", StaticFiles(directory=HERE / "static"), name="app-static")
+    app.state.web_event_streams = 0  # live queues open in this process (web/queue.py)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, _error: SignInRequired):

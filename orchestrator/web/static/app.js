@@ -35,12 +35,14 @@ function queuePage() {
     const response = await fetch(rows.dataset.source, { credentials: "same-origin" });
     if (response.status === 401) return window.location.assign("/app/login");
     if (!response.ok) return;
+    const hadFocus = rows.contains(document.activeElement);
     rows.innerHTML = await response.text();
     const added = dataRows().filter((r) => !known.has(r.dataset.id));
     added.forEach((r) => r.classList.add("fresh"));
     if (added.length) live.textContent = `${added.length} new ticket(s)`;
     const again = dataRows().find((r) => r.dataset.id === selectedId);
     if (again) again.classList.add("selected");
+    if (again && hadFocus) again.querySelector("a")?.focus();  // the keys go on working
   }
 
   const events = new EventSource("/app/events");
@@ -75,6 +77,17 @@ function ticketPage() {
   const button = document.getElementById("regenerate");
   const box = document.getElementById("reply");
   const status = document.getElementById("draft-status");
+  const ticket = document.querySelector("[data-ticket]");
+  if (ticket && ["queued", "processing"].includes(ticket.dataset.status)) {
+    // not triaged yet: show the triage and the draft when the worker is done with it,
+    // unless the agent has started writing
+    const untouched = box?.value ?? "";
+    const events = new EventSource("/app/events");
+    events.addEventListener("ready", () => { ticket.dataset.live = "on"; });
+    events.addEventListener("changed", () => {
+      if ((box?.value ?? "") === untouched) window.location.reload();
+    });
+  }
   if (!button || !box) return;
 
   button.addEventListener("click", async () => {

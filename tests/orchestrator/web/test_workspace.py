@@ -50,7 +50,7 @@ def workspace(tmp_path_factory, triton_settings, triton):
     try:
         tenant = new_tenant(orchestrator.client, "web-agents")["id"]
         key = new_key(orchestrator.client, ["tickets:read", "tickets:write"], tenant)
-        yield orchestrator, key, tenant
+        yield orchestrator, key, tenant, database
     finally:
         orchestrator.close()
         if not existed:
@@ -89,11 +89,12 @@ def _no_serious_violations(driver, page: str) -> None:
 
 
 def test_an_agent_works_the_queue_in_a_real_browser(workspace, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    orchestrator, key, _ = workspace
+    orchestrator, key, *_ = workspace
     client, base = orchestrator.client, f"http://127.0.0.1:{orchestrator.port}"
     from selenium.common.exceptions import StaleElementReferenceException
 
@@ -152,17 +153,22 @@ def test_an_agent_works_the_queue_in_a_real_browser(workspace, browser):
     # Shortcuts: j selects the newest, j the next, r resolves it, k goes back, o opens
     browser.find_element(By.LINK_TEXT, "Queue").click()
     wait.until(lambda d: d.find_element(By.ID, "rows").get_attribute("data-live") == "on")
-    page = browser.find_element(By.TAG_NAME, "body")
-    page.send_keys("j")
-    page.send_keys("j")
+    def press(key: str) -> None:  # into whatever has the focus, as a person's keys go
+        ActionChains(browser).send_keys(key).perform()
+
+    press("j")
+    press("j")
     selected = browser.find_element(By.CSS_SELECTOR, "#rows tr.selected").get_attribute("data-id")
     assert selected == str(nonsense)  # newest first: german, nonsense, card
-    browser.switch_to.active_element.send_keys("r")
+    press("r")
     wait_until(
         lambda: _ticket(client, key, nonsense)["status"] == "resolved", 10, what="r resolved it"
     )
-    browser.switch_to.active_element.send_keys("j")
-    browser.switch_to.active_element.send_keys("o")
+    wait.until(
+        lambda d: "resolved" in d.find_element(By.CSS_SELECTOR, f'tr[data-id="{nonsense}"]').text
+    )
+    press("j")
+    press("o")
     wait.until(lambda d: d.current_url.endswith(f"/app/tickets/{card}"))
     _no_serious_violations(browser, "a ticket's page")
 
@@ -204,11 +210,36 @@ def test_an_agent_works_the_queue_in_a_real_browser(workspace, browser):
     ):
         assert step in history, (step, history)
 
+    # A ticket's page opened before the worker is done shows the triage once it is
+    waiting = _submit(client, key, {"subject": "Refund", "body": "Where is my refund?"})
+    wait_until(lambda: _ticket(client, key, waiting)["status"] == "done", 60, what="drafted")
+    _set_status(workspace[3], waiting, "queued")  # as if it still waited for the worker
+    browser.get(f"{base}/app/tickets/{waiting}")
+    shown = "return document.querySelector('[data-ticket]')?.dataset"  # no element kept: reloads
+    assert browser.execute_script(f"{shown}.status") == "queued"
+    wait.until(lambda d: d.execute_script(f"{shown}.live") == "on")
+    _set_status(workspace[3], waiting, "done")
+    wait.until(lambda d: d.execute_script(f"{shown}.status") == "done")
+
     # Sign out: back on the sign-in form, and the queue asks to sign in again
     browser.find_element(By.CSS_SELECTOR, "header button").click()
     wait.until(lambda d: "You are signed out." in d.page_source)
     browser.get(f"{base}/app")
     assert browser.current_url.endswith("/app/login")
+
+
+def _set_status(database: str, ticket_id: int, status: str) -> None:
+    """The worker's own write of a ticket's status, made directly on the database."""
+    from sqlalchemy import create_engine, update
+
+    from orchestrator.db.models import Ticket, utcnow
+
+    engine = create_engine(database)
+    with engine.begin() as connection:
+        connection.execute(
+            update(Ticket).where(Ticket.id == ticket_id).values(status=status, updated_at=utcnow())
+        )
+    engine.dispose()
 
 
 def _screenshot(browser, name: str) -> None:
@@ -266,7 +297,7 @@ def _signed_in(base: str, key: str) -> tuple[httpx.Client, str]:
 
 
 def test_without_a_session_pages_redirect_and_calls_get_401(workspace):
-    orchestrator, _, _ = workspace
+    orchestrator, *_ = workspace
     client = orchestrator.client
     page = client.get("/app", headers={"Accept": "text/html"})
     assert page.status_code == 303 and page.headers["location"] == "/app/login"
@@ -278,7 +309,7 @@ def test_without_a_session_pages_redirect_and_calls_get_401(workspace):
 
 
 def test_writes_need_the_csrf_token_and_the_same_origin(workspace):
-    orchestrator, key, _ = workspace
+    orchestrator, key, *_ = workspace
     base = f"http://127.0.0.1:{orchestrator.port}"
     ticket = _submit(orchestrator.client, key, CARD)
     client, token = _signed_in(base, key)
@@ -306,7 +337,7 @@ def test_writes_need_the_csrf_token_and_the_same_origin(workspace):
 
 
 def test_the_sign_in_form_needs_its_own_token_and_a_reader_key(workspace):
-    orchestrator, _, tenant = workspace
+    orchestrator, _, tenant, _ = workspace
     base = f"http://127.0.0.1:{orchestrator.port}"
     with httpx.Client(base_url=base, timeout=30) as client:
         forged = client.post("/app/login", data={"api_key": "k", "csrf_token": "made-up"})
@@ -319,7 +350,7 @@ def test_the_sign_in_form_needs_its_own_token_and_a_reader_key(workspace):
 
 
 def test_sign_out_and_revocation_end_a_session_and_bad_input_gets_4xx(workspace):
-    orchestrator, _, tenant = workspace
+    orchestrator, _, tenant, _ = workspace
     base = f"http://127.0.0.1:{orchestrator.port}"
     key_row = admin_key_of(orchestrator.client, tenant)
     client, token = _signed_in(base, key_row["key"])
