@@ -73,6 +73,16 @@ class ReplyPublic(BaseModel):
     sent_at: datetime = Field(description="When an agent sent it from the workspace (/app)")
 
 
+class HistoryEntryPublic(BaseModel):
+    at: datetime
+    what: str = Field(description='What happened, e.g. "Intent corrected from a to b"')
+    key_id: int | None = Field(description="The key that acted; null: the platform itself")
+
+
+class TicketHistory(BaseModel):
+    data: list[HistoryEntryPublic] = Field(description="Oldest first")
+
+
 class TicketAccepted(BaseModel):
     id: int
     status: TicketStatus

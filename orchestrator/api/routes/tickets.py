@@ -14,9 +14,11 @@ from orchestrator.db.models import Ticket, TicketEvent
 from orchestrator.errors import ApiError
 from orchestrator.schemas.tickets import (
     FeedbackPage,
+    HistoryEntryPublic,
     Sentiment,
     TicketAccepted,
     TicketCreate,
+    TicketHistory,
     TicketPage,
     TicketPublic,
     TicketStatus,
@@ -27,6 +29,7 @@ from orchestrator.services.configs import draft_options
 from orchestrator.services.drafts import Draft, Restart, stream_draft
 from orchestrator.services.generation import GenerationTimer
 from orchestrator.services.settled import SettledTickets
+from orchestrator.services.ticket_history import ticket_history
 from orchestrator.services.tickets import Stored, public
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
@@ -117,6 +120,15 @@ async def _wait_finished(request: Request, ticket_id: int, timeout_s: float) -> 
 @router.get("/{ticket_id}", response_model=TicketPublic)
 def get_ticket(ticket_id: IdPath, session: SessionDep, key: ReadKey):
     return public(tickets.get_ticket(session, key.tenant_id, ticket_id))
+
+
+@router.get("/{ticket_id}/history", response_model=TicketHistory)
+def get_history(ticket_id: IdPath, session: SessionDep, key: ReadKey):
+    """What happened to the ticket, oldest first: arrival, triage, agents' corrections,
+    statuses set, drafts written again, the reply sent (the workspace shows the same)."""
+    ticket = tickets.get_ticket(session, key.tenant_id, ticket_id)
+    entries = ticket_history(session, ticket)
+    return TicketHistory(data=[HistoryEntryPublic(**vars(entry)) for entry in entries])
 
 
 @router.get("", response_model=TicketPage)

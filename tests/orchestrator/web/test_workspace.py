@@ -153,6 +153,7 @@ def test_an_agent_works_the_queue_in_a_real_browser(workspace, browser):
     # Shortcuts: j selects the newest, j the next, r resolves it, k goes back, o opens
     browser.find_element(By.LINK_TEXT, "Queue").click()
     wait.until(lambda d: d.find_element(By.ID, "rows").get_attribute("data-live") == "on")
+
     def press(key: str) -> None:  # into whatever has the focus, as a person's keys go
         ActionChains(browser).send_keys(key).perform()
 
@@ -209,6 +210,12 @@ def test_an_agent_works_the_queue_in_a_real_browser(workspace, browser):
         "Status set to resolved",
     ):
         assert step in history, (step, history)
+    # the API tells the same story, oldest first
+    told = client.get(f"/v1/tickets/{card}/history", headers={"X-API-Key": key}).json()["data"]
+    assert [entry["what"] for entry in told] == [
+        line.split(" ", 3)[3].split(" (key ")[0] for line in history.splitlines()[1:]
+    ]
+    assert told == sorted(told, key=lambda entry: entry["at"])
 
     # A ticket's page opened before the worker is done shows the triage once it is
     waiting = _submit(client, key, {"subject": "Refund", "body": "Where is my refund?"})
