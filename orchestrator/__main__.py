@@ -131,8 +131,8 @@ def _run_until_stopped(triton: TritonSettings, with_orchestrator) -> int:
     return 0
 
 
-# Requests in flight get this long to finish at a stop; then open streams (a workspace's live
-# queue, a chat stream) are closed, and their clients reconnect or retry elsewhere.
+# `make up`'s Ctrl-C: requests in flight get this long to finish; then open streams (a
+# workspace's live queue, a chat stream) are closed, and their clients reconnect or retry.
 SHUTDOWN_GRACE_S = 10
 
 
@@ -187,12 +187,9 @@ def _serve_orchestrator(settings: OrchestratorSettings) -> int:
 
     from orchestrator.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-    )
+    # no grace limit: a container's stop period bounds it (chat streams may finish; the
+    # workspace's live queues end by themselves within ORCHESTRATOR_WEB_EVENTS_STREAM_S)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
     return 0
 
 
