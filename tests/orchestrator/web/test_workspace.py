@@ -1,13 +1,11 @@
 """The agent workspace (/app) in a real headless Chromium against a real orchestrator and the
 session's Triton: sign in, the queue's live update, filters, the review queue, shortcuts, a
 correction that reaches /v1/feedback, the streamed draft edited and sent, sign-out; axe-core
-in every page. The session and CSRF rules are checked with plain HTTP beside it."""
+in every page. The session and CSRF rules: test_workspace_http.py."""
 
 import json
 import os
-import re
 import time
-from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -15,7 +13,7 @@ import pytest
 
 from contracts.bands import BandThresholds, bands_file
 from tests.utils.browser import chromium_or_skip, serious_violations
-from tests.utils.orchestrator import ADMIN_KEY, Orchestrator, new_key, new_tenant, wait_until
+from tests.utils.orchestrator import Orchestrator, new_key, new_tenant, wait_until
 
 # Thresholds for the test build's weak confidences (one epoch on 16 texts per intent): the
 # card question scored 0.26, the nonsense 0.16 and the German ticket 0.13 (2026-12-01).
@@ -280,114 +278,3 @@ def _bands(client: httpx.Client, key: str) -> list:
         (t["id"], (t["triage"] or {}).get("confidence"), (t["triage"] or {}).get("confidence_band"))
         for t in page
     ]
-
-
-# ---- the session and CSRF rules, over plain HTTP --------------------------------------------
-
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _signed_in(base: str, key: str) -> tuple[httpx.Client, str]:
-    """A client holding a session cookie, and the CSRF token its pages carry."""
-    client = httpx.Client(base_url=base, timeout=30)
-    form = client.get("/app/login")
-    (login_token,) = CSRF_FIELD.findall(form.text)
-    signed = client.post("/app/login", data={"api_key": key, "csrf_token": login_token})
-    assert signed.status_code == 303 and signed.headers["location"] == "/app", signed.text
-    cookie = signed.headers["set-cookie"].lower()
-    for attribute in ("support_session=", "httponly", "samesite=strict", "path=/app"):
-        assert attribute in cookie, cookie
-    queue = client.get("/app")
-    assert queue.status_code == 200
-    assert queue.headers["content-security-policy"].startswith("default-src 'self'")
-    return client, CSRF_FIELD.findall(queue.text)[0]
-
-
-def test_without_a_session_pages_redirect_and_calls_get_401(workspace):
-    orchestrator, *_ = workspace
-    client = orchestrator.client
-    page = client.get("/app", headers={"Accept": "text/html"})
-    assert page.status_code == 303 and page.headers["location"] == "/app/login"
-    rows = client.get("/app/rows")
-    assert rows.status_code == 401 and rows.json()["error"]["code"] == "not_signed_in"
-    for token in ("x" * 43, "x" * 5000):  # made up, and longer than any token given out
-        with httpx.Client(base_url=client.base_url, cookies={"support_session": token}) as forged:
-            assert forged.get("/app/rows").status_code == 401
-
-
-def test_writes_need_the_csrf_token_and_the_same_origin(workspace):
-    orchestrator, key, *_ = workspace
-    base = f"http://127.0.0.1:{orchestrator.port}"
-    ticket = _submit(orchestrator.client, key, CARD)
-    client, token = _signed_in(base, key)
-    with closing(client):
-        url = f"/app/tickets/{ticket}/status"
-        for headers, data in (
-            ({}, {"status": "resolved"}),
-            ({"X-CSRF-Token": "wrong"}, {"status": "resolved"}),
-            ({"X-CSRF-Token": token, "Sec-Fetch-Site": "cross-site"}, {"status": "resolved"}),
-            ({"X-CSRF-Token": token, "Origin": "https://evil.example"}, {"status": "resolved"}),
-        ):
-            refused = client.post(url, headers=headers, data=data)
-            assert refused.status_code == 403, (headers, refused.text)
-            assert refused.json()["error"]["code"] == "csrf_failed"
-        assert _ticket(orchestrator.client, key, ticket)["status"] != "resolved"
-        done = client.post(
-            url, headers={"X-CSRF-Token": token, "Origin": base}, data={"status": "resolved"}
-        )
-        assert done.status_code == 204, done.text
-        assert _ticket(orchestrator.client, key, ticket)["status"] == "resolved"
-        form = client.post(url, data={"status": "closed", "csrf_token": token})
-        assert form.status_code == 204, form.text
-        not_agents = client.post(url, headers={"X-CSRF-Token": token}, data={"status": "queued"})
-        assert not_agents.status_code == 422
-
-
-def test_the_sign_in_form_needs_its_own_token_and_a_reader_key(workspace):
-    orchestrator, _, tenant, _ = workspace
-    base = f"http://127.0.0.1:{orchestrator.port}"
-    with httpx.Client(base_url=base, timeout=30) as client:
-        forged = client.post("/app/login", data={"api_key": "k", "csrf_token": "made-up"})
-        assert forged.status_code == 403
-        writer_only = new_key(orchestrator.client, ["chat"], tenant)
-        (token,) = CSRF_FIELD.findall(client.get("/app/login").text)
-        refused = client.post("/app/login", data={"api_key": writer_only, "csrf_token": token})
-        assert refused.status_code == 403 and "tickets:read" in refused.text
-        assert "support_session" not in refused.headers.get("set-cookie", "")
-
-
-def test_sign_out_and_revocation_end_a_session_and_bad_input_gets_4xx(workspace):
-    orchestrator, _, tenant, _ = workspace
-    base = f"http://127.0.0.1:{orchestrator.port}"
-    key_row = admin_key_of(orchestrator.client, tenant)
-    client, token = _signed_in(base, key_row["key"])
-    with closing(client):
-        assert client.get("/app/tickets/99999999999999999999999").status_code == 422
-        assert client.get("/app/tickets/999999").status_code == 404
-        assert client.get("/app?band=everything").status_code == 422
-        ticket = _submit(orchestrator.client, key_row["key"], CARD)
-        too_long = {"reply": "x" * 20_001, "csrf_token": token}
-        assert client.post(f"/app/tickets/{ticket}/reply", data=too_long).status_code == 422
-        cookie = client.cookies["support_session"]
-        out = client.post("/app/logout", data={"csrf_token": token})
-        assert out.status_code == 303 and out.headers["location"].startswith("/app/login")
-        with httpx.Client(base_url=base, cookies={"support_session": cookie}) as replay:
-            replayed = replay.get("/app/rows")
-        assert replayed.status_code == 401, "a signed-out cookie must not work again"
-    client, _ = _signed_in(base, key_row["key"])
-    with closing(client):
-        revoked = orchestrator.client.delete(
-            f"/v1/admin/keys/{key_row['id']}", headers={"X-API-Key": ADMIN_KEY}
-        )
-        assert revoked.status_code == 204
-        assert client.get("/app/rows").status_code == 401, "a revoked key's session ends"
-
-
-def admin_key_of(client: httpx.Client, tenant: int) -> dict:
-    made = client.post(
-        "/v1/admin/keys",
-        json={"tenant_id": tenant, "scopes": ["tickets:read", "tickets:write"]},
-        headers={"X-API-Key": ADMIN_KEY},
-    )
-    assert made.status_code == 201, made.text
-    return made.json()
