@@ -33,9 +33,8 @@ SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR", "var/screenshots"))
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, triton_settings, triton):
     bands = Path(triton_settings.model_repository) / bands_file(1)
-    existed = bands.exists()
-    if not existed:
-        TEST_BANDS.write(bands, {"note": "tests/orchestrator/web: test thresholds"})
+    before = bands.read_bytes() if bands.exists() else None  # an earlier test's: put back after
+    TEST_BANDS.write(bands, {"note": "tests/orchestrator/web: test thresholds"})
     database = f"sqlite:///{tmp_path_factory.mktemp('web') / 'orchestrator.db'}"
     orchestrator = Orchestrator(
         database,
@@ -51,8 +50,10 @@ def workspace(tmp_path_factory, triton_settings, triton):
         yield orchestrator, key, tenant, database
     finally:
         orchestrator.close()
-        if not existed:
+        if before is None:
             bands.unlink()
+        else:
+            bands.write_bytes(before)
 
 
 @pytest.fixture(scope="module")
