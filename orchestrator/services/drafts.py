@@ -91,6 +91,15 @@ class Draft:
 
 
 @dataclass(frozen=True)
+class LetterPart:
+    """Text of the letter that the model did not write (the greeting and the sentence's
+    prefix before it, the note and the closing after): streamed like its pieces, but not
+    counted as generated tokens."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Restart:
     """The text streamed so far is replaced by `text`: the model's sentence failed its check
     and is written again, or the letter came out other than its preview (a fallback, a
@@ -223,10 +232,10 @@ async def stream_draft(
     retry_temperature: float = RETRY_TEMPERATURE,
     stop: Sequence[str] = OPENING_STOP,
     instructions: str = OPENING_INSTRUCTIONS,
-) -> AsyncIterator[str | Restart | Draft]:
-    """The letter as it is written: the greeting, the model's sentence piece by piece, the
-    rest once the sentence passed its check; a Restart where the preview must be replaced;
-    then the whole Draft, which is what counts.
+) -> AsyncIterator[str | LetterPart | Restart | Draft]:
+    """The letter as it is written: the greeting (a LetterPart), the model's sentence piece
+    by piece (str), the rest once the sentence passed its check (a LetterPart); a Restart
+    where the preview must be replaced; then the whole Draft, which is what counts.
 
     A slow LLM gets the marked fallback draft. An unreachable one does too, unless
     `fallback_when_down` is False: then LLMUnavailable is raised so the caller can retry.
@@ -234,7 +243,7 @@ async def stream_draft(
     note = load_notes()[intent]
     name = draft_checks.customer_name(body)
     opening_start = greeting(name) + OPENING_PREFIX  # the model continues the prefix
-    yield opening_start
+    yield LetterPart(opening_start)
     written, checked = [], _Checked(None, None)
     try:
         async for item in _opening(
@@ -270,7 +279,7 @@ async def stream_draft(
         )
     preview = opening_start + "".join(written)
     if draft.text.startswith(preview):
-        yield draft.text[len(preview) :]
+        yield LetterPart(draft.text[len(preview) :])
     else:
         yield Restart(draft.text)
     yield draft

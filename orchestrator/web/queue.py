@@ -6,7 +6,7 @@ import json
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import func, select
@@ -51,10 +51,12 @@ def rows(request: Request, signed: Reader, filters: Filters):
 
 
 def _queue_page(request: Request, signed, filters: QueueFilters, review: bool):
+    mark = changes_mark(request, signed.caller.tenant_id)  # before the rows: none missed
     found, next_cursor = _rows(request, signed, filters)
     return render(
         request,
         "queue.html",
+        mark=mark,
         csrf=signed.csrf_token,
         filters=filters,
         tickets=found,
@@ -96,14 +98,19 @@ def set_status(
 
 
 @router.get("/events")
-async def events(request: Request, signed: Reader):
-    """`changed` whenever any of the tenant's tickets is added or changes; the page then
-    fetches its rows again. Each stream ends after `web_events_stream_s` and the browser
-    reconnects, sending the last mark it saw (Last-Event-ID): nothing between is missed."""
+async def events(
+    request: Request,
+    signed: Reader,
+    since: Annotated[str, Query(max_length=64, description="The mark the page was drawn at")] = "",
+):
+    """`ready` once connected, then `changed` whenever any of the tenant's tickets is added or
+    changes after the mark the page was drawn at (`since`); the page then fetches its rows
+    again. Each stream ends after `web_events_stream_s` and the browser reconnects, sending
+    the last mark it saw (Last-Event-ID): nothing in between is missed."""
     state = request.app.state
     if state.web_event_streams >= MAX_EVENT_STREAMS:
         raise ApiError(503, "too many live queues open; retry shortly", code="busy")
-    seen = request.headers.get("last-event-id", "")[:64]
+    seen = request.headers.get("last-event-id", "")[:64] or since
     return StreamingResponse(
         _changes(request, signed.caller.tenant_id, seen),
         media_type="text/event-stream",
@@ -118,12 +125,11 @@ async def _changes(request: Request, tenant_id: int, seen: str):
     state = request.app.state
     state.web_event_streams += 1
     try:
-        yield "retry: 1000\n\n"
+        yield "retry: 1000\nevent: ready\ndata: {}\n\n"
         while time.monotonic() < end and not await request.is_disconnected():
-            mark = await run_in_threadpool(_mark, request, tenant_id)
+            mark = await run_in_threadpool(changes_mark, request, tenant_id)
             if mark != seen:
-                event = "changed" if seen else "ready"
-                yield f"event: {event}\nid: {mark}\ndata: {json.dumps({'mark': mark})}\n\n"
+                yield f"event: changed\nid: {mark}\ndata: {json.dumps({'mark': mark})}\n\n"
                 seen, quiet_since = mark, time.monotonic()
             elif time.monotonic() - quiet_since > KEEP_ALIVE_S:
                 yield ": keep-alive\n\n"
@@ -133,9 +139,9 @@ async def _changes(request: Request, tenant_id: int, seen: str):
         state.web_event_streams -= 1
 
 
-def _mark(request: Request, tenant_id: int) -> str:
+def changes_mark(request: Request, tenant_id: int) -> str:
     """Changes whenever a ticket of the tenant is added or updated: the latest `updated_at`,
-    read from the (tenant_id, updated_at) index."""
+    read from the (tenant_id, updated_at) index. Pages carry the one they were drawn at."""
     with request.app.state.sessions() as session:
         latest = session.scalar(
             select(func.max(Ticket.updated_at)).where(Ticket.tenant_id == tenant_id)

@@ -17,6 +17,7 @@ from orchestrator.services import tickets
 from orchestrator.services.ticket_history import ticket_history
 from orchestrator.web.auth import Reader, Writer
 from orchestrator.web.pages import SECURITY_HEADERS, render
+from orchestrator.web.queue import changes_mark
 
 router = APIRouter(prefix="/app/tickets", include_in_schema=False)
 MAX_REPLY_CHARS = 20_000
@@ -25,12 +26,14 @@ Choice = Annotated[str, Form(max_length=100)]
 
 @router.get("/{ticket_id}")
 def ticket_page(ticket_id: IdPath, request: Request, signed: Reader, saved: str = ""):
+    mark = changes_mark(request, signed.caller.tenant_id)  # before the ticket: none missed
     with request.app.state.sessions() as session:
         ticket = tickets.get_ticket(session, signed.caller.tenant_id, ticket_id)
         history = ticket_history(session, ticket)
         return render(
             request,
             "ticket.html",
+            mark=mark,
             csrf=signed.csrf_token,
             ticket=ticket,
             history=history,
@@ -94,5 +97,7 @@ def send_and_resolve(
         raise ApiError(422, "the reply is empty", param="reply")
     with request.app.state.sessions() as session:
         ticket = tickets.get_ticket(session, signed.caller.tenant_id, ticket_id)
+        if ticket.reply_text is not None:  # a form sent twice, or another agent was first
+            raise ApiError(409, f"ticket {ticket_id} was answered already", code="answered")
         tickets.send_reply(session, ticket, text, signed.caller.id)
     return RedirectResponse(f"/app/tickets/{ticket_id}?saved=reply", status_code=303)

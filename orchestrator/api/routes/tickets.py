@@ -26,7 +26,7 @@ from orchestrator.schemas.tickets import (
 )
 from orchestrator.services import tickets
 from orchestrator.services.configs import draft_options
-from orchestrator.services.drafts import Draft, Restart, stream_draft
+from orchestrator.services.drafts import Draft, LetterPart, Restart, stream_draft
 from orchestrator.services.generation import GenerationTimer
 from orchestrator.services.settled import SettledTickets
 from orchestrator.services.ticket_history import ticket_history
@@ -222,6 +222,8 @@ async def draft_events(request: Request, ticket: Ticket, key_id: int):
             yield _sse("draft", {"text": item.text, "source": item.source})
         elif isinstance(item, Restart):
             yield _sse("restart", {"text": item.text})
+        elif isinstance(item, LetterPart):  # not the model's: no token to time
+            yield _sse("delta", {"text": item.text})
         else:
             timer.token()
             yield _sse("delta", {"text": item})

@@ -13,6 +13,11 @@ function post(url, fields) {
   });
 }
 
+// Changes to the tenant's tickets after `mark`, the moment the page was drawn at.
+function liveEvents(mark) {
+  return new EventSource(`/app/events?since=${encodeURIComponent(mark ?? "")}`);
+}
+
 // ---- the queue: live rows and shortcuts ------------------------------------------------
 
 function queuePage() {
@@ -45,7 +50,7 @@ function queuePage() {
     if (again && hadFocus) again.querySelector("a")?.focus();  // the keys go on working
   }
 
-  const events = new EventSource("/app/events");
+  const events = liveEvents(rows.dataset.mark);
   events.addEventListener("changed", refresh);
   events.addEventListener("ready", () => { rows.dataset.live = "on"; });
 
@@ -82,7 +87,7 @@ function ticketPage() {
     // not triaged yet: show the triage and the draft when the worker is done with it,
     // unless the agent has started writing
     const untouched = box?.value ?? "";
-    const events = new EventSource("/app/events");
+    const events = liveEvents(ticket.dataset.mark);
     events.addEventListener("ready", () => { ticket.dataset.live = "on"; });
     events.addEventListener("changed", () => {
       if ((box?.value ?? "") === untouched) window.location.reload();

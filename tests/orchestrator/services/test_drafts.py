@@ -8,6 +8,7 @@ from orchestrator.services.drafts import (
     OPENING_PREFIX,
     PLAIN_OPENING,
     Draft,
+    LetterPart,
     Restart,
     clean_opening,
     compose,
@@ -142,17 +143,21 @@ def _streamed(llm, body=BODY) -> list:
 def test_the_draft_streams_as_written_and_its_pieces_add_up_to_the_letter():
     items = _streamed(ScriptedLLM(" your new card, which has not arrived"))
     *pieces, draft = items
-    assert isinstance(draft, Draft) and all(isinstance(p, str) for p in pieces)
-    assert len(pieces) == 4  # the greeting and prefix, the model's two pieces, the rest
-    assert pieces[0] == f"Hi Tom,\n\n{OPENING_PREFIX}"
-    assert "".join(pieces) == draft.text
+    assert isinstance(draft, Draft)
+    # the greeting and prefix, the model's two pieces (the only ones timed as tokens), the rest
+    assert [type(p) for p in pieces] == [LetterPart, str, str, LetterPart]
+    assert pieces[0] == LetterPart(f"Hi Tom,\n\n{OPENING_PREFIX}")
+    assert _preview(pieces) == draft.text
 
 
 def _preview(items: list) -> str:
     """What a page shows: pieces appended, a Restart replacing all before it."""
     shown = ""
     for item in items:
-        shown = item.text if isinstance(item, Restart) else shown + item
+        if isinstance(item, Restart):
+            shown = item.text
+        else:
+            shown += item.text if isinstance(item, LetterPart) else item
     return shown
 
 
@@ -160,6 +165,7 @@ def test_a_retried_or_replaced_opening_restarts_the_preview():
     *items, draft = _streamed(ScriptedLLM("the 3 days", "your new card"))
     first = items.index(Restart(f"Hi Tom,\n\n{OPENING_PREFIX}"))  # before the sampled retry
     assert "the 3 days" in _preview(items[:first]) and "3 days" not in _preview(items)
+    assert items[1:first] == ["the 3", " days"]  # the refused sentence, as the model wrote it
     assert _preview(items) == draft.text
     *items, draft = _streamed(ScriptedLLM("Cards > Track", "nothing, as an AI I cannot help"))
     assert draft.source == "fallback" and items[-1] == Restart(draft.text)

@@ -5,6 +5,7 @@ in every page. The session and CSRF rules: test_workspace_http.py."""
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from contracts.bands import BandThresholds, bands_file
 from tests.utils.browser import chromium_or_skip, serious_violations
 from tests.utils.orchestrator import Orchestrator, new_key, new_tenant, wait_until
+from tests.utils.workspace import sign_in
 
 # Thresholds for the test build's weak confidences (one epoch on 16 texts per intent): the
 # card question scored 0.26, the nonsense 0.16 and the German ticket 0.13 (2026-12-01).
@@ -41,6 +43,8 @@ def workspace(tmp_path_factory, triton_settings, triton):
         triton_settings,
         ORCHESTRATOR_DRAFT_MAX_TOKENS="48",
         ORCHESTRATOR_WEB_EVENTS_POLL_S="0.25",
+        # short streams: the browsers here reconnect (with Last-Event-ID) several times
+        ORCHESTRATOR_WEB_EVENTS_STREAM_S="3",
         ORCHESTRATOR_RATE_LIMIT_PER_MINUTE="6000",
         ORCHESTRATOR_RATE_LIMIT_BURST="200",
     ).start()
@@ -279,3 +283,27 @@ def _bands(client: httpx.Client, key: str) -> list:
         (t["id"], (t["triage"] or {}).get("confidence"), (t["triage"] or {}).get("confidence_band"))
         for t in page
     ]
+
+
+def test_a_page_drawn_before_a_change_hears_of_it_and_one_drawn_after_does_not(workspace):
+    """The events stream compares with the mark the page was drawn at: a change between
+    drawing the page and connecting is not lost, and none is reported twice."""
+    orchestrator, key, *_ = workspace
+    with httpx.Client(base_url=f"http://127.0.0.1:{orchestrator.port}", timeout=30) as client:
+        sign_in(client, key)
+        drawn = re.search(r'data-mark="([^"]+)"', client.get("/app").text).group(1)
+        assert _events(client, drawn) == ["ready"]  # the whole 3 s stream
+        _submit(orchestrator.client, key, CARD)
+        assert _events(client, drawn) == ["ready", "changed"]
+
+
+def _events(client: httpx.Client, since: str) -> list[str]:
+    """The event names of one stream, to its end or its first `changed`."""
+    names = []
+    with client.stream("GET", "/app/events", params={"since": since}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                names.append(line.removeprefix("event: "))
+            if "changed" in names:
+                break
+    return names

@@ -1,14 +1,12 @@
 """The workspace's session and CSRF rules over plain HTTP, in process on SQLite and PostgreSQL
 (no Triton: no call here reaches a model). The pages themselves: test_workspace.py."""
 
-import re
-
 import pytest
 
 from tests.utils.feedback import app_without_triton
 from tests.utils.orchestrator import ADMIN_KEY, new_key, new_tenant
+from tests.utils.workspace import CSRF_FIELD, sign_in
 
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 ADMIN = {"X-API-Key": ADMIN_KEY}
 TICKET = {"subject": "Card", "body": "My new card has not arrived."}
 BASE = "http://testserver"  # the TestClient's own origin
@@ -39,23 +37,6 @@ def agent(app) -> dict:
     return made.json()
 
 
-def _sign_in(client, key: str) -> str:
-    """Signs `client` in with `key`; the CSRF token its pages carry."""
-    (login_token,) = CSRF_FIELD.findall(client.get("/app/login").text)
-    signed = client.post(
-        "/app/login", data={"api_key": key, "csrf_token": login_token}, follow_redirects=False
-    )
-    assert signed.status_code == 303 and signed.headers["location"] == "/app", signed.text
-    cookie = signed.headers["set-cookie"].lower()
-    for attribute in ("support_session=", "httponly", "samesite=strict", "path=/app"):
-        assert attribute in cookie, cookie
-    assert "secure" not in cookie  # plain HTTP here; HTTPS or the setting adds it
-    queue = client.get("/app")
-    assert queue.status_code == 200
-    assert queue.headers["content-security-policy"].startswith("default-src 'self'")
-    return CSRF_FIELD.findall(queue.text)[0]
-
-
 def _ticket(client, key: str) -> int:
     created = client.post("/v1/tickets", json=TICKET, headers={"X-API-Key": key})
     assert created.status_code == 202, created.text
@@ -78,7 +59,7 @@ def test_without_a_session_pages_redirect_and_calls_get_401(client):
 
 def test_writes_need_the_csrf_token_and_the_same_origin(client, agent):
     ticket = _ticket(client, agent["key"])
-    token = _sign_in(client, agent["key"])
+    token = sign_in(client, agent["key"])
     url, resolve = f"/app/tickets/{ticket}/status", {"status": "resolved"}
     for headers in (
         {},
@@ -113,25 +94,34 @@ def test_the_sign_in_form_needs_its_own_token_and_a_reader_key(client, app):
 
 
 def test_sign_out_and_revocation_end_a_session(client, agent):
-    token = _sign_in(client, agent["key"])
+    token = sign_in(client, agent["key"])
     cookie = client.cookies["support_session"]
     out = client.post("/app/logout", data={"csrf_token": token}, follow_redirects=False)
     assert out.status_code == 303 and out.headers["location"].startswith("/app/login")
     client.cookies.clear()
     replayed = client.get("/app/rows", headers={"Cookie": f"support_session={cookie}"})
     assert replayed.status_code == 401, "a signed-out cookie must not work again"
-    _sign_in(client, agent["key"])
+    sign_in(client, agent["key"])
     assert client.delete(f"/v1/admin/keys/{agent['id']}", headers=ADMIN).status_code == 204
     assert client.get("/app/rows").status_code == 401, "a revoked key's session ends"
 
 
 def test_bad_input_gets_a_4xx_and_another_tenant_s_ticket_is_absent(client, agent, app):
     theirs = _ticket(client, new_key(client, ["tickets:write"], "another tenant"))
-    token = _sign_in(client, agent["key"])
+    token = sign_in(client, agent["key"])
     assert client.get("/app/tickets/99999999999999999999999").status_code == 422
     assert client.get(f"/app/tickets/{theirs}").status_code == 404
     for query in ("band=everything", "status=lost", "language=english", "cursor=" + "x" * 300):
         assert client.get(f"/app?{query}").status_code == 422, query
+    mine = _ticket(client, agent["key"])
+    sent = client.post(
+        f"/app/tickets/{mine}/reply",
+        data={"reply": "Your card is on its way.", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    again = client.post(f"/app/tickets/{mine}/reply", data={"reply": "Hi", "csrf_token": token})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "answered"
     mine = _ticket(client, agent["key"])
     too_long = {"reply": "x" * 20_001, "csrf_token": token}
     assert client.post(f"/app/tickets/{mine}/reply", data=too_long).status_code == 422
