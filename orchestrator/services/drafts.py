@@ -244,7 +244,8 @@ async def stream_draft(
     name = draft_checks.customer_name(body)
     opening_start = greeting(name) + OPENING_PREFIX  # the model continues the prefix
     yield LetterPart(opening_start)
-    written, checked = [], _Checked(None, None)
+    written: list[str] = []  # the model's pieces since the last restart
+    checked = _Checked(None, None)
     try:
         async for item in _opening(
             llm,
@@ -261,9 +262,12 @@ async def stream_draft(
         ):
             if isinstance(item, _Checked):
                 checked = item
+                continue
+            if isinstance(item, Restart):
+                written.clear()
             else:
-                written = [] if isinstance(item, Restart) else [*written, item]
-                yield item
+                written.append(item)
+            yield item
     except LLMTimeout:
         pass
     except LLMUnavailable:

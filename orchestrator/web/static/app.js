@@ -95,7 +95,9 @@ function ticketPage() {
   }
   if (!button || !box) return;
 
+  let lastDraft = box.value;  // what the model last wrote: an agent's edits are not lost silently
   button.addEventListener("click", async () => {
+    if (box.value !== lastDraft && !window.confirm("Replace your edits with a new draft?")) return;
     button.disabled = true;
     box.setAttribute("aria-busy", "true");
     status.textContent = "Writing the draft…";
@@ -107,7 +109,7 @@ function ticketPage() {
         if (event === "delta") box.value += data.text;
         if (event === "restart") box.value = data.text;
         if (event === "draft") {
-          box.value = data.text;
+          box.value = lastDraft = data.text;
           status.textContent = `Draft written by ${data.source}.`;
         }
       });

@@ -95,6 +95,7 @@ def test_an_agent_works_the_queue_in_a_real_browser(workspace, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as expected
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     orchestrator, key, *_ = workspace
@@ -199,6 +200,9 @@ def test_an_agent_works_the_queue_in_a_real_browser(workspace, browser):
     box = browser.find_element(By.ID, "reply")
     box.send_keys(Keys.END, "\n\nBest regards,\nSam from support")
     edited = box.get_attribute("value")
+    browser.find_element(By.ID, "regenerate").click()  # asks first: the edits would go
+    wait.until(expected.alert_is_present()).dismiss()
+    assert box.get_attribute("value") == edited
     browser.find_element(By.ID, "send").click()
     wait.until(lambda d: "The reply is sent and the ticket resolved." in d.page_source)
     sent = _ticket(client, key, card)
