@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.db.models import Feedback, Job, Ticket, TicketEvent, utcnow
 from orchestrator.environments import DEFAULT_ENVIRONMENT, Environment
-from orchestrator.errors import InvalidInput, NotFound
+from orchestrator.errors import Conflict, InvalidInput, NotFound
 from orchestrator.schemas.tickets import (
     AGENT_STATUSES,
     DraftPublic,
@@ -180,8 +180,10 @@ def apply_update(session: Session, ticket: Ticket, changes: TicketUpdate, key_id
 
 
 def send_reply(session: Session, ticket: Ticket, text: str, key_id: int) -> Ticket:
-    """An agent's reply, kept on the ticket, which it resolves. Sending it by mail is the
-    help desk's outbound connector's job, not this service's."""
+    """An agent's reply, kept on the ticket, which it resolves; one per ticket. Sending it by
+    mail is the help desk's outbound connector's job, not this service's."""
+    if ticket.reply_text is not None:  # a form sent twice, or another agent was first
+        raise Conflict(f"ticket {ticket.id} was answered already", code="answered")
     ticket.reply_text, ticket.replied_at = text, utcnow()
     session.add(TicketEvent(ticket_id=ticket.id, key_id=key_id, kind="reply"))
     return apply_update(session, ticket, TicketUpdate(status=TicketStatus.resolved), key_id)

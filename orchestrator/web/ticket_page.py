@@ -5,12 +5,10 @@ stream, the reply sent, and the history."""
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from orchestrator.api.params import IdPath
-from orchestrator.api.routes.tickets import draft_events
-from orchestrator.db.models import Ticket
+from orchestrator.api.routes.tickets import draft_events, triaged_ticket
 from orchestrator.errors import ApiError
 from orchestrator.schemas.tickets import TicketUpdate
 from orchestrator.services import tickets
@@ -70,14 +68,7 @@ def correct(
 @router.post("/{ticket_id}/draft")
 async def regenerate(ticket_id: IdPath, request: Request, signed: Writer):
     """The draft written again, streamed as server-sent events (`delta`, then `draft`)."""
-
-    def load() -> Ticket:
-        with request.app.state.sessions() as session:
-            return tickets.get_ticket(session, signed.caller.tenant_id, ticket_id)
-
-    ticket = await run_in_threadpool(load)
-    if ticket.intent is None:
-        raise ApiError(409, f"ticket {ticket_id} is not triaged yet", code="not_triaged")
+    ticket = await triaged_ticket(request, signed.caller.tenant_id, ticket_id)
     return StreamingResponse(
         draft_events(request, ticket, signed.caller.id),
         media_type="text/event-stream",
@@ -97,7 +88,5 @@ def send_and_resolve(
         raise ApiError(422, "the reply is empty", param="reply")
     with request.app.state.sessions() as session:
         ticket = tickets.get_ticket(session, signed.caller.tenant_id, ticket_id)
-        if ticket.reply_text is not None:  # a form sent twice, or another agent was first
-            raise ApiError(409, f"ticket {ticket_id} was answered already", code="answered")
         tickets.send_reply(session, ticket, text, signed.caller.id)
     return RedirectResponse(f"/app/tickets/{ticket_id}?saved=reply", status_code=303)

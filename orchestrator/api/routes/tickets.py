@@ -185,20 +185,26 @@ async def regenerate_draft(
 ):
     """Write the draft again (after a correction of the intent, say), with the drafts
     configuration of the ticket's environment, whichever key asks."""
-
-    def load() -> Ticket:
-        with request.app.state.sessions() as session:
-            return tickets.get_ticket(session, key.tenant_id, ticket_id)
-
-    ticket = await run_in_threadpool(load)
-    if ticket.intent is None:
-        raise ApiError(409, f"ticket {ticket_id} is not triaged yet", code="not_triaged")
+    ticket = await triaged_ticket(request, key.tenant_id, ticket_id)
     events = draft_events(request, ticket, key.id)
     if stream:
         return StreamingResponse(events, media_type="text/event-stream")
     async for _ in events:
         pass
-    return public(await run_in_threadpool(load))
+    return public(await run_in_threadpool(_load, request, key.tenant_id, ticket_id))
+
+
+def _load(request: Request, tenant_id: int, ticket_id: int) -> Ticket:
+    with request.app.state.sessions() as session:
+        return tickets.get_ticket(session, tenant_id, ticket_id)
+
+
+async def triaged_ticket(request: Request, tenant_id: int, ticket_id: int) -> Ticket:
+    """The tenant's ticket, to draft for: 409 until the worker has triaged it."""
+    ticket = await run_in_threadpool(_load, request, tenant_id, ticket_id)
+    if ticket.intent is None:
+        raise ApiError(409, f"ticket {ticket_id} is not triaged yet", code="not_triaged")
+    return ticket
 
 
 async def draft_events(request: Request, ticket: Ticket, key_id: int):
