@@ -3,7 +3,8 @@ texts, measured once on Banking77's test split with the served file, and written
 
 Validation: a seeded tenth of every intent's training texts is held out (export/tune.py), the
 recipe (`--epochs`, 0 for `make up`'s quick one, with its vote) trains on the other nine
-tenths, and each held-out text gets its confidence, the served file's top probability. Then:
+tenths, and each held-out text gets its confidence, the served file's top probability (the
+lexical view included). Then:
 
 - `high_from`: the lowest confidence at which the held-out texts at or above it are right at
   least HIGH_AIM + MARGIN of the time (the aim is HIGH_AIM on the test split; the margin
@@ -26,8 +27,9 @@ from contracts.models import INTENT_FILE
 from contracts.runtime import ort_session
 from export.data import load_banking77
 from export.fuse import TEXT_INPUT
+from export.lexical import DEFAULT_LEXICAL
 from export.onnx_export import export_packaged_encoder
-from export.rerank import DEFAULT_RERANK, FROZEN_RERANK, reference_probabilities
+from export.rerank import DEFAULT_RERANK, FROZEN_RERANK
 from export.settings import ExportSettings
 from export.tune import Recipe, held_out_rows, scoring, subset
 
@@ -96,7 +98,7 @@ def run_bands(
     print(f"== 1/3 training on {len(kept)} texts, {len(held)} held out", flush=True)
     held_out = scoring(recipe, subset(data.train, kept), subset(data.train, held))
     vote = DEFAULT_RERANK if epochs else FROZEN_RERANK
-    probabilities = reference_probabilities(held_out.head, held_out.queries, held_out.index, vote)
+    probabilities = held_out.probabilities(vote, DEFAULT_LEXICAL.weight)
     labels = np.array(held_out.split.labels)
     validation = (probabilities.max(axis=1), probabilities.argmax(axis=1) == labels)
     thresholds = choose(*validation)

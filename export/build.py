@@ -15,7 +15,14 @@ from contracts.models import SERVED_MAX_TOKENS
 from export.data import Split, load_banking77
 from export.device import set_device
 from export.fuse import TEXT_INPUT, fuse
-from export.model import batch_encode, load_tokenizer, save_checkpoint
+from export.lexical import DEFAULT_LEXICAL, LexicalSettings, fit_lexical, token_ids
+from export.model import (
+    IntentModel,
+    batch_encode,
+    load_checkpoint,
+    load_tokenizer,
+    save_checkpoint,
+)
 from export.onnx_export import (
     ParityReport,
     build_classifier,
@@ -51,6 +58,12 @@ class BuildOptions:
     # Blend the head with a vote of the nearest training texts by the packaged encoder's
     # embeddings (export/rerank.py); None: the head alone
     rerank: RerankSettings | None = DEFAULT_RERANK
+    # Blend in the lexical view: TF-IDF of the word pieces, logistic regression
+    # (export/lexical.py); None: without it
+    lexical: LexicalSettings | None = DEFAULT_LEXICAL
+    # A fine-tuned model an earlier build saved (intent_model.pt): exported again instead of
+    # training anew, for a change to the steps after training
+    checkpoint: Path | None = None
 
 
 @dataclass
@@ -87,11 +100,15 @@ def train_and_export(
     served_tokenizer = load_tokenizer(SERVED_MAX_TOKENS)
     index = None
     if options.epochs:
-        step(f"fine-tuning on {len(train_split)} texts, {options.epochs} epoch(s)")
-        config = TrainConfig(
-            epochs=options.epochs, max_length=options.max_length, seed=settings.seed
-        )
-        model, train_report = train(train_split, len(intents), config, test_split)
+        if options.checkpoint:
+            step(f"reading the fine-tuned model {options.checkpoint}")
+            model, train_report = _trained(options.checkpoint, intents, len(train_split))
+        else:
+            step(f"fine-tuning on {len(train_split)} texts, {options.epochs} epoch(s)")
+            config = TrainConfig(
+                epochs=options.epochs, max_length=options.max_length, seed=settings.seed
+            )
+            model, train_report = train(train_split, len(intents), config, test_split)
         step("exporting the encoder to ONNX and quantizing it to dynamic INT8")
         export_encoder(model, paths["encoder_fp32"])
         quantize_encoder(paths["encoder_fp32"], paths["encoder_int8"])
@@ -110,7 +127,12 @@ def train_and_export(
         index = index_of(embeddings, train_split.labels) if options.rerank else None
     save_checkpoint(model, intents, options.max_length, work / "intent_model.pt")
 
+    lexical = None
+    if options.lexical is not None:
+        ids = token_ids(served_tokenizer, train_split.texts)
+        lexical = fit_lexical(ids, train_split.labels, len(intents), options.lexical)
     votes = f", with a vote of {len(index)} training texts" if index else ""
+    votes += f", the lexical view of {len(lexical.ngrams)} word pieces and pairs" if lexical else ""
     step(f"building the classifier{votes}; parity with PyTorch (tolerance 1e-4); fusing")
     tokenizer = load_tokenizer(options.max_length)
     build_classifier(model, intents, paths["classifier"], None)
@@ -123,15 +145,16 @@ def train_and_export(
     }
     parity = check_parity(**check, classifier_path=paths["classifier"])
     served_classifier = paths["classifier"]
-    if index is not None:
-        served_classifier = work / "classifier.vote.onnx"
-        build_classifier(model, intents, served_classifier, index, options.rerank)
+    if index is not None or lexical is not None:
+        served_classifier = work / "classifier.served.onnx"
+        build_classifier(model, intents, served_classifier, index, options.rerank, lexical)
         check_parity(
             **check,
             classifier_path=served_classifier,
             index=index,
             rerank=options.rerank,
-            example_encoder=packaged["int8"],
+            example_encoder=packaged["int8"] if index is not None else None,
+            lexical=lexical,
         )
     # What serves: the tokenizer, the encoder(s) and the classifier, as one file; INT8 on a
     # CPU, fp32 on a GPU (where TensorRT makes it fp16)
@@ -144,6 +167,13 @@ def train_and_export(
         example_encoder=packaged[precision] if options.epochs and index else None,
     )
     return Exported(paths, train_report, parity, tokenizer)
+
+
+def _trained(checkpoint: Path, intents: list[str], texts: int) -> tuple[IntentModel, TrainReport]:
+    model, saved_intents, _ = load_checkpoint(checkpoint)
+    if saved_intents != intents:
+        raise ValueError(f"{checkpoint} was trained on other intents than this data set's")
+    return model, TrainReport(epochs=0, train_examples=texts, seconds=0.0)
 
 
 def build(settings: ExportSettings, options: BuildOptions, repository: Path) -> dict:
@@ -182,7 +212,7 @@ def build(settings: ExportSettings, options: BuildOptions, repository: Path) -> 
         set_device(repository, "gpu", settings.gpu_accelerator)
     summary = {
         "train": asdict(exported.train_report),
-        "options": asdict(options),
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         "parity": asdict(exported.parity),
         # fp32 and int8: the encoder and the head (the chained steps); served: the fused file
         "onnx_test_accuracy_in_process": {k: round(v, 4) for k, v in accuracy.items()},

@@ -13,7 +13,8 @@ The operator takes one text at a time, so a `Loop` runs it over the batch: each 
 
 A classifier that blends in the vote of the nearest training texts (export/rerank.py) reads a
 second embedding, the packaged encoder's: a second encoder inside the file, on the same token
-ids, or the same one when the served encoder is the packaged encoder itself.
+ids, or the same one when the served encoder is the packaged encoder itself. One with the
+lexical view (export/lexical.py) reads the tokenizer's ids as well.
 """
 
 from pathlib import Path
@@ -23,6 +24,7 @@ import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
 from contracts.models import SERVED_MAX_TOKENS
+from export.lexical import IDS_INPUT
 from export.onnx_export import ENCODER_OUTPUT, OPSET
 from export.rerank import QUERY
 
@@ -164,7 +166,12 @@ def fuse(
         io_map=[("input_ids", "input_ids"), ("attention_mask", "attention_mask")],
     )
     io_map = [(ENCODER_OUTPUT, ENCODER_OUTPUT)]
-    if QUERY in {i.name for i in classifier_model.graph.input}:
+    classifier_inputs = {i.name for i in classifier_model.graph.input}
+    if IDS_INPUT in classifier_inputs:  # the lexical view reads the tokenizer's ids too
+        (ids,) = [o for o in tokenizer.graph.output if o.name == IDS_INPUT]
+        encoded.graph.output.append(ids)
+        io_map.append((IDS_INPUT, IDS_INPUT))
+    if QUERY in classifier_inputs:
         if example_encoder is None:
             io_map.append((ENCODER_OUTPUT, QUERY))
         else:

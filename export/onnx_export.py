@@ -9,6 +9,13 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from contracts.runtime import ort_session
+from export.lexical import (
+    IDS_INPUT,
+    LexicalModel,
+    blend,
+    lexical_graph,
+    lexical_probabilities,
+)
 from export.model import EMBEDDING_DIM, IntentModel, batch_encode
 from export.quantize import quantize_encoder
 from export.rerank import (
@@ -59,6 +66,7 @@ def build_classifier(
     path: Path,
     index: ExampleIndex | None = None,
     rerank: RerankSettings | None = None,
+    lexical: LexicalModel | None = None,
 ) -> None:
     """The head as a hand-built graph: linear, softmax, top-k, and the intent names themselves.
 
@@ -66,15 +74,21 @@ def build_classifier(
     Triton answers with intent names, and no label file can drift from the weights. With an
     `index` of training texts, the softmax is blended with their vote (export/rerank.py), read
     from a second input, `example_embedding`: the packaged encoder's embedding of the text.
+    With a `lexical` model, that is blended in turn with the lexical view (export/lexical.py),
+    read from a third input, `input_ids`: the text's token ids.
     """
     weight = model.head.weight.detach().numpy().T.astype(np.float32)
     bias = model.head.bias.detach().numpy().astype(np.float32)
     k = min(TOP_K, len(intents))
+    # each part's output, ending in "probabilities": the head's, then the vote's blend, then
+    # the lexical view's
+    stages = ["head_probabilities"] * (index is not None) + ["view_probabilities"] * (
+        lexical is not None
+    )
+    stages.append("probabilities")
     nodes = [
         helper.make_node("Gemm", ["embedding", "weight", "bias"], ["logits"]),
-        helper.make_node(
-            "Softmax", ["logits"], ["head_probabilities" if index else "probabilities"], axis=-1
-        ),
+        helper.make_node("Softmax", ["logits"], [stages[0]], axis=-1),
         helper.make_node("TopK", ["probabilities", "k"], ["top_scores", "top_index"], axis=-1),
         helper.make_node("Gather", ["labels", "top_index"], ["top_intents"], axis=0),
         helper.make_node("Slice", ["top_scores", "zero", "one", "one"], ["confidence"]),
@@ -92,10 +106,14 @@ def build_classifier(
     ]
     if index is not None:
         rerank_nodes, rerank_initializers = rerank_graph(
-            index, rerank or RerankSettings(), len(intents)
+            index, rerank or RerankSettings(), len(intents), after=stages[1]
         )
         nodes[2:2] = rerank_nodes
         initializers += rerank_initializers
+    if lexical is not None:
+        lexical_nodes, lexical_initializers = lexical_graph(lexical, stages[-2], stages[-1])
+        nodes[-4:-4] = lexical_nodes
+        initializers += lexical_initializers
     outputs = [
         helper.make_tensor_value_info("intent", TensorProto.STRING, ["batch", 1]),
         helper.make_tensor_value_info("confidence", TensorProto.FLOAT, ["batch", 1]),
@@ -106,6 +124,10 @@ def build_classifier(
         helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", EMBEDDING_DIM])
         for name in (["embedding", QUERY] if index is not None else ["embedding"])
     ]
+    if lexical is not None:
+        inputs.append(
+            helper.make_tensor_value_info(IDS_INPUT, TensorProto.INT64, ["batch", "tokens"])
+        )
     graph = helper.make_graph(nodes, "ticket_classifier", inputs, outputs, initializers)
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     onnx_model.ir_version = 8  # readable by older ONNX Runtime builds in Triton containers
@@ -137,12 +159,14 @@ def check_parity(
     index: ExampleIndex | None = None,
     rerank: RerankSettings | None = None,
     example_encoder: Path | None = None,
+    lexical: LexicalModel | None = None,
 ) -> ParityReport:
     """Run PyTorch and ONNX Runtime on the same inputs; collect every mismatch, then fail with all.
 
     Batches of several sizes and lengths exercise the dynamic axes. With an `index`, PyTorch's
     probabilities are blended in NumPy with the neighbours' vote, as the graph should do; both
     sides read the vote's query from `example_encoder` (the packaged encoder's ONNX file).
+    With a `lexical` model, that is blended in NumPy with the lexical view of the token ids.
     """
     if index is not None and example_encoder is None:
         raise ValueError("a classifier with a vote needs the example encoder to check it")
@@ -169,6 +193,12 @@ def check_parity(
                 torch_probs.numpy(), feeds[QUERY], index, rerank or RerankSettings()
             )
             torch_probs = torch.from_numpy(blended)
+        if lexical is not None:
+            feeds[IDS_INPUT] = ids.numpy()
+            lexical_part = lexical_probabilities(lexical, ids.tolist())
+            torch_probs = torch.from_numpy(
+                blend(torch_probs.numpy(), lexical_part, lexical.weight).astype(np.float32)
+            )
         intent, _, _top_intents, top_scores = classifier.run(None, feeds)
         embedding_diff = float(np.abs(onnx_embedding - torch_embedding.numpy()).max())
         expected_scores, expected_index = torch.topk(torch_probs, top_scores.shape[1], dim=-1)

@@ -108,10 +108,10 @@ def reference_probabilities(
 
 
 def rerank_graph(
-    index: ExampleIndex, settings: RerankSettings, num_intents: int
+    index: ExampleIndex, settings: RerankSettings, num_intents: int, after: str = "probabilities"
 ) -> tuple[list, list]:
-    """Nodes and initializers from `example_embedding` and `head_probabilities` to
-    `probabilities`."""
+    """Nodes and initializers from `example_embedding` and `head_probabilities` to `after`,
+    the blend."""
     k = min(settings.neighbours, len(index))
     nodes = [
         helper.make_node("LpNormalization", [QUERY], ["query"], axis=-1, p=2),
@@ -136,7 +136,7 @@ def rerank_graph(
         helper.make_node("Div", ["vote_sum", "vote_total"], ["vote"]),
         helper.make_node("Mul", ["head_probabilities", "head_share"], ["head_part"]),
         helper.make_node("Mul", ["vote", "vote_share"], ["vote_part"]),
-        helper.make_node("Add", ["head_part", "vote_part"], ["probabilities"]),
+        helper.make_node("Add", ["head_part", "vote_part"], [after]),
     ]
 
     def scalar(name: str, value: float) -> TensorProto:

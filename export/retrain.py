@@ -56,6 +56,7 @@ from export.build import (
 from export.data import Split, load_banking77
 from export.dataset import dedupe_key, latest_snapshot, read_snapshot
 from export.gate import HOLDOUT_FRACTION, TEST_SET, Evaluation, GateCriteria, GateResult, run_gate
+from export.lexical import DEFAULT_LEXICAL, LexicalSettings
 from export.production import production_files
 from export.production import production_version as production_version_of
 from export.repository import copy_into, write_text_whole
@@ -79,6 +80,7 @@ class RetrainOptions:
     holdout_fraction: float = HOLDOUT_FRACTION
     shuffle_labels: bool = False  # train on permuted labels: a candidate the gate must refuse
     rerank: RerankSettings | None = DEFAULT_RERANK  # None: the head alone (export/rerank.py)
+    lexical: LexicalSettings | None = DEFAULT_LEXICAL  # None: without it (export/lexical.py)
     criteria: GateCriteria = field(default_factory=GateCriteria)
 
 
@@ -158,6 +160,7 @@ def retrain(settings: ExportSettings, options: RetrainOptions) -> RetrainResult:
         max_length=options.max_length,
         tensorrt=False,
         rerank=options.rerank,
+        lexical=options.lexical,
     )
     exported = train_and_export(
         settings, build_options, train_split, test_split, data.intents, step

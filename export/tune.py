@@ -1,9 +1,11 @@
-"""`python -m export tune-vote`: the vote's settings chosen on held-out training texts.
+"""`python -m export tune-vote`: the vote's and the lexical view's settings chosen on held-out
+training texts.
 
 A seeded tenth of every intent's training texts is held out. The recipe (`--epochs`, 0 for the
 quick one) trains on the other nine tenths, the vote indexes them (the packaged encoder's INT8
-embeddings, as the build makes them), and every (neighbours, temperature, weight) of the grid
-is scored on the held-out tenth; the best is then scored once on the test split, as it would
+embeddings, as the build makes them), the lexical view (export/lexical.py) is fitted on them,
+and every (neighbours, temperature, weight, lexical weight) of the grid is scored on the
+held-out tenth; the best is then scored once on the test split, as it would
 serve: trained and indexed on the whole training split. The test split chooses nothing.
 Scores are computed in NumPy (export/rerank.py's reference, which the graph is held to).
 """
@@ -23,6 +25,7 @@ import torch
 from contracts.models import SERVED_MAX_TOKENS
 from contracts.runtime import usable_cores
 from export.data import Split, load_banking77
+from export.lexical import DEFAULT_LEXICAL, blend, fit_lexical, lexical_probabilities, token_ids
 from export.model import IntentModel, load_tokenizer
 from export.onnx_export import export_encoder, export_packaged_encoder
 from export.quantize import quantize_encoder
@@ -41,6 +44,7 @@ GRID = {
     "temperature": (0.02, 0.05, 0.1),
     "weight": (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0),
 }
+LEXICAL_WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5)
 HELD_OUT_FRACTION = 0.1
 
 
@@ -107,18 +111,33 @@ class Scoring:
     head: np.ndarray  # the head's probabilities, one row per text
     queries: np.ndarray  # the packaged encoder's embeddings of the texts
     index: ExampleIndex
+    lexical: np.ndarray  # the lexical view's probabilities
 
-    def accuracy(self, chosen: RerankSettings) -> float:
-        blended = reference_probabilities(self.head, self.queries, self.index, chosen)
+    def probabilities(self, chosen: RerankSettings, lexical_weight: float) -> np.ndarray:
+        voted = reference_probabilities(self.head, self.queries, self.index, chosen)
+        return blend(voted, self.lexical, lexical_weight)
+
+    def accuracy(self, chosen: RerankSettings, lexical_weight: float = 0.0) -> float:
+        blended = self.probabilities(chosen, lexical_weight)
         return float((blended.argmax(axis=1) == np.array(self.split.labels)).mean())
 
 
 def scoring(recipe: Recipe, examples: Split, split: Split) -> Scoring:
-    """Train on `examples` (and index them), embed `split`."""
+    """Train on `examples` (and index them, and fit the lexical view), embed `split`."""
     embed = partial(embed_texts, recipe.packaged, recipe.tokenizer)
     index = index_of(embed(examples.texts), examples.labels)
+    lexical = fit_lexical(
+        token_ids(recipe.tokenizer, examples.texts),
+        examples.labels,
+        recipe.intents,
+        DEFAULT_LEXICAL,
+    )
     return Scoring(
-        split, recipe.head_probabilities(examples, split.texts), embed(split.texts), index
+        split,
+        recipe.head_probabilities(examples, split.texts),
+        embed(split.texts),
+        index,
+        lexical_probabilities(lexical, token_ids(recipe.tokenizer, split.texts)),
     )
 
 
@@ -134,12 +153,17 @@ def tune(settings: ExportSettings, epochs: int) -> dict:
     print(f"== holding out {len(held)} of {len(data.train)} training texts", flush=True)
     held_out = scoring(recipe, subset(data.train, kept), subset(data.train, held))
     scores = {
-        chosen: held_out.accuracy(chosen)
+        (chosen, lexical): held_out.accuracy(chosen, lexical)
         for chosen in (RerankSettings(*values) for values in product(*GRID.values()))
+        for lexical in LEXICAL_WEIGHTS
     }
-    best = max(scores, key=lambda s: (scores[s], -abs(s.weight - 0.5)))
+    best, lexical = max(scores, key=lambda s: (scores[s], -abs(s[0].weight - 0.5)))
     head_alone = replace(best, weight=0.0)
-    print(f"== best on the held-out texts: {best}; scoring it on the test split", flush=True)
+    print(
+        f"== best on the held-out texts: {best}, lexical weight {lexical}; scoring it on the "
+        "test split",
+        flush=True,
+    )
     test = scoring(recipe, data.train, data.test)
     return {
         "command": " ".join(["python -m export", *sys.argv[1:]]),
@@ -147,14 +171,16 @@ def tune(settings: ExportSettings, epochs: int) -> dict:
         "epochs": epochs,
         "held_out_texts": len(held),
         "grid_size": len(scores),
-        "best": asdict(best),
+        "best": {**asdict(best), "lexical_weight": lexical},
         "held_out_accuracy": {
-            "head_alone": round(scores[head_alone], 4),
-            "with_the_vote": round(scores[best], 4),
+            "head_alone": round(scores[head_alone, 0.0], 4),
+            "with_the_vote": round(scores[best, 0.0], 4),
+            "with_the_vote_and_the_lexical_view": round(scores[best, lexical], 4),
         },
         "test_accuracy": {
             "head_alone": round(test.accuracy(head_alone), 4),
             "with_the_vote": round(test.accuracy(best), 4),
+            "with_the_vote_and_the_lexical_view": round(test.accuracy(best, lexical), 4),
         },
         "seconds": round(time.perf_counter() - started, 1),
     }

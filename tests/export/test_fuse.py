@@ -61,14 +61,16 @@ def test_a_long_text_is_cut_to_128_tokens_ending_with_sep(tokenizer_session):
 
 def test_the_fused_file_answers_as_the_separate_files(built_repository, export_settings):
     """The test build is fine-tuned, so its fused file holds two encoders: the served one and
-    the packaged one whose embeddings the vote reads."""
+    the packaged one whose embeddings the vote reads; the lexical view reads the token ids."""
     repository, work = built_repository[0], export_settings.work_dir
     fused_path = repository / "ticket_intent/1/model.onnx"
     fused = ort_session(fused_path, 1)
     encoder = ort_session(repository / "ticket_encoder/2/model.onnx", 1)
     example_encoder = ort_session(work / "packaged.int8.onnx", 1)
-    classifier = ort_session(work / "classifier.vote.onnx", 1)
-    assert any(n.name.startswith("example_encoder/") for n in onnx.load(fused_path).graph.node)
+    classifier = ort_session(work / "classifier.served.onnx", 1)
+    nodes = onnx.load(fused_path).graph.node
+    assert any(n.name.startswith("example_encoder/") for n in nodes)
+    assert any(n.op_type == "TfIdfVectorizer" for n in nodes)
     reference = load_tokenizer(128)
     texts = load_banking77(export_settings.banking77_dir).test.texts[:96] + HARD_TEXTS
     for start in range(0, len(texts), 8):
@@ -79,6 +81,7 @@ def test_the_fused_file_answers_as_the_separate_files(built_repository, export_s
         feeds = {
             "embedding": encoder.run(None, tokens)[0],
             "example_embedding": example_encoder.run(None, tokens)[0],
+            "input_ids": ids,
         }
         want = classifier.run(None, feeds)
         assert (got[0] == want[0]).all()  # intents

@@ -20,6 +20,19 @@ def test_the_vote_can_fix_what_the_head_gets_wrong_and_weight_zero_is_the_head()
     queries = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     split = Split(["x", "y"], [0, 1])
     wrong_head = np.array([[0.4, 0.6], [0.6, 0.4]], dtype=np.float32)
-    scored = Scoring(split, wrong_head, queries, index_of(queries, examples.labels))
+    lexical = wrong_head  # a lexical view as wrong as the head
+    scored = Scoring(split, wrong_head, queries, index_of(queries, examples.labels), lexical)
     assert scored.accuracy(RerankSettings(neighbours=1, weight=0.0)) == 0.0
     assert scored.accuracy(RerankSettings(neighbours=1, weight=0.5)) == 1.0
+    assert scored.accuracy(RerankSettings(neighbours=1, weight=0.5), lexical_weight=1.0) == 0.0
+
+
+def test_the_lexical_view_can_fix_what_the_head_and_the_vote_get_wrong():
+    examples = Split(["a", "b"], [0, 1])
+    queries = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    wrong_head = np.array([[0.4, 0.6], [0.6, 0.4]], dtype=np.float32)
+    right_lexical = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    index = index_of(queries[::-1], examples.labels)  # the vote points the wrong way too
+    scored = Scoring(Split(["x", "y"], [0, 1]), wrong_head, queries, index, right_lexical)
+    assert scored.accuracy(RerankSettings(neighbours=1, weight=0.5)) == 0.0
+    assert scored.accuracy(RerankSettings(neighbours=1, weight=0.5), lexical_weight=0.5) == 1.0
