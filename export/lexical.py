@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 PAD = 0  # the tokenizer's padding id: never part of an n-gram
 IDS_INPUT = "input_ids"  # the graph input the lexical view reads
+ONE_ID = r"\S+"  # scikit-learn's "word" here: one token id, the ids joined by spaces
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def fit_lexical(
     ids: list[list[int]], labels: Sequence[int], num_intents: int, settings: LexicalSettings
 ) -> LexicalModel:
     vectorizer = TfidfVectorizer(
-        token_pattern=r"\S+", ngram_range=(1, 2), sublinear_tf=True, lowercase=False
+        token_pattern=ONE_ID, ngram_range=(1, 2), sublinear_tf=True, lowercase=False
     )
     features = vectorizer.fit_transform([_as_words(row) for row in ids])
     classifier = LogisticRegression(
