@@ -2,13 +2,13 @@
 
 A logistic regression on TF-IDF of the text's word-piece unigrams and bigrams (the served
 tokenizer's own ids, [CLS] and [SEP] included, so "starts with" and "ends with" count), trained
-on the training texts. Its errors differ from the encoder's: it sees the exact words ("PIN",
-"top-up", "Apple Pay") that sentence embeddings blur. The served file blends its probabilities
-with the head's and the vote's: (1 - weight) * the others + weight * lexical.
+on the training texts. It reads the exact words, not a sentence embedding: a differently made
+view, which is what a blend needs. The served file blends its probabilities with the head's and
+the vote's: (1 - weight) * the others + weight * lexical.
 
 In the graph it reads the token ids the fused file's tokenizer already made (ONNX's
 `TfIdfVectorizer` counts the n-grams), so it adds no step and no second tokenizer.
-`reference_probabilities` computes the same in NumPy, and the parity check holds the graph to it.
+`lexical_probabilities` computes the same in NumPy, and the parity check holds the graph to it.
 
 Settings chosen on a held-out tenth of Banking77's training texts with the quick recipe (README,
 "Triage accuracy"), never on the test split.
