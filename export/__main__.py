@@ -293,6 +293,12 @@ def _build(args, settings: ExportSettings) -> int:
         print(f"model repository {repository} is built; nothing to do")
         return 0
     epochs = QUICK_EPOCHS if args.quick else args.epochs
+    if args.checkpoint and not epochs:
+        print("error: --checkpoint is a fine-tuned model; the quick recipe fine-tunes nothing")
+        return 2
+    if args.checkpoint and not args.checkpoint.is_file():
+        print(f"error: no checkpoint at {args.checkpoint}")
+        return 2
     options = BuildOptions(
         epochs=epochs,
         train_per_label=args.train_per_label,

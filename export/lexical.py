@@ -68,8 +68,13 @@ def fit_lexical(
     classifier.fit(features, list(labels))
     coefficients = np.zeros((features.shape[1], num_intents), dtype=np.float32)
     intercept = np.full(num_intents, -1e4, dtype=np.float32)  # intents never seen: never chosen
-    coefficients[:, classifier.classes_] = classifier.coef_.T
-    intercept[classifier.classes_] = classifier.intercept_
+    classes = classifier.classes_
+    if len(classes) == 2:  # one row of weights, for the second class: softmax([0, z]) = sigmoid
+        coefficients[:, classes[1]] = classifier.coef_[0]
+        intercept[classes] = [0.0, classifier.intercept_[0]]
+    else:
+        coefficients[:, classes] = classifier.coef_.T
+        intercept[classes] = classifier.intercept_
     ngrams = [()] * features.shape[1]
     for words, column in vectorizer.vocabulary_.items():
         ngrams[column] = tuple(int(w) for w in words.split())

@@ -133,3 +133,12 @@ def test_a_build_from_a_checkpoint_serves_the_trained_model_without_training_it_
     assert again.intents == served.intents
     with pytest.raises(ValueError, match="other intents"):
         run(settings, options, train, data.test.head(40), data.intents[::-1], Steps(3))
+
+
+def test_build_refuses_a_checkpoint_it_cannot_use(tmp_path, capsys):
+    from export.__main__ import main
+
+    assert main(["build", "--quick", "--checkpoint", str(tmp_path / "x.pt")]) == 2
+    assert "fine-tunes nothing" in capsys.readouterr().out
+    assert main(["build", "--epochs", "6", "--checkpoint", str(tmp_path / "x.pt")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().out

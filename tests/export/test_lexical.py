@@ -3,6 +3,7 @@
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -58,9 +59,13 @@ def run_graph(model, ids: np.ndarray, others: np.ndarray) -> np.ndarray:
     return session.run(None, {IDS_INPUT: ids, "others": others})[0]
 
 
-def test_the_reference_is_scikit_learns_pipeline():
+@pytest.mark.parametrize("intents_seen", [INTENTS, 2])
+def test_the_reference_is_scikit_learns_pipeline(intents_seen):
+    """Also with two intents, where scikit-learn keeps one row of weights, not two."""
     rng = np.random.default_rng(0)
     ids, labels = made_up_texts(rng)
+    kept = [(row, label) for row, label in zip(ids, labels, strict=True) if label < intents_seen]
+    ids, labels = [r for r, _ in kept], [lab for _, lab in kept]
     model = fit_lexical(ids, labels, INTENTS, LexicalSettings())
     words = [" ".join(map(str, row)) for row in ids]
     vectorizer = TfidfVectorizer(token_pattern=r"\S+", ngram_range=(1, 2), sublinear_tf=True)
@@ -68,7 +73,9 @@ def test_the_reference_is_scikit_learns_pipeline():
         vectorizer.fit_transform(words), labels
     )
     expected = classifier.predict_proba(vectorizer.transform(words))
-    np.testing.assert_allclose(lexical_probabilities(model, ids), expected, atol=1e-5)
+    got = lexical_probabilities(model, ids)
+    np.testing.assert_allclose(got[:, :intents_seen], expected, atol=1e-5)
+    assert got[:, intents_seen:].max(initial=0.0) < 1e-6
 
 
 def test_graph_matches_the_reference_on_padded_batches_and_unseen_words():
