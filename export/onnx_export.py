@@ -80,19 +80,9 @@ def build_classifier(
     weight = model.head.weight.detach().numpy().T.astype(np.float32)
     bias = model.head.bias.detach().numpy().astype(np.float32)
     k = min(TOP_K, len(intents))
-    # each part's output, ending in "probabilities": the head's, then the vote's blend, then
-    # the lexical view's
-    stages = ["head_probabilities"] * (index is not None) + ["view_probabilities"] * (
-        lexical is not None
-    )
-    stages.append("probabilities")
     nodes = [
         helper.make_node("Gemm", ["embedding", "weight", "bias"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], [stages[0]], axis=-1),
-        helper.make_node("TopK", ["probabilities", "k"], ["top_scores", "top_index"], axis=-1),
-        helper.make_node("Gather", ["labels", "top_index"], ["top_intents"], axis=0),
-        helper.make_node("Slice", ["top_scores", "zero", "one", "one"], ["confidence"]),
-        helper.make_node("Slice", ["top_intents", "zero", "one", "one"], ["intent"]),
+        helper.make_node("Softmax", ["logits"], ["head_probabilities"], axis=-1),
     ]
     initializers = [
         numpy_helper.from_array(weight, "weight"),
@@ -104,16 +94,25 @@ def build_classifier(
             "labels", TensorProto.STRING, [len(intents)], [s.encode() for s in intents]
         ),
     ]
+    probabilities = "head_probabilities"  # each blend below takes the one before it
     if index is not None:
-        rerank_nodes, rerank_initializers = rerank_graph(
-            index, rerank or RerankSettings(), len(intents), after=stages[1]
+        more_nodes, more_initializers = rerank_graph(
+            index, rerank or RerankSettings(), len(intents), after="voted_probabilities"
         )
-        nodes[2:2] = rerank_nodes
-        initializers += rerank_initializers
+        nodes += more_nodes
+        initializers += more_initializers
+        probabilities = "voted_probabilities"
     if lexical is not None:
-        lexical_nodes, lexical_initializers = lexical_graph(lexical, stages[-2], stages[-1])
-        nodes[-4:-4] = lexical_nodes
-        initializers += lexical_initializers
+        more_nodes, more_initializers = lexical_graph(lexical, probabilities, "probabilities")
+        nodes += more_nodes
+        initializers += more_initializers
+        probabilities = "probabilities"
+    nodes += [
+        helper.make_node("TopK", [probabilities, "k"], ["top_scores", "top_index"], axis=-1),
+        helper.make_node("Gather", ["labels", "top_index"], ["top_intents"], axis=0),
+        helper.make_node("Slice", ["top_scores", "zero", "one", "one"], ["confidence"]),
+        helper.make_node("Slice", ["top_intents", "zero", "one", "one"], ["intent"]),
+    ]
     outputs = [
         helper.make_tensor_value_info("intent", TensorProto.STRING, ["batch", 1]),
         helper.make_tensor_value_info("confidence", TensorProto.FLOAT, ["batch", 1]),
