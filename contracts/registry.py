@@ -128,6 +128,7 @@ def run_metrics(report: dict) -> dict[str, float]:
     metrics.update({f"latency.{key}": value for key, value in gate["latency"].items()})
     metrics["recall.intents_checked"] = gate.get("intents_checked", 0)
     metrics["recall.intents_over_margin"] = len(gate.get("recall_drops_over_margin", {}))
+    metrics["recall.intents_refused"] = len(gate.get("recall_drops_refused", {}))
     metrics["candidate_fp32.test_accuracy"] = report["candidate_fp32_test_accuracy"]
     metrics["train.seconds"] = report["train"]["seconds"]
     metrics.update({f"parity.{key}": value for key, value in report["parity"].items()})

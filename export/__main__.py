@@ -144,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument(
         "--epochs", type=int, default=0, help="the recipe (0: the quick one, no fine-tuning)"
     )
+    tune.add_argument(
+        "--held-out-only",
+        action="store_true",
+        help="choose, without scoring on the test split (which trains the recipe again on the "
+        "whole training split)",
+    )
     tune.add_argument("--output", type=Path, help="also write the JSON here")
 
     trt = commands.add_parser(
@@ -227,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=GateCriteria.max_recall_drop,
         help="points any intent's recall may fall (default %(default)s)",
+    )
+    retrain.add_argument(
+        "--recall-alpha",
+        type=float,
+        default=GateCriteria.recall_alpha,
+        help="refuse a recall drop only when two equally good models would show one as large "
+        "less often than this (default %(default)s; 1: the margin alone; export/gate.py)",
     )
     retrain.add_argument(
         "--latency-budget",
@@ -555,7 +568,8 @@ def _credit_retrain(args, settings: ExportSettings) -> int:
 def _tune(args, settings: ExportSettings) -> int:
     from export.tune import tune
 
-    result = tune(settings, args.epochs)
+    served = (vote_settings(args.epochs), DEFAULT_LEXICAL.weight)
+    result = tune(settings, args.epochs, served, test=not args.held_out_only)
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:
@@ -624,6 +638,7 @@ def _retrain(args, settings: ExportSettings) -> int:
         criteria=GateCriteria(
             accuracy_tolerance=args.accuracy_tolerance,
             max_recall_drop=args.max_recall_drop,
+            recall_alpha=args.recall_alpha,
             latency_budget=args.latency_budget,
         ),
     )

@@ -10,11 +10,22 @@ The criteria (GateCriteria holds the numbers; every one is checked, every failur
   corrections when there are any), the candidate's accuracy is not below production's minus
   `accuracy_tolerance` points (0 by default: not lower at all);
 - recall: on the frozen test split, no intent's recall falls by more than `max_recall_drop`
-  points (5 by default) from production's; the failing intents are named;
+  points (5 by default) from production's beyond chance; the failing intents are named.
+  "Beyond chance": Banking77 has 40 test texts an intent, so 5 points is 2 texts, and two
+  models that are equally good disagree on a few texts of most intents. Each text exactly one
+  of the two gets right is a loss or a gain for the candidate; if the candidate were as good
+  as production on every intent, each would be a fair coin, independently (McNemar's exact
+  test). The largest net loss of any intent then has a known distribution (the product of the
+  intents' binomial ones), and an intent is refused only when its net loss is one that this
+  largest would reach less than `recall_alpha` (5 %) of the time: the gate refuses a candidate
+  as good as production on every intent at most that often, whatever the number of intents.
+  A collapsed intent (shuffled labels, poisoned corrections) is far beyond it. `recall_alpha`
+  1 checks the margin alone;
 - latency: the candidate's median (p50) seconds per batch is within `latency_budget` times
   production's (1.5 by default).
 """
 
+import math
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -29,6 +40,7 @@ HOLDOUT_FRACTION = 0.2
 class GateCriteria:
     accuracy_tolerance: float = 0.0  # points below production's accuracy allowed
     max_recall_drop: float = 5.0  # points any one intent's recall may fall
+    recall_alpha: float = 0.05  # chance of refusing a candidate no worse on any intent
     latency_budget: float = 1.5  # candidate p50 per batch ≤ this × production's
 
 
@@ -72,6 +84,81 @@ def recall_by_intent(truth: Sequence[str], predicted: Sequence[str]) -> dict[str
     return {intent: hits[intent] / n for intent, n in sorted(support.items())}
 
 
+def net_losses(evaluation: Evaluation) -> tuple[dict[str, int], dict[str, int]]:
+    """Per intent: the candidate's net loss in texts (texts only production gets right, less
+    texts only the candidate gets right) and the number of such disagreements."""
+    loss: Counter = Counter()
+    disagreements: Counter = Counter()
+    rows = zip(evaluation.truth, evaluation.production, evaluation.candidate, strict=True)
+    for truth, production, candidate in rows:
+        if (production == truth) != (candidate == truth):
+            disagreements[truth] += 1
+            loss[truth] += 1 if production == truth else -1
+    return {i: loss[i] for i in set(evaluation.truth)}, dict(disagreements)
+
+
+def _net_loss_at_most(limit: int, disagreements: int) -> float:
+    """P(net loss <= limit) when each of `disagreements` texts is a fair coin."""
+    # net loss = 2 * losses - disagreements, losses ~ Binomial(disagreements, 1/2)
+    most_losses = math.floor((limit + disagreements) / 2)
+    if most_losses < 0:
+        return 0.0
+    ways = sum(math.comb(disagreements, k) for k in range(min(most_losses, disagreements) + 1))
+    return ways / 2**disagreements
+
+
+def chance_of_exceeding(limits: dict[str, int], disagreements: dict[str, int]) -> float:
+    """P(some intent's net loss exceeds its limit) for a candidate no worse on any intent."""
+    below = math.prod(_net_loss_at_most(limits[i], n) for i, n in disagreements.items())
+    return 1.0 - below
+
+
+def critical_net_loss(disagreements: dict[str, int], alpha: float) -> int:
+    """The fewest texts t such that some intent's net loss exceeds t by chance at most
+    `alpha` of the time (for a candidate no worse than production on any intent)."""
+    limit = 0
+    while chance_of_exceeding(dict.fromkeys(disagreements, limit), disagreements) > alpha:
+        limit += 1
+    return limit
+
+
+def _check_recall(test: Evaluation, criteria: GateCriteria, metrics: dict) -> str | None:
+    before = recall_by_intent(test.truth, test.production)
+    after = recall_by_intent(test.truth, test.candidate)
+    support = Counter(test.truth)
+    loss, disagreements = net_losses(test)
+    drops = {
+        intent: 100 * (before[intent] - after[intent])
+        for intent in before
+        if 100 * (before[intent] - after[intent]) > criteria.max_recall_drop + 1e-9
+    }
+    critical = critical_net_loss(disagreements, criteria.recall_alpha)
+    refused = {i: d for i, d in drops.items() if loss[i] > critical}
+    margin_texts = {
+        i: math.floor(criteria.max_recall_drop / 100 * support[i] + 1e-9) for i in disagreements
+    }
+    metrics["intents_checked"] = len(before)
+    metrics["recall_drops_over_margin"] = {i: round(d, 2) for i, d in sorted(drops.items())}
+    metrics["recall_drops_refused"] = {i: round(d, 2) for i, d in sorted(refused.items())}
+    metrics["recall_chance"] = {
+        "disagreements": sum(disagreements.values()),
+        "critical_net_loss_texts": critical,
+        # how often the margin alone would refuse a candidate no worse on any intent
+        "margin_alone_refuses": round(chance_of_exceeding(margin_texts, disagreements), 4),
+    }
+    if not refused:
+        return None
+    worst = sorted(refused, key=lambda i: (-refused[i], i))
+    shown = ", ".join(f"{i} {100 * before[i]:.1f} → {100 * after[i]:.1f} %" for i in worst[:10])
+    more = f" and {len(worst) - 10} more" if len(worst) > 10 else ""
+    return (
+        f"recall on {TEST_SET} fell by more than {criteria.max_recall_drop:g} points, and by "
+        f"more than {critical} texts (what chance gives two equally good models "
+        f"{100 * criteria.recall_alpha:g} % of the time), for {len(refused)} of {len(before)} "
+        f"intents: {shown}{more}"
+    )
+
+
 def p50(seconds: Sequence[float]) -> float:
     return statistics.median(seconds)
 
@@ -105,23 +192,9 @@ def run_gate(
                 f"minus the tolerance of {criteria.accuracy_tolerance:g} points"
             )
     test = next(e for e in evaluations if e.name == TEST_SET)
-    before = recall_by_intent(test.truth, test.production)
-    after = recall_by_intent(test.truth, test.candidate)
-    drops = {
-        intent: 100 * (before[intent] - after[intent])
-        for intent in before
-        if 100 * (before[intent] - after[intent]) > criteria.max_recall_drop + 1e-9
-    }
-    metrics["recall_drops_over_margin"] = {i: round(d, 2) for i, d in sorted(drops.items())}
-    metrics["intents_checked"] = len(before)
-    if drops:
-        worst = sorted(drops, key=lambda i: (-drops[i], i))
-        shown = ", ".join(f"{i} {100 * before[i]:.1f} → {100 * after[i]:.1f} %" for i in worst[:10])
-        more = f" and {len(worst) - 10} more" if len(worst) > 10 else ""
-        reasons.append(
-            f"recall on {TEST_SET} fell by more than {criteria.max_recall_drop:g} points for "
-            f"{len(drops)} of {len(before)} intents: {shown}{more}"
-        )
+    recall_reason = _check_recall(test, criteria, metrics)
+    if recall_reason:
+        reasons.append(recall_reason)
     production_p50, candidate_p50 = p50(production_seconds), p50(candidate_seconds)
     budget = criteria.latency_budget * production_p50
     metrics["latency"] = {

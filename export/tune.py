@@ -141,7 +141,9 @@ def scoring(recipe: Recipe, examples: Split, split: Split) -> Scoring:
     )
 
 
-def tune(settings: ExportSettings, epochs: int) -> dict:
+def tune(settings: ExportSettings, epochs: int, served: tuple, test: bool = True) -> dict:
+    """`served`: the (vote, lexical weight) the recipe serves now, scored beside the best.
+    Without `test`, nothing is trained on the whole split: the choice alone (half the time)."""
     started = time.perf_counter()
     torch.set_num_threads(settings.torch_threads)
     data = load_banking77(settings.banking77_dir)
@@ -164,8 +166,7 @@ def tune(settings: ExportSettings, epochs: int) -> dict:
         "test split",
         flush=True,
     )
-    test = scoring(recipe, data.train, data.test)
-    return {
+    result = {
         "command": " ".join(["python -m export", *sys.argv[1:]]),
         "machine": {"platform": platform.platform(), "cores_usable": usable_cores()},
         "epochs": epochs,
@@ -176,11 +177,21 @@ def tune(settings: ExportSettings, epochs: int) -> dict:
             "head_alone": round(scores[head_alone, 0.0], 4),
             "with_the_vote": round(scores[best, 0.0], 4),
             "with_the_vote_and_the_lexical_view": round(scores[best, lexical], 4),
+            "served_settings": round(held_out.accuracy(*served), 4),
         },
-        "test_accuracy": {
-            "head_alone": round(test.accuracy(head_alone), 4),
-            "with_the_vote": round(test.accuracy(best), 4),
-            "with_the_vote_and_the_lexical_view": round(test.accuracy(best, lexical), 4),
-        },
-        "seconds": round(time.perf_counter() - started, 1),
+        "served": {**asdict(served[0]), "lexical_weight": served[1]},
+        "runners_up": [
+            {**asdict(chosen), "lexical_weight": weight, "held_out_accuracy": round(score, 4)}
+            for (chosen, weight), score in sorted(scores.items(), key=lambda s: -s[1])[1:6]
+        ],
     }
+    if test:
+        scored = scoring(recipe, data.train, data.test)
+        result["test_accuracy"] = {
+            "head_alone": round(scored.accuracy(head_alone), 4),
+            "with_the_vote": round(scored.accuracy(best), 4),
+            "with_the_vote_and_the_lexical_view": round(scored.accuracy(best, lexical), 4),
+            "served_settings": round(scored.accuracy(*served), 4),
+        }
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result

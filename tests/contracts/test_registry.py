@@ -74,6 +74,7 @@ def test_a_refused_candidate_is_a_run_with_its_reasons_and_no_version(registry, 
     assert run.data.tags["gate.reasons"].startswith("accuracy on test (200 texts)")
     assert run.data.tags["data.shuffled_labels"] == "True"
     assert run.data.metrics["recall.intents_over_margin"] == 1
+    assert run.data.metrics["recall.intents_refused"] == 1
     assert make_client(registry).search_model_versions(f"name = '{registry.model}'") == []
 
 

@@ -369,7 +369,9 @@ def test_a_worse_candidate_is_refused_and_writes_only_its_report(tmp_path, monke
     err = captured.err
     assert "candidate refused:" in err
     assert "accuracy on test (100 texts): candidate" in err
-    assert "recall on test fell by more than 5 points" in err
+    # 100 texts are one or two an intent: too few to tell one intent's loss from chance
+    # (export/gate.py), so the accuracy alone refuses it
+    assert "recall on test" not in err
     [report] = (run.output / "refused").glob("*.json")
     assert json.loads(report.read_text())["status"] == "refused"
     assert not (run.output / "ticket_classifier").exists()

@@ -45,6 +45,7 @@ def card_report(status: str = "passed") -> dict:
                 "criteria": {
                     "accuracy_tolerance": 0.0,
                     "max_recall_drop": 5.0,
+                    "recall_alpha": 0.05,
                     "latency_budget": 1.5,
                 },
                 "sets": {
@@ -60,6 +61,7 @@ def card_report(status: str = "passed") -> dict:
                     },
                 },
                 "recall_drops_over_margin": {} if passed else {"card_arrival": 100.0},
+                "recall_drops_refused": {} if passed else {"card_arrival": 100.0},
                 "intents_checked": 77,
                 "latency": {
                     "production_p50_ms_per_batch": 20.1,
