@@ -622,6 +622,16 @@ def _retrain(args, settings: ExportSettings) -> int:
     from export.production import ProductionMissing
     from export.retrain import RetrainOptions, retrain
 
+    try:
+        criteria = GateCriteria(
+            accuracy_tolerance=args.accuracy_tolerance,
+            max_recall_drop=args.max_recall_drop,
+            recall_alpha=args.recall_alpha,
+            latency_budget=args.latency_budget,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     options = RetrainOptions(
         snapshot=args.snapshot,
         production=args.production_repository,
@@ -635,12 +645,7 @@ def _retrain(args, settings: ExportSettings) -> int:
         shuffle_labels=args.shuffle_labels,
         rerank=None if args.no_vote else vote_settings(args.epochs),
         lexical=None if args.no_lexical else DEFAULT_LEXICAL,
-        criteria=GateCriteria(
-            accuracy_tolerance=args.accuracy_tolerance,
-            max_recall_drop=args.max_recall_drop,
-            recall_alpha=args.recall_alpha,
-            latency_budget=args.latency_budget,
-        ),
+        criteria=criteria,
     )
     try:
         result = retrain(settings, options)

@@ -43,6 +43,10 @@ class GateCriteria:
     recall_alpha: float = 0.05  # chance of refusing a candidate no worse on any intent
     latency_budget: float = 1.5  # candidate p50 per batch ≤ this × production's
 
+    def __post_init__(self) -> None:
+        if not 0 < self.recall_alpha <= 1:
+            raise ValueError(f"recall_alpha must be in (0, 1], got {self.recall_alpha}")
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -153,9 +157,9 @@ def _check_recall(test: Evaluation, criteria: GateCriteria, metrics: dict) -> st
     more = f" and {len(worst) - 10} more" if len(worst) > 10 else ""
     return (
         f"recall on {TEST_SET} fell by more than {criteria.max_recall_drop:g} points, and by "
-        f"more than {critical} texts (what chance gives two equally good models "
-        f"{100 * criteria.recall_alpha:g} % of the time), for {len(refused)} of {len(before)} "
-        f"intents: {shown}{more}"
+        f"more than {critical} texts net (beyond chance: two equally good models lose more in "
+        f"some intent under {100 * criteria.recall_alpha:g} % of the time), for {len(refused)} "
+        f"of {len(before)} intents: {shown}{more}"
     )
 
 

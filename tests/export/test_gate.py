@@ -211,5 +211,7 @@ def test_mismatched_or_missing_inputs_are_refused():
         Evaluation("test", ["a"], ["a", "b"], ["a"])
     with pytest.raises(ValueError, match="'test'"):
         run_gate([Evaluation("corrections", ["a"], ["a"], ["a"])], FAST, FAST)
+    with pytest.raises(ValueError, match="recall_alpha"):
+        GateCriteria(recall_alpha=0)
     with pytest.raises(ValueError, match="latencies"):
         run_gate([Evaluation("test", ["a"], ["a"], ["a"])], [], FAST)

@@ -384,3 +384,9 @@ def test_a_missing_production_model_stops_retrain_before_training(tmp_path, monk
     (run.production / "ticket_classifier/1/model.onnx").unlink()
     assert run() == 2
     assert "build production first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("alpha", ["0", "1.5"])
+def test_a_recall_alpha_outside_0_to_1_is_refused_before_anything_runs(alpha, capsys):
+    assert main(["retrain", "--recall-alpha", alpha]) == 2
+    assert "recall_alpha must be in (0, 1]" in capsys.readouterr().err
