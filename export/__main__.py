@@ -9,8 +9,8 @@ from pathlib import Path
 
 from export.device import ACCELERATORS, DEVICES
 from export.gate import HOLDOUT_FRACTION, GateCriteria
-from export.lexical import DEFAULT_LEXICAL
-from export.rerank import DEFAULT_RERANK, FROZEN_RERANK
+from export.lexical import lexical_for
+from export.rerank import vote_for
 from export.settings import ExportSettings
 from export.xray import EPOCHS as XRAY_EPOCHS
 from export.xray import QUICK_EPOCHS as XRAY_QUICK_EPOCHS
@@ -318,8 +318,8 @@ def _build(args, settings: ExportSettings) -> int:
         test_limit=args.test_limit,
         max_length=args.max_length,
         tensorrt=not args.no_tensorrt,
-        rerank=None if args.no_vote else vote_settings(epochs),
-        lexical=None if args.no_lexical else DEFAULT_LEXICAL,
+        rerank=None if args.no_vote else vote_for(epochs),
+        lexical=None if args.no_lexical else lexical_for(epochs),
         checkpoint=args.checkpoint,
     )
     summary = build(settings, options, repository)
@@ -568,18 +568,13 @@ def _credit_retrain(args, settings: ExportSettings) -> int:
 def _tune(args, settings: ExportSettings) -> int:
     from export.tune import tune
 
-    served = (vote_settings(args.epochs), DEFAULT_LEXICAL.weight)
+    served = (vote_for(args.epochs), lexical_for(args.epochs).weight)
     result = tune(settings, args.epochs, served, test=not args.held_out_only)
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:
         args.output.write_text(text + "\n")
     return 0
-
-
-def vote_settings(epochs: int):
-    """The vote's settings for a recipe, each the best on held-out training texts."""
-    return DEFAULT_RERANK if epochs else FROZEN_RERANK
 
 
 def _tensorrt(args, settings: ExportSettings) -> int:
@@ -643,8 +638,8 @@ def _retrain(args, settings: ExportSettings) -> int:
         max_length=args.max_length,
         holdout_fraction=args.holdout_fraction,
         shuffle_labels=args.shuffle_labels,
-        rerank=None if args.no_vote else vote_settings(args.epochs),
-        lexical=None if args.no_lexical else DEFAULT_LEXICAL,
+        rerank=None if args.no_vote else vote_for(args.epochs),
+        lexical=None if args.no_lexical else lexical_for(args.epochs),
         criteria=criteria,
     )
     try:

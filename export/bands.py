@@ -27,9 +27,9 @@ from contracts.models import INTENT_FILE
 from contracts.runtime import ort_session
 from export.data import load_banking77
 from export.fuse import TEXT_INPUT
-from export.lexical import DEFAULT_LEXICAL
+from export.lexical import lexical_for
 from export.onnx_export import export_packaged_encoder
-from export.rerank import DEFAULT_RERANK, FROZEN_RERANK
+from export.rerank import vote_for
 from export.settings import ExportSettings
 from export.tune import Recipe, held_out_rows, scoring, subset
 
@@ -97,8 +97,7 @@ def run_bands(
     kept = sorted(set(range(len(data.train))) - set(held))
     print(f"== 1/3 training on {len(kept)} texts, {len(held)} held out", flush=True)
     held_out = scoring(recipe, subset(data.train, kept), subset(data.train, held))
-    vote = DEFAULT_RERANK if epochs else FROZEN_RERANK
-    probabilities = held_out.probabilities(vote, DEFAULT_LEXICAL.weight)
+    probabilities = held_out.probabilities(vote_for(epochs), lexical_for(epochs).weight)
     labels = np.array(held_out.split.labels)
     validation = (probabilities.max(axis=1), probabilities.argmax(axis=1) == labels)
     thresholds = choose(*validation)

@@ -34,7 +34,15 @@ class LexicalSettings:
     max_iterations: int = 2000
 
 
-DEFAULT_LEXICAL = LexicalSettings()
+# Each recipe's weight, the best on its held-out tenth of the training split (export/tune.py;
+# README, "Triage accuracy"): a fine-tuned encoder's head leans less on the lexical view.
+DEFAULT_LEXICAL = LexicalSettings(weight=0.2)  # a fine-tuned encoder (6 epochs, session 16)
+FROZEN_LEXICAL = LexicalSettings(weight=0.4)  # a head on the packaged encoder (the quick recipe)
+
+
+def lexical_for(epochs: int) -> LexicalSettings:
+    """The recipe's lexical view: a fine-tuned encoder's (`epochs`) or the quick one's."""
+    return DEFAULT_LEXICAL if epochs else FROZEN_LEXICAL
 
 
 @dataclass(frozen=True)

@@ -82,12 +82,13 @@ def test_the_quick_recipe_serves_the_packaged_encoder_and_the_vote_lifts_its_hea
     training texts per intent here; the full quick build: see README, "Triage accuracy")."""
     from export.build import BuildOptions, Steps, intent_predictions, onnx_accuracy
     from export.build import train_and_export as run
-    from export.rerank import FROZEN_RERANK
+    from export.lexical import lexical_for
+    from export.rerank import vote_for
     from export.settings import ExportSettings
 
     data = load_banking77(export_settings.banking77_dir)
     settings = ExportSettings(work_dir=tmp_path)
-    options = BuildOptions(epochs=0, train_per_label=16, rerank=FROZEN_RERANK)
+    options = BuildOptions(epochs=0, train_per_label=16, rerank=vote_for(0), lexical=lexical_for(0))
     train, test = data.train.head_per_label(16), data.test.spread(400)
     exported = run(settings, options, train, test.head(40), data.intents, Steps(3))
     assert exported.train_report.epochs == 0
