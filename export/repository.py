@@ -11,16 +11,32 @@ from export.settings import PROJECT_ROOT
 COMMITTED_REPOSITORY = PROJECT_ROOT / "model_repository"
 
 
+# What a build or `export publish` adds beside the committed configs and code: exported files,
+# served configs, pinned per-version ensembles and model cards
+_NOT_COMMITTED = shutil.ignore_patterns(
+    "*.onnx",
+    "*.plan",
+    "tokenizer.json",
+    "__pycache__",
+    "configs",
+    "*_v[0-9]*",
+    "model_card.json",
+)
+
+
+def _not_committed(folder: str, names: list[str]) -> set[str]:
+    """Also every version folder past 1: the committed code lives in `1/`, later versions are
+    published ones (Triton would try to serve an emptied copy of one)."""
+    later = {name for name in names if name.isdigit() and int(name) > 1}
+    return set(_NOT_COMMITTED(folder, names)) | later
+
+
 def ensure_configs(repository: Path) -> None:
-    """Give a repository outside the project (tests, variants) the committed configs and code."""
+    """Give a repository outside the project (tests, variants) the committed configs and code,
+    not what was built or published into the project's own repository."""
     if repository.resolve() == COMMITTED_REPOSITORY.resolve():
         return
-    shutil.copytree(
-        COMMITTED_REPOSITORY,
-        repository,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("*.onnx", "*.plan", "tokenizer.json", "__pycache__"),
-    )
+    shutil.copytree(COMMITTED_REPOSITORY, repository, dirs_exist_ok=True, ignore=_not_committed)
 
 
 def write_models(

@@ -44,13 +44,12 @@ DEFAULT_RERANK = RerankSettings(weight=0.3)
 # a head on the packaged encoder's embeddings (the quick recipe)
 FROZEN_RERANK = RerankSettings(weight=0.5)
 
+QUERY = "example_embedding"  # the graph input the vote reads
+
 
 def vote_for(epochs: int) -> RerankSettings:
     """The recipe's vote: a fine-tuned encoder's (`epochs`) or the quick one's."""
     return DEFAULT_RERANK if epochs else FROZEN_RERANK
-
-
-QUERY = "example_embedding"  # the graph input the vote reads
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,12 @@ def scoring(recipe: Recipe, examples: Split, split: Split) -> Scoring:
     )
 
 
-def tune(settings: ExportSettings, epochs: int, served: tuple, test: bool = True) -> dict:
+def tune(
+    settings: ExportSettings,
+    epochs: int,
+    served: tuple[RerankSettings, float],
+    test: bool = True,
+) -> dict:
     """`served`: the (vote, lexical weight) the recipe serves now, scored beside the best.
     Without `test`, nothing is trained on the whole split: the choice alone (half the time)."""
     started = time.perf_counter()
@@ -161,11 +166,8 @@ def tune(settings: ExportSettings, epochs: int, served: tuple, test: bool = True
     }
     best, lexical = max(scores, key=lambda s: (scores[s], -abs(s[0].weight - 0.5)))
     head_alone = replace(best, weight=0.0)
-    print(
-        f"== best on the held-out texts: {best}, lexical weight {lexical}; scoring it on the "
-        "test split",
-        flush=True,
-    )
+    then = "; scoring it on the test split" if test else ""
+    print(f"== best on the held-out texts: {best}, lexical weight {lexical}{then}", flush=True)
     result = {
         "command": " ".join(["python -m export", *sys.argv[1:]]),
         "machine": {"platform": platform.platform(), "cores_usable": usable_cores()},
@@ -182,8 +184,9 @@ def tune(settings: ExportSettings, epochs: int, served: tuple, test: bool = True
         "served": {**asdict(served[0]), "lexical_weight": served[1]},
         "runners_up": [
             {**asdict(chosen), "lexical_weight": weight, "held_out_accuracy": round(score, 4)}
-            for (chosen, weight), score in sorted(scores.items(), key=lambda s: -s[1])[1:6]
-        ],
+            for (chosen, weight), score in sorted(scores.items(), key=lambda s: -s[1])
+            if (chosen, weight) != (best, lexical)
+        ][:5],
     }
     if test:
         scored = scoring(recipe, data.train, data.test)
