@@ -19,6 +19,7 @@ from export.lexical import (
 from export.model import EMBEDDING_DIM, IntentModel, batch_encode
 from export.quantize import quantize_encoder
 from export.rerank import (
+    DEFAULT_RERANK,
     QUERY,
     ExampleIndex,
     RerankSettings,
@@ -97,7 +98,7 @@ def build_classifier(
     probabilities = "head_probabilities"  # each blend below takes the one before it
     if index is not None:
         more_nodes, more_initializers = rerank_graph(
-            index, rerank or RerankSettings(), len(intents), after="voted_probabilities"
+            index, rerank or DEFAULT_RERANK, len(intents), after="voted_probabilities"
         )
         nodes += more_nodes
         initializers += more_initializers
@@ -189,7 +190,7 @@ def check_parity(
         if index is not None:
             feeds[QUERY] = embed_texts(example_encoder, tokenizer, batch)
             blended = reference_probabilities(
-                torch_probs.numpy(), feeds[QUERY], index, rerank or RerankSettings()
+                torch_probs.numpy(), feeds[QUERY], index, rerank or DEFAULT_RERANK
             )
             torch_probs = torch.from_numpy(blended)
         if lexical is not None:
