@@ -145,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         "--epochs", type=int, default=0, help="the recipe (0: the quick one, no fine-tuning)"
     )
     tune.add_argument(
+        "--average-last",
+        type=int,
+        help="a fine-tuned recipe's weights: the mean of those at the ends of the last K epochs "
+        "(1: the last weights; default: the recipe's, export/train.py)",
+    )
+    tune.add_argument(
         "--held-out-only",
         action="store_true",
         help="choose, without scoring on the test split (which trains the recipe again on the "
@@ -568,8 +574,13 @@ def _credit_retrain(args, settings: ExportSettings) -> int:
 def _tune(args, settings: ExportSettings) -> int:
     from export.tune import tune
 
-    served = (vote_for(args.epochs), lexical_for(args.epochs).weight)
-    result = tune(settings, args.epochs, served, test=not args.held_out_only)
+    served = (vote_for(args.epochs), lexical_for(args.epochs).weight, 0.0)  # no packaged head
+    if args.average_last is not None and not 1 <= args.average_last <= max(args.epochs, 1):
+        print(f"error: --average-last is between 1 and the epochs, not {args.average_last}")
+        return 2
+    result = tune(
+        settings, args.epochs, served, test=not args.held_out_only, average_last=args.average_last
+    )
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:

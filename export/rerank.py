@@ -100,16 +100,23 @@ def reference_probabilities(
     settings: RerankSettings,
 ) -> np.ndarray:
     """What the graph computes, in NumPy: the blend of the head and the neighbours' vote."""
+    vote = neighbour_vote(embeddings, index, settings, head_probabilities.shape[1])
+    return (1 - settings.weight) * head_probabilities + settings.weight * vote
+
+
+def neighbour_vote(
+    embeddings: np.ndarray, index: ExampleIndex, settings: RerankSettings, num_intents: int
+) -> np.ndarray:
+    """The vote alone: each text's weighted share of its nearest training texts per intent."""
     k = min(settings.neighbours, len(index))
     similarity = unit_rows(embeddings) @ index.embeddings.T
     nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
     best = np.take_along_axis(similarity, nearest, axis=1)
     weights = np.exp((best - best[:, :1]) / settings.temperature)
-    vote = np.zeros_like(head_probabilities)
+    vote = np.zeros((len(embeddings), num_intents), dtype=np.float32)
     rows = np.repeat(np.arange(len(embeddings)), k)
     np.add.at(vote, (rows, index.labels[nearest].ravel()), weights.ravel())
-    vote /= vote.sum(axis=1, keepdims=True)
-    return (1 - settings.weight) * head_probabilities + settings.weight * vote
+    return vote / vote.sum(axis=1, keepdims=True)
 
 
 def rerank_graph(

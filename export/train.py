@@ -27,6 +27,9 @@ class TrainConfig:
     warmup_fraction: float = 0.06
     label_smoothing: float = 0.1
     seed: int = 13
+    # The mean of the weights at the ends of the last K epochs (at most all of them); 1: the
+    # last weights. Chosen on held-out texts (README, "Triage accuracy"): it serves at no cost.
+    average_last: int = 3
 
 
 @dataclass
@@ -35,6 +38,7 @@ class TrainReport:
     train_examples: int
     seconds: float
     test_accuracy_by_epoch: list[float] = field(default_factory=list)
+    averaged_test_accuracy: float | None = None  # the weights averaged over the last epochs
 
 
 def train(
@@ -62,6 +66,7 @@ def train(
     report = TrainReport(epochs=config.epochs, train_examples=len(train_split), seconds=0.0)
     started = time.perf_counter()
     order = list(range(len(train_split)))
+    tail, tail_epochs = TailAverage(), min(config.average_last, config.epochs)
     for epoch in range(1, config.epochs + 1):
         model.train()
         random.shuffle(order)
@@ -78,13 +83,46 @@ def train(
             optimizer.step()
             scheduler.step()
             progress.set_postfix(loss=f"{loss.item():.3f}")
+        if epoch > config.epochs - tail_epochs:
+            tail.add(model)
         if test_split is not None:
             accuracy = accuracy_in_process(model, tokenizer, test_split)
             report.test_accuracy_by_epoch.append(accuracy)
             tqdm.write(f"epoch {epoch}: in-process test accuracy {accuracy:.4f}")
+    if tail_epochs > 1:
+        tail.load_into(model)
+        if test_split is not None:
+            report.averaged_test_accuracy = accuracy_in_process(model, tokenizer, test_split)
+            tqdm.write(
+                f"the last {tail_epochs} epochs' weights averaged: in-process test accuracy "
+                f"{report.averaged_test_accuracy:.4f}"
+            )
     model.eval()
     report.seconds = round(time.perf_counter() - started, 1)
     return model, report
+
+
+class TailAverage:
+    """The running mean of a model's floating-point weights, taken at the ends of epochs."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    @torch.no_grad()
+    def add(self, model: nn.Module) -> None:
+        for name, value in model.state_dict().items():
+            if value.is_floating_point():
+                if name in self.sums:
+                    self.sums[name] += value
+                else:
+                    self.sums[name] = value.detach().clone()
+        self.count += 1
+
+    @torch.no_grad()
+    def load_into(self, model: nn.Module) -> None:
+        averaged = {name: total / self.count for name, total in self.sums.items()}
+        model.load_state_dict(averaged, strict=False)
 
 
 @torch.inference_mode()

@@ -36,3 +36,18 @@ def test_the_lexical_view_can_fix_what_the_head_and_the_vote_get_wrong():
     scored = Scoring(Split(["x", "y"], [0, 1]), wrong_head, queries, index, right_lexical)
     assert scored.accuracy(RerankSettings(neighbours=1, weight=0.5)) == 0.0
     assert scored.accuracy(RerankSettings(neighbours=1, weight=0.5), lexical_weight=0.5) == 1.0
+
+
+def test_the_packaged_head_can_fix_what_the_fine_tuned_head_gets_wrong():
+    examples = Split(["a", "b"], [0, 1])
+    queries = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    wrong_head = np.array([[0.4, 0.6], [0.6, 0.4]], dtype=np.float32)
+    right_packaged = np.array([[0.9, 0.1], [0.1, 0.9]], dtype=np.float32)
+    index = index_of(queries[::-1], examples.labels)  # the vote points the wrong way
+    split = Split(["x", "y"], [0, 1])
+    scored = Scoring(split, wrong_head, queries, index, wrong_head, right_packaged)
+    chosen = RerankSettings(neighbours=1, weight=0.0)
+    assert scored.accuracy(chosen) == 0.0
+    assert scored.accuracy(chosen, packaged_weight=0.5) == 1.0
+    assert scored.rows(1, 2).accuracy(chosen, packaged_weight=0.5) == 1.0
+    assert scored.rows(1, 2).split == Split(["y"], [1])
