@@ -1,7 +1,9 @@
 """`export tune-vote`'s pieces: the held-out tenth, and scoring a vote's settings."""
 
 import numpy as np
+import pytest
 
+from export.__main__ import main
 from export.data import Split
 from export.rerank import RerankSettings, index_of
 from export.tune import Scoring, held_out_rows
@@ -51,3 +53,11 @@ def test_the_packaged_head_can_fix_what_the_fine_tuned_head_gets_wrong():
     assert scored.accuracy(chosen, packaged_weight=0.5) == 1.0
     assert scored.rows(1, 2).accuracy(chosen, packaged_weight=0.5) == 1.0
     assert scored.rows(1, 2).split == Split(["y"], [1])
+
+
+@pytest.mark.parametrize("average_last", ["0", "3"])
+def test_averaging_more_epochs_than_trained_is_refused_before_anything_runs(average_last, capsys):
+    assert main(["tune-vote", "--epochs", "2", "--average-last", average_last]) == 2
+    assert f"--average-last is between 1 and the epochs, not {average_last}" in (
+        capsys.readouterr().out
+    )
