@@ -28,7 +28,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     seed: int = 13
     # The mean of the weights at the ends of the last K epochs (at most all of them); 1: the
-    # last weights. Chosen on held-out texts (README, "Triage accuracy"): it serves at no cost.
+    # last weights. Measured in session 17 (README, "Triage accuracy"): the head alone 0.3
+    # points better on held-out texts, and nothing to pay when serving.
     average_last: int = 3
 
 
@@ -83,7 +84,7 @@ def train(
             optimizer.step()
             scheduler.step()
             progress.set_postfix(loss=f"{loss.item():.3f}")
-        if epoch > config.epochs - tail_epochs:
+        if tail_epochs > 1 and epoch > config.epochs - tail_epochs:
             tail.add(model)
         if test_split is not None:
             accuracy = accuracy_in_process(model, tokenizer, test_split)

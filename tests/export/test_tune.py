@@ -56,7 +56,7 @@ def test_the_packaged_head_can_fix_what_the_fine_tuned_head_gets_wrong():
 
 
 @pytest.mark.parametrize("average_last", ["0", "3"])
-def test_averaging_more_epochs_than_trained_is_refused_before_anything_runs(average_last, capsys):
+def test_an_average_of_no_epochs_or_more_than_trained_is_refused_first(average_last, capsys):
     assert main(["tune-vote", "--epochs", "2", "--average-last", average_last]) == 2
     assert f"--average-last is between 1 and the epochs, not {average_last}" in (
         capsys.readouterr().out
