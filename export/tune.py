@@ -68,7 +68,8 @@ def subset(split: Split, rows) -> Split:
 
 
 class Recipe:
-    """Trains the head (and the encoder, when `epochs`) and scores texts with it."""
+    """Trains a head on the packaged encoder's embeddings, or (when `epochs`) fine-tunes the
+    encoder with its head, and scores texts with it."""
 
     def __init__(
         self,
@@ -87,27 +88,17 @@ class Recipe:
         self.average_last = average_last
         self.tokenizer = load_tokenizer(SERVED_MAX_TOKENS)
 
-    def head_probabilities(self, train_split: Split, texts: list[str]) -> np.ndarray:
+    def fine_tuned_probabilities(self, train_split: Split, texts: list[str]) -> np.ndarray:
+        """Fine-tune on `train_split` (`epochs`), score `texts` with its INT8 export."""
         work = self.settings.work_dir
-        if self.epochs:
-            config = TrainConfig(epochs=self.epochs, seed=self.settings.seed)
-            if self.average_last is not None:
-                config = replace(config, average_last=self.average_last)
-            model, _ = train(train_split, self.intents, config)
-            fp32, int8 = work / "tune.encoder.fp32.onnx", work / "tune.encoder.int8.onnx"
-            export_encoder(model, fp32)
-            quantize_encoder(fp32, int8)
-            embeddings = embed_texts(int8, self.tokenizer, texts)
-        else:
-            train_embeddings = embed_texts(self.packaged, self.tokenizer, train_split.texts)
-            model, _ = train_head(
-                train_embeddings,
-                train_split.labels,
-                self.intents,
-                HeadConfig(seed=self.settings.seed),
-            )
-            embeddings = embed_texts(self.packaged, self.tokenizer, texts)
-        return _head_softmax(model, embeddings)
+        config = TrainConfig(epochs=self.epochs, seed=self.settings.seed)
+        if self.average_last is not None:
+            config = replace(config, average_last=self.average_last)
+        model, _ = train(train_split, self.intents, config)
+        fp32, int8 = work / "tune.encoder.fp32.onnx", work / "tune.encoder.int8.onnx"
+        export_encoder(model, fp32)
+        quantize_encoder(fp32, int8)
+        return _head_softmax(model, embed_texts(int8, self.tokenizer, texts))
 
     def packaged_head_probabilities(
         self, examples: np.ndarray, labels: list[int], queries: np.ndarray
@@ -180,14 +171,14 @@ def scoring(recipe: Recipe, examples: Split, split: Split) -> Scoring:
         recipe.intents,
         DEFAULT_LEXICAL,
     )
-    packaged_head = None
+    packaged_head = recipe.packaged_head_probabilities(example_embeddings, examples.labels, queries)
     if recipe.epochs:
-        packaged_head = recipe.packaged_head_probabilities(
-            example_embeddings, examples.labels, queries
-        )
+        head = recipe.fine_tuned_probabilities(examples, split.texts)
+    else:  # the quick recipe's head is the packaged encoder's
+        head, packaged_head = packaged_head, None
     return Scoring(
         split,
-        recipe.head_probabilities(examples, split.texts),
+        head,
         queries,
         index,
         lexical_probabilities(lexical, token_ids(recipe.tokenizer, split.texts)),
